@@ -1,0 +1,1 @@
+//! The kelp filer role (under construction).

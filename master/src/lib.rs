@@ -1,0 +1,1 @@
+//! The kelp master role (under construction).

@@ -1,0 +1,89 @@
+//! JSON bodies of the volume server HTTP API (uploads, deletes, status, admin calls).
+
+use serde::{Deserialize, Serialize};
+
+use crate::master_api::VolumeInformation;
+
+/// The 201 answer to an upload: `{"name","size","eTag","mime"}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadResult {
+    #[serde(default)]
+    pub name: String,
+    /// The stored data's length.
+    pub size: u64,
+    #[serde(rename = "eTag", default)]
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mime: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// The 202 answer to a delete: `{"size": N}` with N the needle's stored `Size` field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeleteResult {
+    pub size: u64,
+}
+
+/// Query parameters of the admin call that creates a volume on a volume server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllocateVolumeRequest {
+    pub volume: u32,
+    #[serde(default)]
+    pub collection: String,
+    #[serde(default)]
+    pub replication: String,
+    #[serde(default)]
+    pub ttl: String,
+    #[serde(default)]
+    pub preallocate: u64,
+}
+
+/// One data directory in `/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskStatus {
+    pub dir: String,
+    pub all: u64,
+    pub used: u64,
+    pub free: u64,
+}
+
+/// The volume server's `/status` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VolumeServerStatus {
+    #[serde(rename = "Version")]
+    pub version: String,
+    #[serde(rename = "DiskStatuses")]
+    pub disk_statuses: Vec<DiskStatus>,
+    #[serde(rename = "Volumes")]
+    pub volumes: Vec<VolumeInformation>,
+}
+
+/// The answer of the vacuum check: the volume's garbage ratio.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VacuumCheck {
+    pub garbage_ratio: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_result_keys() {
+        let r = UploadResult {
+            name: "hello.txt".into(),
+            size: 12,
+            etag: "f0ff7292".into(),
+            mime: "text/plain".into(),
+            error: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"name":"hello.txt","size":12,"eTag":"f0ff7292","mime":"text/plain"})
+        );
+    }
+}

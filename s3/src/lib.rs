@@ -1,0 +1,1 @@
+//! The kelp s3 role (under construction).

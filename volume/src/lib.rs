@@ -1,0 +1,1 @@
+//! The kelp volume role (under construction).
