@@ -1,1 +1,87 @@
-fn main() {}
+//! The `kelp` binary: parses the command line and runs one subcommand.
+
+mod cmd;
+mod flags;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kelp: a distributed object store and file system.
+///
+/// Masters hand out file ids and place volumes, volume servers store the bytes,
+/// the filer maps paths to chunks and serves HTTP REST and S3.
+/// Flags may be written -name=value, --name=value or -name value.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kelp",
+    version,
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run master, volume server, filer and S3 gateway in one process.
+    Server(cmd::server::Args),
+    /// Run a master: assigns file ids and places volumes (Raft-replicated with -peers).
+    Master(cmd::master::Args),
+    /// Run a volume server: stores needles in volume files.
+    Volume(cmd::volume::Args),
+    /// Run a filer: paths to chunk lists, HTTP REST and (with -s3) the S3 API.
+    Filer(cmd::filer::Args),
+    /// Run cluster maintenance commands read from stdin, one per line.
+    Shell(cmd::shell::Args),
+    /// Measure write and random-read throughput over the HTTP API.
+    Benchmark(cmd::benchmark::Args),
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let args = flags::normalise(std::env::args());
+    let cmd_name = args.get(1).cloned().unwrap_or_default();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
+                let _ = err.print();
+                return ExitCode::SUCCESS;
+            }
+            eprintln!(
+                "{}",
+                flags::one_sentence(&err, cmd_name.trim_start_matches('-'))
+            );
+            return ExitCode::from(flags::USAGE_EXIT as u8);
+        }
+    };
+    logging::init();
+    let result = match cli.command {
+        Command::Server(a) => cmd::server::run(a),
+        Command::Master(a) => cmd::master::run(a),
+        Command::Volume(a) => cmd::volume::run(a),
+        Command::Filer(a) => cmd::filer::run(a),
+        Command::Shell(a) => cmd::shell::run(a),
+        Command::Benchmark(a) => cmd::benchmark::run(a),
+        Command::Version => {
+            println!("kelp {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kelp {cmd_name}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
