@@ -181,9 +181,13 @@ pub struct Heartbeat {
 pub struct HeartbeatResponse {
     /// Volumes at or over this many bytes leave the writable set.
     pub volume_size_limit: u64,
-    /// The current leader's address, when the receiving master is not it.
+    /// The current leader's address, if known.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub leader: String,
+    /// Every master of the cluster: a volume server heartbeats to each of them, so any
+    /// new leader already knows the whole topology.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masters: Vec<String>,
 }
 
 /// Query parameters of `/vol/grow`.

@@ -1,6 +1,12 @@
 //! `kelp master`: one master process (Raft-replicated when -peers names others).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kelp_master::{Master, MasterConfig};
+
+use super::common;
 
 /// Flags of `kelp master`.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,11 +35,63 @@ pub struct Args {
     /// Vacuum volumes whose garbage ratio is over this.
     #[arg(long = "garbageThreshold", default_value_t = 0.3)]
     pub garbage_threshold: f64,
-    /// Seconds between automatic vacuum checks.
+    /// Seconds between automatic vacuum rounds; 0 turns them off.
     #[arg(long = "vacuumIntervalSeconds", default_value_t = 840)]
     pub vacuum_interval_seconds: u64,
+    /// Seconds between volume server heartbeats (3 missed ones mean a dead server).
+    #[arg(long = "pulseSeconds", default_value_t = 5)]
+    pub pulse_seconds: u64,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    super::not_built("master")
+impl Args {
+    pub fn config(&self) -> anyhow::Result<MasterConfig> {
+        let default_replication = self
+            .default_replication
+            .parse()
+            .map_err(|e| anyhow::anyhow!("-defaultReplication: {e}"))?;
+        if !(0.0..=1.0).contains(&self.garbage_threshold) {
+            anyhow::bail!("-garbageThreshold must be between 0 and 1");
+        }
+        Ok(MasterConfig {
+            ip: self.ip.clone(),
+            port: self.port,
+            mdir: self.mdir.clone(),
+            peers: common::peers(&self.peers),
+            volume_size_limit_mb: self.volume_size_limit_mb,
+            default_replication,
+            garbage_threshold: self.garbage_threshold,
+            vacuum_interval_secs: self.vacuum_interval_seconds,
+            pulse_secs: self.pulse_seconds.max(1),
+        })
+    }
+}
+
+/// Binds the master's port and starts its Raft member.
+pub async fn start(
+    cfg: MasterConfig,
+    bind_host: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, Arc<Master>)> {
+    let listener = common::bind("master", bind_host, cfg.port).await?;
+    std::fs::create_dir_all(&cfg.mdir)
+        .with_context(|| format!("cannot create -mdir {}", cfg.mdir.display()))?;
+    let master = kelp_master::start(cfg)
+        .await
+        .context("cannot start the master's raft member")?;
+    Ok((listener, master))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    std::fs::create_dir_all(&cfg.mdir)
+        .with_context(|| format!("cannot create -mdir {}", cfg.mdir.display()))?;
+    let _lock = common::lock_dir(&cfg.mdir)?;
+    let rt = common::runtime()?;
+    rt.block_on(async {
+        let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
+        let (listener, master) = start(cfg, &bind).await?;
+        println!("master: http://{}:{}", args.ip, args.port);
+        kelp_master::http::serve(listener, master, common::shutdown_signal())
+            .await
+            .context("master failed")
+    })
 }

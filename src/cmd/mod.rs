@@ -1,6 +1,7 @@
 //! One module per `kelp` subcommand: its flags (clap) and its `run`.
 
 pub mod benchmark;
+pub mod common;
 pub mod filer;
 pub mod master;
 pub mod server;

@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
+use super::common;
+
 /// Flags of `kelp server`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -85,6 +89,91 @@ pub struct Args {
     pub s3_config: String,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    super::not_built("all-in-one server")
+impl Args {
+    fn master_args(&self) -> super::master::Args {
+        super::master::Args {
+            ip: self.ip.clone(),
+            ip_bind: self.ip_bind.clone(),
+            port: self.master_port,
+            mdir: self
+                .master_dir
+                .clone()
+                .unwrap_or_else(|| self.dir.join("master")),
+            peers: self.master_peers.clone(),
+            volume_size_limit_mb: self.volume_size_limit_mb,
+            default_replication: self.default_replication.clone(),
+            garbage_threshold: self.garbage_threshold,
+            vacuum_interval_seconds: 840,
+            pulse_seconds: 5,
+        }
+    }
+
+    fn volume_args(&self) -> super::volume::Args {
+        let mut masters = common::peers(&self.master_peers);
+        let me = format!("{}:{}", self.ip, self.master_port);
+        if !masters.contains(&me) {
+            masters.insert(0, me);
+        }
+        super::volume::Args {
+            ip: self.ip.clone(),
+            ip_bind: self.ip_bind.clone(),
+            port: self.volume_port,
+            public_url: self.volume_public_url.clone(),
+            dir: self.dir.join("volume").display().to_string(),
+            max: self.volume_max.clone(),
+            mserver: masters.join(","),
+            data_center: self.data_center.clone(),
+            rack: self.rack.clone(),
+            file_size_limit_mb: 256,
+            fsync: self.volume_fsync,
+            volume_size_limit_mb: self.volume_size_limit_mb,
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
+    let _lock = common::lock_dir(&args.dir)?;
+    let master_args = args.master_args();
+    let master_cfg = master_args.config()?;
+    let volume_args = args.volume_args();
+    let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
+    let rt = common::runtime()?;
+    rt.block_on(async {
+        let volume_listener = common::bind("volume server", &bind, args.volume_port).await?;
+        let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
+        let vol =
+            tokio::task::spawn_blocking(move || super::volume::prepare(&volume_args)).await??;
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        println!("master: http://{}:{}", args.ip, args.master_port);
+        println!("volume server: http://{}:{}", args.ip, args.volume_port);
+        if args.filer {
+            println!("filer: not built yet in this version of kelp (skipped)");
+        }
+        if args.s3 {
+            println!("s3: not built yet in this version of kelp (skipped)");
+        }
+        let master_task =
+            tokio::spawn(kelp_master::http::serve(master_listener, master, stopped()));
+        let volume_task = tokio::spawn(kelp_volume::http::serve(
+            volume_listener,
+            vol.store,
+            vol.cfg,
+            stopped(),
+        ));
+        common::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let (m, v) = tokio::join!(master_task, volume_task);
+        m.context("master task")?.context("master failed")?;
+        v.context("volume task")?.context("volume server failed")?;
+        Ok(())
+    })
 }

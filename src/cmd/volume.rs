@@ -1,5 +1,13 @@
 //! `kelp volume`: one volume server storing needles under -dir.
 
+use std::sync::Arc;
+
+use anyhow::Context;
+use kelp_volume::http::VolumeServerConfig;
+use kelp_volume::{DiskLocation, Store, StoreOptions};
+
+use super::common;
+
 /// Flags of `kelp volume`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -37,8 +45,93 @@ pub struct Args {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub fsync: bool,
+    /// Size limit the master applies to volumes, in MiB (sizes -max=0 directories).
+    #[arg(long = "volumeSizeLimitMB", default_value_t = 30720)]
+    pub volume_size_limit_mb: u64,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    super::not_built("volume server")
+/// Everything needed to start a volume server inside a process.
+pub struct Prepared {
+    pub store: Arc<Store>,
+    pub cfg: VolumeServerConfig,
+}
+
+/// Opens the store and builds the server config from the flags.
+pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
+    let dirs = common::split_list(&args.dir);
+    if dirs.is_empty() {
+        anyhow::bail!("-dir names no directory");
+    }
+    let maxes: Vec<usize> = common::split_list(&args.max)
+        .iter()
+        .map(|m| {
+            m.parse::<usize>()
+                .with_context(|| format!("-max value {m:?} is not a number"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let max_for = |i: usize| -> usize {
+        match maxes.len() {
+            0 => 8,
+            1 => maxes[0],
+            _ => maxes.get(i).copied().unwrap_or(8),
+        }
+    };
+    let locations = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DiskLocation::new(d, max_for(i)))
+        .collect();
+    let mut opts = StoreOptions {
+        volume_size_limit: args.volume_size_limit_mb << 20,
+        ..Default::default()
+    };
+    opts.volume.fsync_always = args.fsync;
+    let store = Store::open(locations, opts)
+        .with_context(|| format!("cannot open the volume store in {}", args.dir))?;
+    for (path, err) in store.load_errors() {
+        tracing::error!(path = %path.display(), error = %err, "volume not loaded");
+    }
+    let cfg = VolumeServerConfig {
+        ip: args.ip.clone(),
+        port: args.port,
+        public_url: args.public_url.clone(),
+        masters: common::split_list(&args.mserver),
+        data_center: args.data_center.clone(),
+        rack: args.rack.clone(),
+        file_size_limit: args.file_size_limit_mb << 20,
+        fsync: args.fsync,
+        heartbeat_secs: 5,
+    };
+    Ok(Prepared {
+        store: Arc::new(store),
+        cfg,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let _locks = common::split_list(&args.dir)
+        .iter()
+        .map(|d| {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create -dir {d}"))?;
+            common::lock_dir(std::path::Path::new(d))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let rt = common::runtime()?;
+    rt.block_on(async {
+        let listener = common::bind(
+            "volume server",
+            &args.ip_bind.clone().unwrap_or(args.ip.clone()),
+            args.port,
+        )
+        .await?;
+        let p = tokio::task::spawn_blocking({
+            let args = args.clone();
+            move || prepare(&args)
+        })
+        .await??;
+        println!("volume server: http://{}:{}", p.cfg.ip, args.port);
+        kelp_volume::http::serve(listener, p.store, p.cfg, common::shutdown_signal())
+            .await
+            .context("volume server failed")
+    })
 }

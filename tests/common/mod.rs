@@ -282,3 +282,78 @@ pub fn run_kelp(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// A scratch directory for one test, removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kelp-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// `kelp master` on a free port; returns the process and its `127.0.0.1:port`.
+pub fn start_master(
+    root: &Path,
+    name: &str,
+    port: u16,
+    peers: &[String],
+    extra: &[&str],
+) -> KelpProcess {
+    let mdir = root.join(name);
+    let mut args = vec![
+        "master".to_string(),
+        "-ip=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-mdir={}", mdir.display()),
+        format!("-peers={}", peers.join(",")),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    KelpProcess::start(name, root, &args)
+}
+
+/// `kelp volume` on `port` heartbeating to `masters`.
+pub fn start_volume(
+    root: &Path,
+    name: &str,
+    port: u16,
+    masters: &[String],
+    extra: &[&str],
+) -> KelpProcess {
+    let dir = root.join(name);
+    let mut args = vec![
+        "volume".to_string(),
+        "-ip=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-dir={}", dir.display()),
+        format!("-mserver={}", masters.join(",")),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    KelpProcess::start(name, root, &args)
+}
+
+/// GETs `path` on `addr` and parses the JSON body (panics on transport errors).
+pub fn get_json(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = http("GET", addr, path, b"").unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"));
+    let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, v)
+}
+
+/// Waits until the master at `addr` has `n` volume servers in its topology.
+pub fn wait_for_nodes(addr: &str, n: usize, within: Duration) {
+    wait_until(&format!("{n} volume servers at {addr}"), within, || {
+        let Ok(r) = http("GET", addr, "/dir/status", b"") else {
+            return false;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let count: usize = v["Topology"]["DataCenters"]
+            .as_array()
+            .map(|dcs| {
+                dcs.iter()
+                    .flat_map(|dc| dc["Racks"].as_array().cloned().unwrap_or_default())
+                    .map(|r| r["DataNodes"].as_array().map(|a| a.len()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        count >= n
+    });
+}

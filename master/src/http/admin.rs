@@ -1,0 +1,139 @@
+//! `/heartbeat`, `/cluster/status`, `/vol/grow`, `/vol/vacuum`, `/vol/status`, `/col/delete`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use kelp_proto::master_api::{
+    ClusterStatus, DirStatus, GrowRequest, GrowResponse, Heartbeat, HeartbeatResponse,
+};
+use kelp_proto::{ReplicaPlacement, Ttl, VERSION};
+
+use super::AppState;
+use super::error::bad_query;
+use crate::growth::GrowSpec;
+use crate::master::MasterError;
+
+pub(crate) async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<Heartbeat>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<HeartbeatResponse>, MasterError> {
+    let Json(hb) = body.map_err(|e| MasterError::BadRequest(e.body_text()))?;
+    if hb.ip.is_empty() || hb.port == 0 {
+        return Err(MasterError::BadRequest(
+            "heartbeat needs ip and port".into(),
+        ));
+    }
+    let m = &state.master;
+    m.topology.heartbeat(&hb);
+    let mut masters = m.raft.peers();
+    if !masters.iter().any(|p| p == m.raft.self_addr()) {
+        masters.push(m.raft.self_addr().to_string());
+    }
+    Ok(Json(HeartbeatResponse {
+        volume_size_limit: m.cfg.size_limit(),
+        leader: m.raft.leader_addr().unwrap_or_default(),
+        masters,
+    }))
+}
+
+pub(crate) async fn cluster_status(State(state): State<Arc<AppState>>) -> Json<ClusterStatus> {
+    let raft = &state.master.raft;
+    let me = raft.self_addr().to_string();
+    Json(ClusterStatus {
+        is_leader: raft.is_leader(),
+        leader: raft.leader_addr().unwrap_or_default(),
+        peers: raft.peers().into_iter().filter(|p| *p != me).collect(),
+        max_volume_id: raft.state().max_volume_id,
+    })
+}
+
+pub(crate) async fn grow(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<GrowRequest>, QueryRejection>,
+) -> Result<Json<GrowResponse>, MasterError> {
+    let Query(req) = q.map_err(bad_query)?;
+    let count = req
+        .count
+        .ok_or_else(|| MasterError::BadRequest("missing parameter count".into()))?;
+    if count == 0 || count > 100 {
+        return Err(MasterError::BadRequest(format!(
+            "count {count} must be between 1 and 100"
+        )));
+    }
+    let placement: ReplicaPlacement = match req.replication.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => s
+            .parse()
+            .map_err(|e: kelp_proto::PlacementError| MasterError::BadRequest(e.to_string()))?,
+        None => state.master.cfg.default_replication,
+    };
+    let ttl: Ttl = req
+        .ttl
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: kelp_proto::TtlError| MasterError::BadRequest(e.to_string()))?;
+    let spec = GrowSpec {
+        collection: req.collection.clone().unwrap_or_default(),
+        placement,
+        ttl,
+        data_center: req.data_center.clone().filter(|s| !s.is_empty()),
+        rack: req.rack.clone().filter(|s| !s.is_empty()),
+        data_node: req.data_node.clone().filter(|s| !s.is_empty()),
+    };
+    let made = state.master.grow(&spec, count as usize).await?;
+    Ok(Json(GrowResponse { count: made as u32 }))
+}
+
+pub(crate) async fn vacuum(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<DirStatus>, MasterError> {
+    let threshold = match q.get("garbageThreshold").filter(|s| !s.is_empty()) {
+        Some(t) => t
+            .parse::<f64>()
+            .ok()
+            .filter(|t| (0.0..=1.0).contains(t))
+            .ok_or_else(|| {
+                MasterError::BadRequest(format!(
+                    "garbageThreshold {t:?} must be a number from 0 to 1"
+                ))
+            })?,
+        None => state.master.cfg.garbage_threshold,
+    };
+    state.master.vacuum(threshold).await;
+    Ok(Json(super::dir::dir_status(&state)))
+}
+
+pub(crate) async fn vol_status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let mut dcs: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<serde_json::Value>>>> =
+        BTreeMap::new();
+    for n in state.master.topology.nodes() {
+        let vols = n
+            .volumes
+            .values()
+            .map(|v| serde_json::to_value(v).unwrap_or_default())
+            .collect();
+        dcs.entry(n.data_center.clone())
+            .or_default()
+            .entry(n.rack.clone())
+            .or_default()
+            .insert(n.url.clone(), vols);
+    }
+    Json(serde_json::json!({ "Version": VERSION, "Volumes": { "DataCenters": dcs } }))
+}
+
+pub(crate) async fn delete_collection(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, MasterError> {
+    let c = q
+        .get("collection")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| MasterError::BadRequest("missing parameter collection".into()))?;
+    state.master.delete_collection(c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,135 @@
+//! `/dir/assign`, `/dir/lookup`, `/dir/status`, `/submit` and the `/<fid>` redirect.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kelp_proto::client::UploadOptions;
+use kelp_proto::master_api::{AssignRequest, Assignment, DirStatus, LookupRequest, LookupResponse};
+use kelp_proto::{FileId, VERSION};
+
+use super::AppState;
+use super::error::bad_query;
+use crate::master::MasterError;
+
+pub(crate) async fn assign(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<AssignRequest>, QueryRejection>,
+) -> Result<Json<Assignment>, MasterError> {
+    let Query(req) = q.map_err(bad_query)?;
+    Ok(Json(state.master.assign(&req).await?))
+}
+
+pub(crate) async fn lookup(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<LookupRequest>, QueryRejection>,
+) -> Response {
+    let Query(req) = match q {
+        Ok(q) => q,
+        Err(e) => return bad_query(e).into_response(),
+    };
+    let Some(id) = req
+        .volume_id
+        .clone()
+        .or(req.file_id.clone())
+        .filter(|s| !s.is_empty())
+    else {
+        return MasterError::BadRequest("give volumeId or fileId".into()).into_response();
+    };
+    match state.master.lookup(&id) {
+        Ok(locations) => Json(LookupResponse {
+            volume_or_file_id: id,
+            locations,
+            error: String::new(),
+        })
+        .into_response(),
+        Err(MasterError::NotFound(msg)) => (
+            StatusCode::NOT_FOUND,
+            Json(LookupResponse {
+                volume_or_file_id: id,
+                locations: Vec::new(),
+                error: msg,
+            }),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<DirStatus> {
+    Json(dir_status(&state))
+}
+
+pub(crate) fn dir_status(state: &AppState) -> DirStatus {
+    DirStatus {
+        version: VERSION.to_string(),
+        topology: state.master.topology.status(state.master.cfg.size_limit()),
+    }
+}
+
+/// `/<fid>`: 308 to a server holding the volume.
+pub(crate) async fn redirect(
+    State(state): State<Arc<AppState>>,
+    Path(fid): Path<String>,
+) -> Response {
+    let (base, _ext) = fid.split_once('.').unwrap_or((&fid, ""));
+    let parsed: FileId = match base.parse() {
+        Ok(f) => f,
+        Err(e) => return MasterError::BadRequest(format!("{e}")).into_response(),
+    };
+    match state.master.lookup(&parsed.volume.to_string()) {
+        Ok(locs) => {
+            let i = rand::random_range(0..locs.len());
+            let target = format!("http://{}/{fid}", locs[i].public_url);
+            (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, target)]).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/submit`: assign and upload in one call (multipart form with one file).
+pub(crate) async fn submit(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<AssignRequest>, QueryRejection>,
+    mut form: Multipart,
+) -> Result<Response, MasterError> {
+    let Query(req) = q.map_err(bad_query)?;
+    let bad = |e: String| MasterError::BadRequest(format!("bad multipart body: {e}"));
+    let field = form
+        .next_field()
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("no file part".into()))?;
+    let name = field.file_name().unwrap_or("").to_string();
+    let mime = field.content_type().map(str::to_string);
+    let data = field.bytes().await.map_err(|e| bad(e.to_string()))?;
+    let a = state.master.assign(&req).await?;
+    let fid: FileId = a
+        .fid
+        .parse()
+        .map_err(|e| MasterError::Internal(format!("assigned a bad fid: {e}")))?;
+    let opts = UploadOptions {
+        name: Some(name.clone()).filter(|n| !n.is_empty()),
+        mime,
+        ttl: req.ttl.clone(),
+        ..Default::default()
+    };
+    let size = data.len();
+    let up = state
+        .master
+        .volumes
+        .upload(&a.url, &fid, data, &opts)
+        .await
+        .map_err(|e| MasterError::Internal(e.to_string()))?;
+    Ok(Json(serde_json::json!({
+        "eTag": up.etag,
+        "fid": a.fid,
+        "fileName": name,
+        "fileUrl": format!("{}/{}", a.public_url, a.fid),
+        "size": size,
+    }))
+    .into_response())
+}

@@ -1,0 +1,39 @@
+//! The one place where master errors become HTTP answers (`{"error": "..."}` JSON).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::master::MasterError;
+
+impl IntoResponse for MasterError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            MasterError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            MasterError::Placement(_) => StatusCode::NOT_ACCEPTABLE,
+            MasterError::NotFound(_) => StatusCode::NOT_FOUND,
+            MasterError::NotLeader(_) | MasterError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            MasterError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &self {
+            MasterError::NotLeader(_) => "no raft leader is elected yet; retry shortly".to_string(),
+            other => other.to_string(),
+        };
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%status, error = %message, "master request failed");
+        }
+        let mut resp =
+            (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// A 400 for a query string that does not parse (unknown or malformed parameters).
+pub fn bad_query(e: axum::extract::rejection::QueryRejection) -> MasterError {
+    MasterError::BadRequest(e.body_text())
+}

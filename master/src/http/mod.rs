@@ -1,0 +1,167 @@
+//! The master HTTP API (SeaweedFS-compatible): routes, leader forwarding, background tasks.
+
+mod admin;
+mod dir;
+pub mod error;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use crate::master::{Master, MasterError};
+
+/// Marks a request a follower already forwarded, so it is never forwarded twice.
+const FORWARDED: &str = "x-kelp-forwarded";
+/// Largest body a follower forwards (`/submit` uploads).
+const FORWARD_LIMIT: usize = 256 << 20;
+
+pub(crate) struct AppState {
+    pub master: Arc<Master>,
+    pub http: reqwest::Client,
+}
+
+/// Builds the master router: the API plus Raft's own RPC routes.
+pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
+    let state = Arc::new(AppState {
+        master: master.clone(),
+        http,
+    });
+    let leader_only = Router::new()
+        .route("/dir/assign", any(dir::assign))
+        .route("/vol/grow", any(admin::grow))
+        .route("/vol/vacuum", any(admin::vacuum))
+        .route("/col/delete", any(admin::delete_collection))
+        .route("/submit", post(dir::submit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward_to_leader,
+        ));
+    Router::new()
+        .merge(leader_only)
+        .route("/dir/lookup", any(dir::lookup))
+        .route("/dir/status", any(dir::status))
+        .route("/cluster/status", get(admin::cluster_status))
+        .route("/vol/status", any(admin::vol_status))
+        .route("/heartbeat", post(admin::heartbeat))
+        .route("/healthz", get(|| async { StatusCode::OK }))
+        .route("/{fid}", get(dir::redirect))
+        .with_state(state)
+        .merge(master.raft.router())
+}
+
+/// Runs the handler on the leader; a follower forwards the request to the leader and
+/// relays the answer; with no leader known the answer is 503 + Retry-After.
+async fn forward_to_leader(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let raft = &state.master.raft;
+    if raft.is_leader() {
+        return next.run(req).await;
+    }
+    let leader = raft.leader_addr().filter(|l| l != raft.self_addr());
+    let (Some(leader), false) = (leader, req.headers().contains_key(FORWARDED)) else {
+        return MasterError::NotLeader(None).into_response();
+    };
+    match forward(&state.http, &leader, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(leader = %leader, error = %e, "forwarding to the leader failed");
+            MasterError::Unavailable(format!("the leader {leader} did not answer: {e}"))
+                .into_response()
+        }
+    }
+}
+
+async fn forward(http: &reqwest::Client, leader: &str, req: Request) -> Result<Response, String> {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("http://{leader}{path}");
+    let body = axum::body::to_bytes(body, FORWARD_LIMIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rb = http
+        .request(parts.method.clone(), &url)
+        .timeout(Duration::from_secs(60))
+        .header(FORWARDED, "1")
+        .body(body);
+    for (k, v) in parts.headers.iter() {
+        if k != "host" && k != "content-length" {
+            rb = rb.header(k, v);
+        }
+    }
+    let resp = rb.send().await.map_err(|e| e.to_string())?;
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if k != "transfer-encoding" && k != "content-length" {
+            out = out.header(k, v);
+        }
+    }
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    out.body(Body::from(bytes)).map_err(|e| e.to_string())
+}
+
+/// Serves the master API on `listener` until `shutdown` resolves; runs the dead-node
+/// sweep and the periodic vacuum meanwhile.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    master: Arc<Master>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let http = kelp_proto::client::http_client();
+    let tasks = [
+        tokio::spawn(sweep_loop(master.clone())),
+        tokio::spawn(vacuum_loop(master.clone())),
+    ];
+    tracing::info!(addr = %master.cfg.addr(), peers = ?master.cfg.peers, "master listening");
+    let app = router(master.clone(), http);
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    for t in tasks {
+        t.abort();
+    }
+    if let Err(e) = master.raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    res
+}
+
+async fn sweep_loop(master: Arc<Master>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        master.topology.sweep();
+    }
+}
+
+async fn vacuum_loop(master: Arc<Master>) {
+    let secs = master.cfg.vacuum_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(secs));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if master.raft.is_leader() {
+            let done = master.vacuum(master.cfg.garbage_threshold).await;
+            if !done.is_empty() {
+                tracing::info!(volumes = ?done, "periodic vacuum");
+            }
+        }
+    }
+}

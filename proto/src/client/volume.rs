@@ -1,0 +1,211 @@
+//! The volume server client: upload, read, delete needles, and the admin calls.
+
+use std::time::Duration;
+
+use super::{ClientError, base_url, check, json_reply};
+use crate::id::FileId;
+use crate::volume_api::{
+    AllocateVolumeRequest, DeleteResult, UploadResult, VacuumCheck, VolumeServerStatus,
+};
+
+/// Options of one upload.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    pub name: Option<String>,
+    pub mime: Option<String>,
+    pub ttl: Option<String>,
+    pub fsync: bool,
+    /// Internal: a replica copy from another volume server (no further fan-out).
+    pub replicate: bool,
+    /// Unix seconds to store as the last-modified time.
+    pub ts: Option<u64>,
+    /// `Seaweed-*` pairs, without the prefix.
+    pub pairs: Vec<(String, String)>,
+    /// The body is gzip data, to be stored as is.
+    pub gzip: bool,
+}
+
+/// Calls volume servers by address (`host:port`).
+#[derive(Debug, Clone)]
+pub struct VolumeClient {
+    http: reqwest::Client,
+}
+
+impl VolumeClient {
+    pub fn new(http: reqwest::Client) -> VolumeClient {
+        VolumeClient { http }
+    }
+
+    /// `PUT /<fid>` with a raw body.
+    pub async fn upload(
+        &self,
+        server: &str,
+        fid: &FileId,
+        body: impl Into<reqwest::Body>,
+        opts: &UploadOptions,
+    ) -> Result<UploadResult, ClientError> {
+        let url = format!("{}/{fid}", base_url(server));
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(t) = &opts.ttl {
+            q.push(("ttl", t.clone()));
+        }
+        if opts.fsync {
+            q.push(("fsync", "true".into()));
+        }
+        if opts.replicate {
+            q.push(("type", "replicate".into()));
+        }
+        if let Some(ts) = opts.ts {
+            q.push(("ts", ts.to_string()));
+        }
+        if let Some(n) = &opts.name {
+            q.push(("name", n.clone()));
+        }
+        let mut req = self.http.put(&url).query(&q).body(body);
+        req = req.header(
+            "Content-Type",
+            opts.mime
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        );
+        if opts.gzip {
+            req = req.header("Content-Encoding", "gzip");
+        }
+        for (k, v) in &opts.pairs {
+            req = req.header(format!("Seaweed-{k}"), v);
+        }
+        json_reply(&url, req.send().await).await
+    }
+
+    /// `GET /<fid>`, optionally with a `Range` header value; the body streams.
+    pub async fn get(
+        &self,
+        server: &str,
+        fid: &FileId,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}/{fid}", base_url(server));
+        let mut req = self.http.get(&url);
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        check(&url, req.send().await).await
+    }
+
+    /// `DELETE /<fid>`.
+    pub async fn delete(
+        &self,
+        server: &str,
+        fid: &FileId,
+        replicate: bool,
+    ) -> Result<DeleteResult, ClientError> {
+        let url = format!("{}/{fid}", base_url(server));
+        let mut req = self.http.delete(&url);
+        if replicate {
+            req = req.query(&[("type", "replicate")]);
+        }
+        json_reply(&url, req.send().await).await
+    }
+
+    async fn admin<T: serde::de::DeserializeOwned>(
+        &self,
+        server: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let url = format!("{}/admin/{path}", base_url(server));
+        let resp = self
+            .http
+            .post(&url)
+            .query(query)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await;
+        json_reply(&url, resp).await
+    }
+
+    /// Creates an empty volume on the server.
+    pub async fn allocate_volume(
+        &self,
+        server: &str,
+        req: &AllocateVolumeRequest,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/admin/volume/allocate", base_url(server));
+        let resp = self
+            .http
+            .post(&url)
+            .query(req)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        json_reply::<serde_json::Value>(&url, resp)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_volume(&self, server: &str, vid: u32) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(server, "volume/delete", &[("volume", vid.to_string())])
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn mark_readonly(
+        &self,
+        server: &str,
+        vid: u32,
+        readonly: bool,
+    ) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(
+            server,
+            "volume/readonly",
+            &[
+                ("volume", vid.to_string()),
+                ("readonly", readonly.to_string()),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_collection(
+        &self,
+        server: &str,
+        collection: &str,
+    ) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(
+            server,
+            "collection/delete",
+            &[("collection", collection.to_string())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn vacuum_check(&self, server: &str, vid: u32) -> Result<VacuumCheck, ClientError> {
+        self.admin(server, "vacuum/check", &[("volume", vid.to_string())])
+            .await
+    }
+
+    pub async fn vacuum_compact(&self, server: &str, vid: u32) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(server, "vacuum/compact", &[("volume", vid.to_string())])
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn vacuum_commit(&self, server: &str, vid: u32) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(server, "vacuum/commit", &[("volume", vid.to_string())])
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn vacuum_cleanup(&self, server: &str, vid: u32) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(server, "vacuum/cleanup", &[("volume", vid.to_string())])
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn status(&self, server: &str) -> Result<VolumeServerStatus, ClientError> {
+        let url = format!("{}/status", base_url(server));
+        json_reply(&url, self.http.get(&url).send().await).await
+    }
+}

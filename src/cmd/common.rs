@@ -1,0 +1,103 @@
+//! What every server subcommand shares: the runtime, binding ports, shutdown signals.
+
+use std::future::Future;
+
+use anyhow::Context;
+
+/// A multi-threaded tokio runtime.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Binds `host:port`, failing with a sentence that names the address.
+pub async fn bind(what: &str, host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = format!("{host}:{port}");
+    tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the port is already in use".to_string(),
+            std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!("cannot listen on {addr} for the {what}: {why}")
+    })
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutting down");
+    }
+}
+
+/// Splits a comma-separated flag value, dropping empty items.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses a peers list: empty or `none` means no peers.
+pub fn peers(s: &str) -> Vec<String> {
+    if s.trim() == "none" {
+        Vec::new()
+    } else {
+        split_list(s)
+    }
+}
+
+/// Takes an exclusive lock on `<dir>/kelp.lock`, so two kelp processes never share a
+/// data directory. The lock lasts as long as the returned file is open.
+pub fn lock_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("kelp.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| {
+            format!(
+                "cannot write in {}: is the directory writable?",
+                dir.display()
+            )
+        })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            use std::io::Write;
+            let mut f = &file;
+            let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+            Ok(file)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => anyhow::bail!(
+            "{} is already in use by another kelp process (lock file {})",
+            dir.display(),
+            path.display()
+        ),
+        Err(e) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+    }
+}

@@ -1,0 +1,140 @@
+//! The volume server's HTTP API (axum): SeaweedFS-compatible needle reads and writes,
+//! admin calls for masters and the shell, and the heartbeat loop.
+
+mod admin;
+pub mod error;
+mod heartbeat;
+pub mod path;
+mod read;
+mod write;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::routing::{get, post};
+use kelp_proto::client::{MasterClient, VolumeClient, http_client};
+use tokio::sync::Notify;
+
+use crate::store::Store;
+
+/// How a volume server presents itself and which limits it applies.
+#[derive(Debug, Clone)]
+pub struct VolumeServerConfig {
+    /// `host` other servers use to reach this one.
+    pub ip: String,
+    pub port: u16,
+    /// `host:port` handed to clients for reads (default `ip:port`).
+    pub public_url: String,
+    /// Masters, any of which answers.
+    pub masters: Vec<String>,
+    pub data_center: String,
+    pub rack: String,
+    /// Largest accepted upload, in bytes.
+    pub file_size_limit: u64,
+    /// Fsync every write before answering.
+    pub fsync: bool,
+    /// Seconds between heartbeats (also sent at once on every change).
+    pub heartbeat_secs: u64,
+}
+
+impl VolumeServerConfig {
+    /// `ip:port`, this server's id in the cluster.
+    pub fn url(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    pub fn public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            self.url()
+        } else {
+            self.public_url.clone()
+        }
+    }
+}
+
+/// Shared state of the handlers.
+pub(crate) struct AppState {
+    pub store: Arc<Store>,
+    pub cfg: VolumeServerConfig,
+    pub master: MasterClient,
+    pub volumes: VolumeClient,
+    /// Wakes the heartbeat loop when volumes change.
+    pub changed: Notify,
+    /// The master's volume size limit, learned from heartbeat answers (0 = unknown).
+    pub size_limit: AtomicU64,
+}
+
+impl AppState {
+    pub(crate) fn volume_changed(&self) {
+        self.changed.notify_one();
+    }
+}
+
+/// Builds the router (exposed for tests that serve it themselves).
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/status", get(admin::status))
+        .route("/healthz", get(admin::healthz))
+        .route("/admin/volume/allocate", post(admin::allocate))
+        .route("/admin/volume/delete", post(admin::delete_volume))
+        .route("/admin/volume/readonly", post(admin::readonly))
+        .route("/admin/collection/delete", post(admin::delete_collection))
+        .route("/admin/vacuum/check", post(admin::vacuum_check))
+        .route("/admin/vacuum/compact", post(admin::vacuum_compact))
+        .route("/admin/vacuum/commit", post(admin::vacuum_commit))
+        .route("/admin/vacuum/cleanup", post(admin::vacuum_cleanup))
+        .fallback(needle_request)
+        .with_state(state)
+}
+
+async fn needle_request(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    match *req.method() {
+        Method::GET | Method::HEAD => read::get(state, req).await,
+        Method::POST | Method::PUT => write::upload(state, req).await,
+        Method::DELETE => write::delete(state, req).await,
+        _ => error::ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not supported on needles", req.method()),
+        )
+        .into_response(),
+    }
+}
+
+/// Serves the volume API on `listener` until `shutdown` resolves, heartbeating to
+/// the masters meanwhile; in-flight requests finish, then the store is synced.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    cfg: VolumeServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let http = http_client();
+    let state = Arc::new(AppState {
+        master: MasterClient::with_http(cfg.masters.clone(), http.clone()),
+        volumes: VolumeClient::new(http),
+        store: store.clone(),
+        cfg,
+        changed: Notify::new(),
+        size_limit: AtomicU64::new(0),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx));
+    tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), "volume server listening");
+    let app = router(state);
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = hb.await;
+    if let Err(e) = tokio::task::spawn_blocking(move || store.sync_all()).await {
+        tracing::error!(error = %e, "syncing volumes at shutdown failed");
+    }
+    res
+}
