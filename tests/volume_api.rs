@@ -1,5 +1,7 @@
 //! The volume server's HTTP API against a real `kelp volume` process on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

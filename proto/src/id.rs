@@ -245,7 +245,8 @@ mod tests {
     #[test]
     fn malformed_ids_are_typed_errors() {
         use FileIdError::*;
-        let cases: &[(&str, fn(&FileIdError) -> bool)] = &[
+        type Check = fn(&FileIdError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, MissingComma(_))),
             ("301637037d6", |e| matches!(e, MissingComma(_))),
             (",01637037d6", |e| matches!(e, MissingComma(_))),

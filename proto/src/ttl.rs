@@ -143,7 +143,7 @@ impl Ttl {
         const LARGEST_FIRST: [TtlUnit; 6] = [Year, Month, Week, Day, Hour, Minute];
         for unit in LARGEST_FIRST {
             let s = unit.seconds();
-            if seconds % s == 0 && seconds / s < 256 {
+            if seconds.is_multiple_of(s) && seconds / s < 256 {
                 return Ok(Ttl {
                     count: (seconds / s) as u8,
                     unit,

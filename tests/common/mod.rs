@@ -237,10 +237,10 @@ impl KelpProcess {
     pub fn wait_http_ok(&mut self, addr: &str, path: &str, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(r) = http("GET", addr, path, b"") {
-                if r.status == 200 {
-                    return;
-                }
+            if let Ok(r) = http("GET", addr, path, b"")
+                && r.status == 200
+            {
+                return;
             }
             if !self.is_running() || Instant::now() > deadline {
                 let log = self.log();

@@ -3,6 +3,8 @@
 //! Run with `cargo bench -p kelp-volume`. Kept short (10 samples, ≤ 3 s each) so a full
 //! run takes well under a minute; CI only compiles them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@
 
 mod open;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests;
 
 use std::fs::File;
@@ -326,9 +327,12 @@ impl Volume {
         self.closed.store(true, Ordering::Release);
     }
 
-    fn lookup(&self, key: NeedleKey) -> Option<(NeedleValue, Arc<File>)> {
+    /// The map entry, the `.dat` it points into and that file's length, read together
+    /// under the state lock (a vacuum swaps all three at once).
+    fn lookup(&self, key: NeedleKey) -> Option<(NeedleValue, Arc<File>, u64)> {
         let s = read(&self.state);
-        s.map.get(key).map(|v| (v, s.dat.clone()))
+        let len = self.written_upto.load(Ordering::Acquire);
+        s.map.get(key).map(|v| (v, s.dat.clone(), len))
     }
 
     fn read_exact(&self, dat: &File, buf: &mut [u8], at: u64) -> Result<()> {
@@ -348,15 +352,11 @@ impl Volume {
         opts: ReadOptions,
     ) -> Result<NeedleHandle> {
         self.check_open()?;
-        let (v, dat) = self.lookup(key).ok_or(VolumeError::NotFound { key })?;
+        let (v, dat, dat_len) = self.lookup(key).ok_or(VolumeError::NotFound { key })?;
         if v.deleted && !opts.allow_deleted {
             return Err(VolumeError::Deleted { key });
         }
         let at = v.offset * NEEDLE_ALIGN;
-        let dat_len = dat
-            .metadata()
-            .ctx(|| format!("stat of {}", self.dat_path.display()))?
-            .len();
         let h = NeedleHandle::open_at(dat, self.dat_path.clone(), dat_len, at, self.version)?;
         let m = h.meta();
         if m.key != key || m.size != v.size {
@@ -475,7 +475,7 @@ impl Volume {
             if self.is_read_only() {
                 return Err(VolumeError::ReadOnly(self.id));
             }
-            if let Some((old, dat)) = self.lookup(key) {
+            if let Some((old, dat, _)) = self.lookup(key) {
                 let at = old.offset * NEEDLE_ALIGN;
                 let (h, old_crc) = self.read_header_and_crc(&dat, at)?;
                 if h.key == key && h.cookie != needle.cookie {
@@ -531,7 +531,7 @@ impl Volume {
             if self.is_read_only() && !lock(&self.vif).read_only_can_delete {
                 return Err(VolumeError::ReadOnly(self.id));
             }
-            let (old, dat) = self.lookup(key).ok_or(VolumeError::NotFound { key })?;
+            let (old, dat, _) = self.lookup(key).ok_or(VolumeError::NotFound { key })?;
             if old.deleted {
                 return Err(VolumeError::Deleted { key });
             }

@@ -59,10 +59,10 @@ impl MasterClient {
 
     fn order(&self) -> Vec<String> {
         let mut order = Vec::with_capacity(self.masters.len() + 1);
-        if let Ok(p) = self.preferred.read() {
-            if let Some(p) = p.as_ref() {
-                order.push(p.clone());
-            }
+        if let Ok(p) = self.preferred.read()
+            && let Some(p) = p.as_ref()
+        {
+            order.push(p.clone());
         }
         for m in &self.masters {
             if !order.contains(m) {
@@ -115,12 +115,12 @@ impl MasterClient {
 
     /// `/dir/lookup`, answered from a cache refreshed every minute or on `forget`.
     pub async fn lookup(&self, vid: VolumeId) -> Result<Vec<Location>, ClientError> {
-        if let Ok(cache) = self.locations.read() {
-            if let Some((at, locs)) = cache.get(&vid.0) {
-                if at.elapsed() < LOOKUP_TTL && !locs.is_empty() {
-                    return Ok(locs.clone());
-                }
-            }
+        if let Ok(cache) = self.locations.read()
+            && let Some((at, locs)) = cache.get(&vid.0)
+            && at.elapsed() < LOOKUP_TTL
+            && !locs.is_empty()
+        {
+            return Ok(locs.clone());
         }
         let reply = self
             .each_master(|m| async move {

@@ -68,7 +68,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             failing_rounds = 0;
         } else {
             failing_rounds += 1;
-            if failing_rounds == 1 || failing_rounds % 20 == 0 {
+            if failing_rounds == 1 || failing_rounds.is_multiple_of(20) {
                 tracing::warn!(masters = ?targets, "no master answers heartbeats");
             }
         }

@@ -77,10 +77,9 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
     let headers = req.headers().clone();
     if let Some(len) =
         header_str(&headers, &header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64 + 64 * 1024
     {
-        if len > limit as u64 + 64 * 1024 {
-            return Err(too_big());
-        }
+        return Err(too_big());
     }
     let ctype = header_str(&headers, &header::CONTENT_TYPE)
         .unwrap_or("")
@@ -209,12 +208,12 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     });
     let md5 = Md5::digest(&up.data);
     let md5_b64 = base64::engine::general_purpose::STANDARD.encode(md5);
-    if let Some(want) = md5_header {
-        if want.trim() != md5_b64 {
-            return Err(ApiError::bad_request(format!(
-                "Content-MD5 {want:?} does not match the body's MD5 {md5_b64:?}"
-            )));
-        }
+    if let Some(want) = md5_header
+        && want.trim() != md5_b64
+    {
+        return Err(ApiError::bad_request(format!(
+            "Content-MD5 {want:?} does not match the body's MD5 {md5_b64:?}"
+        )));
     }
     let pairs = pairs_from_headers(&headers);
 

@@ -2,7 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kelp_proto::{Cookie, NeedleKey};
 use rand::Rng;
@@ -283,5 +283,4 @@ fn truncated_superblock_is_a_clear_error() {
     .unwrap_err();
     assert!(matches!(err, VolumeError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("superblock"), "{err}");
-    let _ = Path::new("");
 }
