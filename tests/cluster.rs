@@ -311,7 +311,7 @@ fn replicated_writes_reach_every_copy() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["id"] == vid)
+        .find(|v| v["id"].as_u64() == vid.parse::<u64>().ok())
         .unwrap()
         .clone();
     assert_eq!(vol["readOnly"], true, "{st}");

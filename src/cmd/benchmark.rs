@@ -1,4 +1,17 @@
 //! `kelp benchmark`: write then random-read phases over the master and volume HTTP APIs.
+//! It speaks only the SeaweedFS-compatible HTTP API, so it measures a SeaweedFS master too.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kelp_proto::FileId;
+use kelp_proto::client::{MasterClient, base_url, http_client};
+use kelp_proto::master_api::AssignRequest;
+
+use super::common;
 
 /// Flags of `kelp benchmark`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,8 +34,222 @@ pub struct Args {
     /// Collection of the written files.
     #[arg(long, default_value = "benchmark")]
     pub collection: String,
+    /// Skip the read phase.
+    #[arg(long = "writeOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub write_only: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    super::not_built("benchmark")
+/// Latencies (µs) and bytes of one phase.
+struct Phase {
+    name: &'static str,
+    latencies: Vec<u64>,
+    bytes: u64,
+    failures: u64,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn report(&mut self) {
+        let ok = self.latencies.len() as u64;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        self.latencies.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if self.latencies.is_empty() {
+                return 0.0;
+            }
+            let i = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+            self.latencies[i] as f64 / 1000.0
+        };
+        let avg = if ok > 0 {
+            self.latencies.iter().sum::<u64>() as f64 / ok as f64 / 1000.0
+        } else {
+            0.0
+        };
+        println!("\n------------ {} ------------", self.name);
+        println!("Completed requests:   {ok}");
+        println!("Failed requests:      {}", self.failures);
+        println!("Time taken:           {:.3} s", secs);
+        println!("Requests per second:  {:.2} [#/sec]", ok as f64 / secs);
+        println!(
+            "Transfer rate:        {:.2} MB/s",
+            self.bytes as f64 / secs / 1_000_000.0
+        );
+        println!(
+            "Latency (ms):         min {:.2}  avg {avg:.2}  max {:.2}",
+            pct(0.0),
+            pct(100.0)
+        );
+        println!("Percentiles (ms):");
+        for p in [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 100.0] {
+            println!("  {p:>5.0}%  {:.2}", pct(p));
+        }
+    }
+}
+
+fn multipart(data: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "kelpbenchmarkboundary7d3c";
+    let mut body = Vec::with_capacity(data.len() + 200);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.dat\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn progress(name: &str, done: u64, total: u64, start: Instant) {
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let line = format!("{name}: {done}/{total} ({:.0} req/s)", done as f64 / secs);
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{line}   ");
+    } else {
+        eprintln!("{line}");
+    }
+    let _ = std::io::stderr().flush();
+}
+
+async fn run_phase<F, Fut>(name: &'static str, n: u64, c: usize, op: F) -> Phase
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let ticker = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                progress(name, done.load(Ordering::Relaxed), n, start);
+            }
+        })
+    };
+    let workers: Vec<_> = (0..c.max(1))
+        .map(|_| {
+            let (op, next, done) = (op.clone(), next.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut lat, mut bytes, mut failures) = (Vec::new(), 0u64, 0u64);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let t = Instant::now();
+                    match op(i).await {
+                        Ok(b) => {
+                            lat.push(t.elapsed().as_micros() as u64);
+                            bytes += b;
+                        }
+                        Err(e) => {
+                            if failures < 3 {
+                                tracing::warn!(error = %format!("{e:#}"), "{name} request failed");
+                            }
+                            failures += 1;
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (lat, bytes, failures)
+            })
+        })
+        .collect();
+    let mut phase = Phase {
+        name,
+        latencies: Vec::with_capacity(n as usize),
+        bytes: 0,
+        failures: 0,
+        elapsed: Duration::ZERO,
+    };
+    for w in workers {
+        if let Ok((lat, bytes, failures)) = w.await {
+            phase.latencies.extend(lat);
+            phase.bytes += bytes;
+            phase.failures += failures;
+        }
+    }
+    phase.elapsed = start.elapsed();
+    ticker.abort();
+    progress(name, done.load(Ordering::Relaxed), n, start);
+    phase
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.n == 0 {
+        anyhow::bail!("-n must be at least 1");
+    }
+    let rt = common::runtime()?;
+    rt.block_on(async move {
+        let http = http_client();
+        let master = Arc::new(MasterClient::with_http(common::split_list(&args.master), http.clone()));
+        println!(
+            "benchmark: {} files of {} bytes, {} clients, master {}, collection {:?}, replication {}",
+            args.n, args.size, args.c, args.master, args.collection, args.replication
+        );
+        let fids: Arc<std::sync::Mutex<Vec<Option<(FileId, String)>>>> =
+            Arc::new(std::sync::Mutex::new(vec![None; args.n as usize]));
+        let payload: Arc<Vec<u8>> = Arc::new((0..args.size).map(|i| (i % 251) as u8).collect());
+        let assign_req = Arc::new(AssignRequest {
+            collection: Some(args.collection.clone()).filter(|c| !c.is_empty()),
+            replication: Some(args.replication.clone()),
+            ..Default::default()
+        });
+        let mut write = {
+            let (master, http, fids, payload, assign_req) =
+                (master.clone(), http.clone(), fids.clone(), payload.clone(), assign_req.clone());
+            run_phase("write", args.n, args.c, move |i| {
+                let (master, http, fids, payload, assign_req) =
+                    (master.clone(), http.clone(), fids.clone(), payload.clone(), assign_req.clone());
+                async move {
+                    let a = master.assign(&assign_req).await?;
+                    let fid: FileId = a.fid.parse().context("bad fid from the master")?;
+                    let (ctype, body) = multipart(&payload);
+                    let url = format!("{}/{}", base_url(&a.url), a.fid);
+                    let resp = http.post(&url).header("Content-Type", ctype).body(body).send().await?;
+                    if !resp.status().is_success() {
+                        anyhow::bail!("upload to {url} answered {}", resp.status());
+                    }
+                    if let Ok(mut f) = fids.lock() {
+                        f[i as usize] = Some((fid, a.public_url.clone()));
+                    }
+                    Ok(payload.len() as u64)
+                }
+            })
+            .await
+        };
+        write.report();
+        if args.write_only {
+            return Ok(());
+        }
+        let written: Arc<Vec<(FileId, String)>> =
+            Arc::new(fids.lock().map(|f| f.iter().flatten().cloned().collect()).unwrap_or_default());
+        if written.is_empty() {
+            anyhow::bail!("no file was written, nothing to read");
+        }
+        let mut read = {
+            let (master, http, written) = (master.clone(), http.clone(), written.clone());
+            run_phase("random read", args.n, args.c, move |_| {
+                let (master, http, written) = (master.clone(), http.clone(), written.clone());
+                async move {
+                    let (fid, _) = &written[rand::random_range(0..written.len())];
+                    let locs = master.lookup(fid.volume).await?;
+                    let loc = locs.first().context("volume has no location")?;
+                    let url = format!("{}/{fid}", base_url(&loc.public_url));
+                    let resp = http.get(&url).send().await?;
+                    if !resp.status().is_success() {
+                        anyhow::bail!("read of {url} answered {}", resp.status());
+                    }
+                    Ok(resp.bytes().await?.len() as u64)
+                }
+            })
+            .await
+        };
+        read.report();
+        Ok(())
+    })
 }
