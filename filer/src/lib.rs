@@ -1,1 +1,14 @@
-//! The kelp filer role (under construction).
+//! The kelp filer: the namespace (path -> entry whose content is a list of chunks on
+//! volume servers), the stores that keep it, and the filer's REST and data paths.
+
+pub mod chunks;
+pub mod entry;
+pub mod error;
+pub mod filer;
+pub mod gc;
+pub mod http;
+pub mod path;
+pub mod store;
+
+pub use error::FilerError;
+pub use filer::{Filer, FilerConfig, WriteOptions};

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod id;
 pub mod master_api;
+pub mod mime;
 pub mod placement;
 pub mod ttl;
 pub mod volume_api;

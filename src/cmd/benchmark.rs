@@ -38,6 +38,10 @@ pub struct Args {
     #[arg(long = "writeOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub write_only: bool,
+    /// Only measure /dir/assign (count=1), without uploading.
+    #[arg(long = "assignOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub assign_only: bool,
 }
 
 /// Latencies (µs) and bytes of one phase.
@@ -191,6 +195,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "benchmark: {} files of {} bytes, {} clients, master {}, collection {:?}, replication {}",
             args.n, args.size, args.c, args.master, args.collection, args.replication
         );
+        if args.assign_only {
+            let (master, req) = (master.clone(), Arc::new(AssignRequest {
+                collection: Some(args.collection.clone()).filter(|c| !c.is_empty()),
+                replication: Some(args.replication.clone()),
+                ..Default::default()
+            }));
+            let mut phase = run_phase("assign", args.n, args.c, move |_| {
+                let (master, req) = (master.clone(), req.clone());
+                async move {
+                    master.assign(&req).await?;
+                    Ok(0)
+                }
+            })
+            .await;
+            phase.report();
+            return Ok(());
+        }
         let fids: Arc<std::sync::Mutex<Vec<Option<(FileId, String)>>>> =
             Arc::new(std::sync::Mutex::new(vec![None; args.n as usize]));
         let payload: Arc<Vec<u8>> = Arc::new((0..args.size).map(|i| (i % 251) as u8).collect());

@@ -1,6 +1,13 @@
 //! `kelp filer`: the namespace server (HTTP REST, optionally S3).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kelp_filer::Filer;
+use kelp_filer::store::redb::RedbStore;
+
+use super::common;
 
 /// Flags of `kelp filer`.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,6 +45,51 @@ pub struct Args {
     pub max_mb: u64,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    super::not_built("filer")
+impl Args {
+    pub fn config(&self) -> kelp_filer::FilerConfig {
+        kelp_filer::FilerConfig {
+            masters: common::split_list(&self.master),
+            chunk_size: (self.max_mb.clamp(1, 1024) << 20) as usize,
+            ..Default::default()
+        }
+    }
+}
+
+/// Opens the filer's store and binds its port.
+pub async fn start(
+    args: &Args,
+    bind_host: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, Arc<Filer>)> {
+    if args.store != "redb" {
+        anyhow::bail!("-store={} is not built yet; use -store=redb", args.store);
+    }
+    if args.s3 {
+        anyhow::bail!("the S3 gateway is not built yet in this version of kelp; run without -s3");
+    }
+    let listener = common::bind("filer", bind_host, args.port).await?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
+    let dir = args.dir.clone();
+    let store = tokio::task::spawn_blocking(move || RedbStore::open(&dir))
+        .await?
+        .with_context(|| format!("cannot open the filer store in {}", args.dir.display()))?;
+    Ok((
+        listener,
+        Arc::new(Filer::new(Arc::new(store), args.config())),
+    ))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
+    let _lock = common::lock_dir(&args.dir)?;
+    let rt = common::runtime()?;
+    rt.block_on(async {
+        let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
+        let (listener, filer) = start(&args, &bind).await?;
+        println!("filer: http://{}:{}", args.ip, args.port);
+        kelp_filer::http::serve(listener, filer, common::shutdown_signal())
+            .await
+            .context("filer failed")
+    })
 }

@@ -108,6 +108,21 @@ impl Args {
         }
     }
 
+    fn filer_args(&self) -> super::filer::Args {
+        super::filer::Args {
+            ip: self.ip.clone(),
+            ip_bind: self.ip_bind.clone(),
+            port: self.filer_port,
+            master: format!("{}:{}", self.ip, self.master_port),
+            store: "redb".into(),
+            dir: self.dir.join("filer"),
+            s3: false,
+            s3_port: self.s3_port,
+            s3_config: self.s3_config.clone(),
+            max_mb: self.filer_max_mb,
+        }
+    }
+
     fn volume_args(&self) -> super::volume::Args {
         let mut masters = common::peers(&self.master_peers);
         let me = format!("{}:{}", self.ip, self.master_port);
@@ -145,6 +160,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
         let vol =
             tokio::task::spawn_blocking(move || super::volume::prepare(&volume_args)).await??;
+        let filer = match args.filer {
+            true => Some(super::filer::start(&args.filer_args(), &bind).await?),
+            false => None,
+        };
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -155,8 +174,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         println!("master: http://{}:{}", args.ip, args.master_port);
         println!("volume server: http://{}:{}", args.ip, args.volume_port);
-        if args.filer {
-            println!("filer: not built yet in this version of kelp (skipped)");
+        if filer.is_some() {
+            println!("filer: http://{}:{}", args.ip, args.filer_port);
         }
         if args.s3 {
             println!("s3: not built yet in this version of kelp (skipped)");
@@ -169,8 +188,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             vol.cfg,
             stopped(),
         ));
+        let filer_task = filer.map(|(l, f)| tokio::spawn(kelp_filer::http::serve(l, f, stopped())));
         common::shutdown_signal().await;
         let _ = stop_tx.send(true);
+        if let Some(t) = filer_task {
+            t.await.context("filer task")?.context("filer failed")?;
+        }
         let (m, v) = tokio::join!(master_task, volume_task);
         m.context("master task")?.context("master failed")?;
         v.context("volume task")?.context("volume server failed")?;

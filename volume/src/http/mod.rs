@@ -86,6 +86,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/vacuum/commit", post(admin::vacuum_commit))
         .route("/admin/vacuum/cleanup", post(admin::vacuum_cleanup))
         .fallback(needle_request)
+        // Upload size is checked against -fileSizeLimitMB by the handlers themselves.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 

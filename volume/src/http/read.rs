@@ -122,7 +122,7 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
                 .as_deref()
                 .and_then(|n| n.rsplit_once('.').map(|(_, e)| e.to_string()))
                 .or(p.ext.clone());
-            mime_from_ext(ext.as_deref().unwrap_or("")).to_string()
+            kelp_proto::mime::from_ext(ext.as_deref().unwrap_or("")).to_string()
         });
     insert(&mut headers, header::CONTENT_TYPE, &mime);
     if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
@@ -354,31 +354,4 @@ async fn not_local(
     };
     let target = format!("http://{}/{}?proxied=true", loc.public_url, p.fid);
     Ok((StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, target)]).into_response())
-}
-
-/// A content type from a file extension, for needles stored without one.
-pub(crate) fn mime_from_ext(ext: &str) -> &'static str {
-    match ext.to_ascii_lowercase().as_str() {
-        "txt" | "log" | "md" => "text/plain; charset=utf-8",
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "xml" => "application/xml",
-        "csv" => "text/csv; charset=utf-8",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "ico" => "image/x-icon",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        "gz" | "tgz" => "application/gzip",
-        "tar" => "application/x-tar",
-        "mp4" => "video/mp4",
-        "mp3" => "audio/mpeg",
-        "wasm" => "application/wasm",
-        _ => "application/octet-stream",
-    }
 }

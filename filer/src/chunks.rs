@@ -1,0 +1,240 @@
+//! The data path: cut an upload stream into chunks and store them on volume servers
+//! (bounded parallelism, ids assigned in batches), and read byte ranges back.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use kelp_proto::FileId;
+use kelp_proto::client::{ClientError, MasterClient, UploadOptions, VolumeClient};
+use kelp_proto::master_api::AssignRequest;
+use md5::{Digest, Md5};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::entry::FileChunk;
+use crate::error::FilerError;
+
+/// Where and how chunks are written.
+#[derive(Debug, Clone, Default)]
+pub struct WriteTarget {
+    pub collection: String,
+    pub replication: String,
+    pub ttl: String,
+    pub fsync: bool,
+}
+
+/// What an upload produced.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub chunks: Vec<FileChunk>,
+    pub size: u64,
+    pub md5: [u8; 16],
+}
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Hands out file ids from `/dir/assign?count=N` batches.
+struct FidPool {
+    master: Arc<MasterClient>,
+    target: WriteTarget,
+    ready: VecDeque<(FileId, String)>,
+}
+
+impl FidPool {
+    async fn next(&mut self, want: u64) -> Result<(FileId, String), FilerError> {
+        if let Some(f) = self.ready.pop_front() {
+            return Ok(f);
+        }
+        let count = want.clamp(1, 64);
+        let req = AssignRequest {
+            count: Some(count),
+            collection: Some(self.target.collection.clone()).filter(|c| !c.is_empty()),
+            replication: Some(self.target.replication.clone()).filter(|c| !c.is_empty()),
+            ttl: Some(self.target.ttl.clone()).filter(|c| !c.is_empty()),
+            ..Default::default()
+        };
+        let a = self
+            .master
+            .assign(&req)
+            .await
+            .map_err(FilerError::from_assign)?;
+        let first: FileId = a.fid.parse().map_err(|e| {
+            FilerError::Internal(format!("master assigned a bad file id {:?}: {e}", a.fid))
+        })?;
+        for i in 0..a.count.max(1) {
+            if let Some(f) = first.with_delta(i) {
+                self.ready.push_back((f, a.url.clone()));
+            }
+        }
+        self.ready
+            .pop_front()
+            .ok_or_else(|| FilerError::Internal("master assigned no file id".into()))
+    }
+}
+
+/// Stores one chunk's bytes; returns its chunk record.
+async fn put_chunk(
+    volumes: VolumeClient,
+    url: String,
+    fid: FileId,
+    offset: u64,
+    data: Bytes,
+    target: WriteTarget,
+) -> Result<FileChunk, FilerError> {
+    let size = data.len() as u64;
+    let etag = hex(&Md5::digest(&data));
+    let opts = UploadOptions {
+        ttl: Some(target.ttl.clone()).filter(|t| !t.is_empty()),
+        fsync: target.fsync,
+        ..Default::default()
+    };
+    volumes
+        .upload(&url, &fid, data, &opts)
+        .await
+        .map_err(|e| FilerError::Unavailable(format!("storing chunk {fid} on {url}: {e}")))?;
+    Ok(FileChunk {
+        fid: fid.to_string(),
+        offset,
+        size,
+        modified_ts_ns: now_ns(),
+        etag,
+        is_manifest: false,
+    })
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads `body` to its end, storing every `chunk_size` bytes as one chunk (at most
+/// `parallel` uploads in flight, so memory stays at about `(parallel + 1) * chunk_size`).
+/// Chunk offsets start at `base_offset`. `size_hint` (Content-Length) sizes id batches.
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_stream<S, E>(
+    master: Arc<MasterClient>,
+    volumes: VolumeClient,
+    target: WriteTarget,
+    mut body: S,
+    chunk_size: usize,
+    parallel: usize,
+    base_offset: u64,
+    size_hint: Option<u64>,
+) -> Result<Uploaded, FilerError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let chunk_size = chunk_size.max(1);
+    let mut pool = FidPool {
+        master,
+        target: target.clone(),
+        ready: VecDeque::new(),
+    };
+    let expected_chunks = size_hint
+        .map(|n| n.div_ceil(chunk_size as u64))
+        .unwrap_or(1);
+    let sem = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut tasks: JoinSet<Result<FileChunk, FilerError>> = JoinSet::new();
+    let mut md5 = Md5::new();
+    let mut buf = BytesMut::with_capacity(chunk_size.min(1 << 20));
+    let mut offset = base_offset;
+    let mut total = 0u64;
+    let mut chunks = Vec::new();
+    let mut done = false;
+    while !done {
+        match body.next().await {
+            Some(Ok(b)) => {
+                md5.update(&b);
+                total += b.len() as u64;
+                buf.extend_from_slice(&b);
+            }
+            Some(Err(e)) => {
+                tasks.abort_all();
+                return Err(FilerError::BadRequest(format!(
+                    "reading the request body: {e}"
+                )));
+            }
+            None => done = true,
+        }
+        while buf.len() >= chunk_size || (done && !buf.is_empty()) {
+            let take = buf.len().min(chunk_size);
+            let data = buf.split_to(take).freeze();
+            let permit = sem
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| FilerError::Internal("upload semaphore closed".into()))?;
+            // Collect finished uploads as we go, failing fast.
+            while let Some(r) = tasks.try_join_next() {
+                chunks.push(r.map_err(|e| FilerError::Internal(e.to_string()))??);
+            }
+            let want = expected_chunks.saturating_sub(chunks.len() as u64 + tasks.len() as u64);
+            let (fid, url) = pool.next(want.max(1)).await?;
+            let (volumes, target) = (volumes.clone(), target.clone());
+            let at = offset;
+            offset += data.len() as u64;
+            tasks.spawn(async move {
+                let r = put_chunk(volumes, url, fid, at, data, target).await;
+                drop(permit);
+                r
+            });
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        chunks.push(r.map_err(|e| FilerError::Internal(e.to_string()))??);
+    }
+    chunks.sort_by_key(|c| c.offset);
+    Ok(Uploaded {
+        chunks,
+        size: total,
+        md5: md5.finalize().into(),
+    })
+}
+
+/// Fetches `len` bytes at `offset` of chunk `fid`, trying each server holding it.
+pub async fn read_chunk_range(
+    master: &MasterClient,
+    volumes: &VolumeClient,
+    fid: &str,
+    offset: u64,
+    len: u64,
+) -> Result<reqwest::Response, FilerError> {
+    let fid: FileId = fid
+        .parse()
+        .map_err(|e| FilerError::Internal(format!("entry holds a bad chunk id {fid:?}: {e}")))?;
+    let range = format!("bytes={}-{}", offset, offset + len.max(1) - 1);
+    let mut last: Option<ClientError> = None;
+    for attempt in 0..2 {
+        let locations = match master.lookup(fid.volume).await {
+            Ok(l) => l,
+            Err(e) => {
+                last = Some(e);
+                master.forget(fid.volume);
+                continue;
+            }
+        };
+        for loc in &locations {
+            match volumes.get(&loc.url, &fid, Some(&range)).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    tracing::debug!(%fid, server = %loc.url, error = %e, attempt, "chunk read failed; trying another copy");
+                    last = Some(e);
+                }
+            }
+        }
+        master.forget(fid.volume);
+    }
+    Err(FilerError::Unavailable(format!(
+        "no server could serve chunk {fid}: {}",
+        last.map(|e| e.to_string())
+            .unwrap_or_else(|| "no location".into())
+    )))
+}

@@ -1,0 +1,402 @@
+//! The filer's namespace operations over a `FilerStore` and the blob store: create,
+//! write, append, read, list, rename, copy, delete.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::Stream;
+use kelp_proto::client::{MasterClient, VolumeClient};
+use tokio::sync::Notify;
+
+use crate::chunks::{self, WriteTarget};
+use crate::entry::{Entry, FileChunk};
+use crate::error::FilerError;
+use crate::path;
+use crate::store::{FilerStore, ListOptions, Mutation};
+
+/// How a filer stores data.
+#[derive(Debug, Clone)]
+pub struct FilerConfig {
+    /// Masters, any of which answers.
+    pub masters: Vec<String>,
+    /// Uploads are cut into chunks of this many bytes.
+    pub chunk_size: usize,
+    /// Chunk uploads in flight per request.
+    pub upload_parallel: usize,
+    /// Default collection and replication of new chunks.
+    pub collection: String,
+    pub replication: String,
+    /// Listing page size when the client names none.
+    pub dir_list_limit: usize,
+}
+
+impl Default for FilerConfig {
+    fn default() -> Self {
+        FilerConfig {
+            masters: vec!["127.0.0.1:9333".into()],
+            chunk_size: 8 << 20,
+            upload_parallel: 4,
+            collection: String::new(),
+            replication: String::new(),
+            dir_list_limit: 1000,
+        }
+    }
+}
+
+/// Options of one file write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub mime: String,
+    pub mode: Option<u32>,
+    pub ttl_sec: u32,
+    pub target: WriteTarget,
+    /// Extended attributes to set (`Seaweed-*` headers and the like).
+    pub extended: Vec<(String, Vec<u8>)>,
+    /// Content-MD5 the client promised (16 bytes): checked before the entry is written.
+    pub expect_md5: Option<Vec<u8>>,
+    /// Content-Length, to size file id batches.
+    pub size_hint: Option<u64>,
+}
+
+pub struct Filer {
+    pub store: Arc<dyn FilerStore>,
+    pub master: Arc<MasterClient>,
+    pub volumes: VolumeClient,
+    pub cfg: FilerConfig,
+    /// Wakes the chunk collector after deletes and overwrites.
+    pub gc_wake: Notify,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Filer {
+    pub fn new(store: Arc<dyn FilerStore>, cfg: FilerConfig) -> Filer {
+        let http = kelp_proto::client::http_client();
+        Filer {
+            store,
+            master: Arc::new(MasterClient::with_http(cfg.masters.clone(), http.clone())),
+            volumes: VolumeClient::new(http),
+            cfg,
+            gc_wake: Notify::new(),
+        }
+    }
+
+    /// The live entry at `path` (expired TTL entries count as absent).
+    pub async fn find(&self, p: &str) -> Result<Option<Entry>, FilerError> {
+        let p = path::normalize(p)?;
+        Ok(self
+            .store
+            .find(&p)
+            .await?
+            .filter(|e| !e.is_expired(now_secs())))
+    }
+
+    /// Mutations creating every missing ancestor directory of `p`.
+    async fn parents(&self, p: &str) -> Result<Vec<Mutation>, FilerError> {
+        let mut missing = Vec::new();
+        let mut cur = path::parent(p);
+        while let Some(dir) = cur {
+            match self.store.find(dir).await? {
+                Some(e) if e.is_directory => break,
+                Some(_) => {
+                    return Err(FilerError::Conflict(format!(
+                        "{dir} is a file, not a directory"
+                    )));
+                }
+                None => missing.push(dir.to_string()),
+            }
+            cur = path::parent(dir);
+        }
+        let now = now_secs();
+        Ok(missing
+            .into_iter()
+            .rev()
+            .map(|d| Mutation::Put(Entry::new_dir(&d, now)))
+            .collect())
+    }
+
+    /// Creates a directory (and its parents). Existing directories are fine.
+    pub async fn mkdir(&self, p: &str) -> Result<Entry, FilerError> {
+        let p = path::normalize(p)?;
+        if let Some(e) = self.store.find(&p).await? {
+            return if e.is_directory {
+                Ok(e)
+            } else {
+                Err(FilerError::Conflict(format!("{p} is a file")))
+            };
+        }
+        let mut muts = self.parents(&p).await?;
+        let e = Entry::new_dir(&p, now_secs());
+        muts.push(Mutation::Put(e.clone()));
+        self.store.apply(muts).await?;
+        Ok(e)
+    }
+
+    /// Writes `body` as the whole content of the file at `p` (replacing it), or appends
+    /// it when `append` is set. Chunks are uploaded before the entry is written; the
+    /// replaced chunks go to the collector in the same store transaction.
+    pub async fn write<S, E>(
+        &self,
+        p: &str,
+        body: S,
+        opts: WriteOptions,
+        append: bool,
+    ) -> Result<Entry, FilerError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let p = path::normalize(p)?;
+        if p == "/" {
+            return Err(FilerError::BadRequest(
+                "cannot write to the root directory".into(),
+            ));
+        }
+        let existing = self
+            .store
+            .find(&p)
+            .await?
+            .filter(|e| !e.is_expired(now_secs()));
+        if existing.as_ref().is_some_and(|e| e.is_directory) {
+            return Err(FilerError::Conflict(format!("{p} is a directory")));
+        }
+        let base = if append {
+            existing.as_ref().map(|e| e.attr.file_size).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut target = opts.target.clone();
+        if target.collection.is_empty() {
+            target.collection = self.cfg.collection.clone();
+        }
+        if target.replication.is_empty() {
+            target.replication = self.cfg.replication.clone();
+        }
+        let up = chunks::upload_stream(
+            self.master.clone(),
+            self.volumes.clone(),
+            target,
+            body,
+            self.cfg.chunk_size,
+            self.cfg.upload_parallel,
+            base,
+            opts.size_hint,
+        )
+        .await?;
+        if let Some(want) = &opts.expect_md5
+            && want.as_slice() != up.md5
+        {
+            // The chunks were stored but no entry points at them: queue them for deletion.
+            self.discard(&up.chunks).await;
+            return Err(FilerError::BadRequest(
+                "Content-MD5 does not match the body: nothing was stored".into(),
+            ));
+        }
+        let now = now_secs();
+        let mut entry = match (append, existing) {
+            (true, Some(mut e)) => {
+                e.chunks.extend(up.chunks);
+                e.attr.file_size = base + up.size;
+                e.attr.md5.clear();
+                e
+            }
+            (_, old) => {
+                let mut e = Entry::new_file(&p, now);
+                if let Some(old) = old {
+                    e.attr.crtime = old.attr.crtime;
+                    e.extended = old.extended;
+                }
+                e.chunks = up.chunks;
+                e.attr.file_size = up.size;
+                e.attr.md5 = up.md5.to_vec();
+                e
+            }
+        };
+        entry.attr.mtime = now;
+        if !opts.mime.is_empty() {
+            entry.attr.mime = opts.mime.clone();
+        }
+        if let Some(m) = opts.mode {
+            entry.attr.mode = m;
+        }
+        entry.attr.ttl_sec = opts.ttl_sec;
+        for (k, v) in opts.extended {
+            entry.extended.insert(k, v);
+        }
+        let mut muts = self.parents(&p).await?;
+        muts.push(Mutation::Put(entry.clone()));
+        self.store.apply(muts).await?;
+        self.gc_wake.notify_one();
+        Ok(entry)
+    }
+
+    /// Queues chunks no entry references (an upload that was refused).
+    async fn discard(&self, chunks: &[FileChunk]) {
+        // A throwaway entry that is put then deleted in one transaction leaves exactly
+        // these chunks in the store's collection queue.
+        let tmp = format!("/.kelp-discard-{}", chunks::now_ns());
+        let mut e = Entry::new_file(&tmp, now_secs());
+        e.chunks = chunks.to_vec();
+        let r = self
+            .store
+            .apply(vec![Mutation::Put(e), Mutation::Delete(tmp)])
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not queue discarded chunks");
+        }
+        self.gc_wake.notify_one();
+    }
+
+    /// Deletes `p`; a non-empty directory needs `recursive`. A missing path is not an error.
+    pub async fn delete(&self, p: &str, recursive: bool) -> Result<(), FilerError> {
+        let p = path::normalize(p)?;
+        if p == "/" {
+            return Err(FilerError::BadRequest(
+                "cannot delete the root directory".into(),
+            ));
+        }
+        let Some(e) = self.store.find(&p).await? else {
+            return Ok(());
+        };
+        let m = if e.is_directory && recursive {
+            Mutation::DeleteTree(p)
+        } else {
+            Mutation::Delete(p)
+        };
+        self.store.apply(vec![m]).await?;
+        self.gc_wake.notify_one();
+        Ok(())
+    }
+
+    /// Moves `from` to `to` atomically. When `to` is an existing directory the entry
+    /// moves into it. A file may replace a file; a directory never replaces a file.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<String, FilerError> {
+        let from = path::normalize(from)?;
+        let mut to = path::normalize(to)?;
+        let src = self
+            .store
+            .find(&from)
+            .await?
+            .ok_or_else(|| FilerError::NotFound(from.clone()))?;
+        if from == "/" {
+            return Err(FilerError::BadRequest(
+                "cannot move the root directory".into(),
+            ));
+        }
+        if let Some(t) = self.store.find(&to).await?
+            && t.is_directory
+            && to != from
+        {
+            to = path::join(&to, path::name(&from));
+        }
+        if to == from {
+            return Ok(to);
+        }
+        if src.is_directory && (to.starts_with(&format!("{from}/"))) {
+            return Err(FilerError::BadRequest(format!(
+                "cannot move {from} into itself ({to})"
+            )));
+        }
+        let mut muts = self.parents(&to).await?;
+        if let Some(t) = self.store.find(&to).await? {
+            match (src.is_directory, t.is_directory) {
+                (false, false) => muts.push(Mutation::Delete(to.clone())),
+                (true, false) => {
+                    return Err(FilerError::Conflict(format!(
+                        "cannot overwrite file {to} with directory {from}"
+                    )));
+                }
+                (_, true) => return Err(FilerError::Conflict(format!("{to} already exists"))),
+            }
+        }
+        muts.push(Mutation::Rename {
+            from,
+            to: to.clone(),
+        });
+        self.store.apply(muts).await?;
+        self.gc_wake.notify_one();
+        Ok(to)
+    }
+
+    /// Copies a file by reference: the new entry shares the source's chunks.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<Entry, FilerError> {
+        let from = path::normalize(from)?;
+        let mut to = path::normalize(to)?;
+        let src = self
+            .find(&from)
+            .await?
+            .ok_or_else(|| FilerError::NotFound(from.clone()))?;
+        if src.is_directory {
+            return Err(FilerError::BadRequest(format!(
+                "{from} is a directory; only files can be copied"
+            )));
+        }
+        if let Some(t) = self.store.find(&to).await?
+            && t.is_directory
+        {
+            to = path::join(&to, path::name(&from));
+        }
+        let mut e = src.clone();
+        e.path = to.clone();
+        let now = now_secs();
+        e.attr.crtime = now;
+        e.attr.mtime = now;
+        let mut muts = self.parents(&to).await?;
+        muts.push(Mutation::Put(e.clone()));
+        self.store.apply(muts).await?;
+        self.gc_wake.notify_one();
+        Ok(e)
+    }
+
+    /// Lists a directory page.
+    pub async fn list(&self, dir: &str, opts: &ListOptions) -> Result<Vec<Entry>, FilerError> {
+        let dir = path::normalize(dir)?;
+        let now = now_secs();
+        Ok(self
+            .store
+            .list(&dir, opts)
+            .await?
+            .into_iter()
+            .filter(|e| !e.is_expired(now))
+            .collect())
+    }
+
+    /// Replaces an entry's extended attributes (tagging).
+    pub async fn set_extended(
+        &self,
+        p: &str,
+        set: Vec<(String, Vec<u8>)>,
+        remove: Option<Vec<String>>,
+    ) -> Result<bool, FilerError> {
+        let p = path::normalize(p)?;
+        let mut e = self
+            .store
+            .find(&p)
+            .await?
+            .ok_or_else(|| FilerError::NotFound(p.clone()))?;
+        let before = e.extended.clone();
+        match remove {
+            Some(keys) if keys.is_empty() => e.extended.clear(),
+            Some(keys) => {
+                for k in keys {
+                    e.extended.remove(&k);
+                }
+            }
+            None => {}
+        }
+        for (k, v) in set {
+            e.extended.insert(k, v);
+        }
+        let changed = before != e.extended;
+        if changed {
+            self.store.apply(vec![Mutation::Put(e)]).await?;
+        }
+        Ok(changed)
+    }
+}

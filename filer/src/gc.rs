@@ -1,0 +1,78 @@
+//! The chunk collector: deletes from volume servers the chunks no entry references any
+//! more, working through the store's persistent queue (so a crash delays, never loses,
+//! a deletion; and the queue only ever holds unreferenced chunks).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kelp_proto::FileId;
+use tokio::sync::watch;
+
+use crate::filer::Filer;
+
+/// Deletes one chunk everywhere; true when it is gone (or its volume is).
+async fn delete_chunk(filer: &Filer, fid: &str) -> bool {
+    let Ok(fid) = fid.parse::<FileId>() else {
+        tracing::warn!(
+            fid,
+            "dropping a malformed chunk id from the collection queue"
+        );
+        return true;
+    };
+    let locations = match filer.master.lookup(fid.volume).await {
+        Ok(l) => l,
+        Err(e) if e.status() == Some(404) => return true,
+        Err(_) => return false,
+    };
+    // One holder fans the delete out to the volume's other copies.
+    for loc in &locations {
+        match filer.volumes.delete(&loc.url, &fid, false).await {
+            Ok(_) => return true,
+            Err(e) if e.status() == Some(404) => return true,
+            Err(e) => tracing::debug!(%fid, server = %loc.url, error = %e, "chunk delete failed"),
+        }
+    }
+    filer.master.forget(fid.volume);
+    false
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let pending = match filer.store.gc_pending(256).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the chunk collection queue failed");
+                Vec::new()
+            }
+        };
+        let mut done = Vec::new();
+        let mut failed = false;
+        for item in &pending {
+            if delete_chunk(&filer, &item.fid).await {
+                done.push(item.seq);
+            } else {
+                failed = true;
+            }
+        }
+        if !done.is_empty() {
+            tracing::debug!(count = done.len(), "chunks collected");
+            if let Err(e) = filer.store.gc_done(&done).await {
+                tracing::warn!(error = %e, "recording collected chunks failed");
+            }
+        }
+        if !pending.is_empty() && !failed {
+            continue;
+        }
+        let wait = if failed {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(30)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = filer.gc_wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

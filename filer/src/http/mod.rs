@@ -1,0 +1,96 @@
+//! The filer HTTP REST API (SeaweedFS-compatible): routing by method and query, and `serve`.
+
+mod error;
+mod json;
+mod read;
+mod write;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::FilerError;
+use crate::filer::Filer;
+
+/// A request's decoded path (trailing slash kept) and query.
+pub(crate) struct Target {
+    pub path: String,
+    pub trailing_slash: bool,
+    pub query: HashMap<String, String>,
+}
+
+impl Target {
+    fn parse(req: &Request) -> Result<Target, FilerError> {
+        let raw = req.uri().path();
+        let path = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| FilerError::BadRequest(format!("path {raw:?} is not UTF-8 once decoded")))?
+            .into_owned();
+        let query = Query::<HashMap<String, String>>::try_from_uri(req.uri())
+            .map(|q| q.0)
+            .map_err(|e| FilerError::BadRequest(format!("bad query string: {e}")))?;
+        Ok(Target {
+            trailing_slash: path.len() > 1 && path.ends_with('/'),
+            path,
+            query,
+        })
+    }
+
+    pub fn flag(&self, k: &str) -> bool {
+        self.query
+            .get(k)
+            .is_some_and(|v| v == "true" || v == "1" || v == "y" || v == "yes")
+    }
+
+    pub fn has(&self, k: &str) -> bool {
+        self.query.contains_key(k)
+    }
+}
+
+/// The router: every path is a filer path, so everything goes through one dispatcher.
+pub fn router(filer: Arc<Filer>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(filer)
+}
+
+async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
+    let target = match Target::parse(&req) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = match *req.method() {
+        Method::GET | Method::HEAD => read::get(&filer, target, req).await,
+        Method::PUT => write::put(&filer, target, req).await,
+        Method::POST => write::post(&filer, target, req).await,
+        Method::DELETE => write::delete(&filer, target).await,
+        _ => Err(FilerError::BadRequest(format!(
+            "method {} is not supported",
+            req.method()
+        ))),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Serves the filer on `listener` until `shutdown`, running the chunk collector meanwhile.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    filer: Arc<Filer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gc = tokio::spawn(crate::gc::run(filer.clone(), stop_rx));
+    tracing::info!(store = filer.store.name(), "filer listening");
+    let res = axum::serve(listener, router(filer))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = gc.await;
+    res
+}

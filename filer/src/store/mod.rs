@@ -1,0 +1,140 @@
+//! The [`FilerStore`] trait every metadata backend implements, the [`Mutation`]s it
+//! applies atomically, and the chunk reference counts and GC queue it keeps (see
+//! `docs/formats/filer-store.md`). [`redb::RedbStore`] is the embedded default;
+//! [`conformance`] is the suite every backend must pass.
+
+use async_trait::async_trait;
+
+use crate::entry::Entry;
+
+pub mod codec;
+pub mod conformance;
+pub mod redb;
+
+pub use self::redb::RedbStore;
+
+/// Every way a store operation fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The entry a mutation needs does not exist.
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    /// The directory still has children.
+    #[error("{0}: directory not empty")]
+    NotEmpty(String),
+    /// The target of a rename already exists.
+    #[error("{0}: already exists")]
+    AlreadyExists(String),
+    /// The request itself is impossible: a path that is not normalized, deleting or
+    /// renaming the root, moving a directory into itself, a file at `/`.
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// Stored data could not be decoded (damaged file, or written by an unknown format).
+    #[error("filer store data is corrupt: {0}")]
+    Corrupt(String),
+    /// The backend failed (I/O, database or task error).
+    #[error("filer store backend error: {0}")]
+    Backend(String),
+}
+
+/// One change to the store; [`FilerStore::apply`] applies a list of them atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    /// Insert or replace the entry at `entry.path`. Replacing a directory that has
+    /// children with a file is refused ([`StoreError::NotEmpty`]). Parents are not checked:
+    /// creating them is the filer's job.
+    Put(Entry),
+    /// Remove one entry (a directory must be empty of children, else
+    /// [`StoreError::NotEmpty`]; a missing entry is [`StoreError::NotFound`]).
+    Delete(String),
+    /// Remove an entry and everything under it ([`StoreError::NotFound`] if the entry is
+    /// missing). `DeleteTree("/")` removes every entry; the root itself always exists.
+    DeleteTree(String),
+    /// Atomically move an entry and all its descendants from `from` to `to` (paths
+    /// rewritten; `to` must not exist, else [`StoreError::AlreadyExists`]; `from` must,
+    /// else [`StoreError::NotFound`]; `to` may not lie inside `from`).
+    Rename { from: String, to: String },
+    /// Set a key of the store's key-value space (separate from entries).
+    KvPut(Vec<u8>, Vec<u8>),
+    /// Remove a key of the key-value space (a missing key is fine).
+    KvDelete(Vec<u8>),
+}
+
+/// Which children [`FilerStore::list`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Start after the child with this name (a cursor: it need not exist).
+    pub start_after: Option<String>,
+    /// Also return the child named `start_after` itself, if it exists.
+    pub inclusive: bool,
+    /// At most this many entries; 0 means no limit.
+    pub limit: usize,
+    /// Only children whose name starts with this.
+    pub prefix: Option<String>,
+}
+
+impl ListOptions {
+    /// The first `limit` children.
+    pub fn first(limit: usize) -> ListOptions {
+        ListOptions {
+            limit,
+            ..ListOptions::default()
+        }
+    }
+
+    /// Up to `limit` children after the child named `name` (exclusive).
+    pub fn after(name: impl Into<String>, limit: usize) -> ListOptions {
+        ListOptions {
+            start_after: Some(name.into()),
+            limit,
+            ..ListOptions::default()
+        }
+    }
+}
+
+/// A chunk waiting for deletion on the volume servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcItem {
+    /// Position in the queue (strictly increasing, never reused).
+    pub seq: u64,
+    pub fid: String,
+}
+
+/// Where the filer keeps its namespace.
+///
+/// The invariant every backend keeps, in the same transaction as each mutation: a
+/// reference count per chunk fid = the number of entries whose chunk list names it (each
+/// entry counts once however often it lists the fid). A fid whose count drops to 0 is
+/// appended to a persistent GC queue; a queued fid that gets referenced again leaves the
+/// queue. So nothing referenced is ever queued, and a crash never loses a queued chunk.
+///
+/// Paths given to a store must be normalized ([`crate::path::normalize`]); others are
+/// refused with [`StoreError::Invalid`]. The root `/` always exists (as a directory).
+#[async_trait]
+pub trait FilerStore: Send + Sync + 'static {
+    /// A short name for logs (`"redb"`).
+    fn name(&self) -> &'static str;
+
+    /// The entry at `path`, if any (TTL is not applied: that is the filer's job).
+    async fn find(&self, path: &str) -> Result<Option<Entry>, StoreError>;
+
+    /// Children of `dir` in name order (byte order), one range scan whatever the dir
+    /// size. A missing directory (or a file) has no children.
+    async fn list(&self, dir: &str, opts: &ListOptions) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies all mutations atomically (all or nothing), in order: each sees the
+    /// effects of those before it.
+    async fn apply(&self, muts: Vec<Mutation>) -> Result<(), StoreError>;
+
+    /// A value of the key-value space.
+    async fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The oldest `max` chunk fids waiting for deletion on volume servers.
+    async fn gc_pending(&self, max: usize) -> Result<Vec<GcItem>, StoreError>;
+
+    /// Forget GC items once their chunks are deleted (unknown seqs are ignored).
+    async fn gc_done(&self, seqs: &[u64]) -> Result<(), StoreError>;
+
+    /// How many entries reference this chunk fid (0 = none).
+    async fn chunk_refs(&self, fid: &str) -> Result<u64, StoreError>;
+}

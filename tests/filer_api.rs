@@ -1,0 +1,395 @@
+//! The filer REST API on a real `kelp server`, driven with `curl` where a user would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+struct Server {
+    dir: tempfile::TempDir,
+    proc: KelpProcess,
+    filer: String,
+    volume: String,
+}
+
+fn server() -> Server {
+    let dir = scratch();
+    let (mp, vp, fp) = (free_port(), free_port(), free_port());
+    let args: Vec<String> = [
+        "server".to_string(),
+        format!("-dir={}", dir.path().join("data").display()),
+        "-ip=127.0.0.1".into(),
+        format!("-master.port={mp}"),
+        format!("-volume.port={vp}"),
+        format!("-filer.port={fp}"),
+        "-filer.maxMB=4".into(),
+        "-s3=false".into(),
+    ]
+    .to_vec();
+    let mut proc = KelpProcess::start("server", dir.path(), &args);
+    let filer = format!("127.0.0.1:{fp}");
+    proc.wait_http_ok(&filer, "/", Duration::from_secs(30));
+    wait_for_nodes(&format!("127.0.0.1:{mp}"), 1, Duration::from_secs(30));
+    Server {
+        dir,
+        proc,
+        filer,
+        volume: format!("127.0.0.1:{vp}"),
+    }
+}
+
+/// Runs curl; returns (http status, body).
+fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = out.stdout;
+    let nl = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&body[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap();
+    (status, body[..nl].to_vec())
+}
+
+fn md5_of_file(p: &Path) -> String {
+    let out = Command::new("md5sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn json(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(b)))
+}
+
+#[test]
+fn curl_round_trips_small_and_large_files() {
+    let s = server();
+    let f = &s.filer;
+    // Small file, raw PUT and multipart POST into a directory.
+    let small = s.dir.path().join("hello.txt");
+    std::fs::write(&small, b"hello kelp\n").unwrap();
+    let (st, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        &format!("@{}", small.display()),
+        &format!("http://{f}/docs/hello.txt"),
+    ]);
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["size"], 11);
+    let (st, body) = curl(&[
+        "-F",
+        &format!("file=@{}", small.display()),
+        &format!("http://{f}/docs/"),
+    ]);
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["name"], "hello.txt");
+    let (st, body) = curl(&[&format!("http://{f}/docs/hello.txt")]);
+    assert_eq!((st, body.as_slice()), (200, &b"hello kelp\n"[..]));
+
+    // 100 MiB: 25 chunks of 4 MiB, streamed both ways, md5 equal.
+    let big = s.dir.path().join("big.bin");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..(100 << 20) / 8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+    let (st, body) = curl(&[
+        "-T",
+        &big.display().to_string(),
+        &format!("http://{f}/data/big.bin"),
+    ]);
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let back = s.dir.path().join("back.bin");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-f",
+            "-o",
+            &back.display().to_string(),
+            &format!("http://{f}/data/big.bin"),
+        ])
+        .status()
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(
+        md5_of_file(&back),
+        md5_of_file(&big),
+        "100 MiB file differs after a round trip"
+    );
+    let (_, meta) = curl(&[&format!("http://{f}/data/big.bin?metadata=true")]);
+    let meta = json(&meta);
+    assert_eq!(meta["FileSize"], 100 << 20);
+    assert_eq!(meta["chunks"].as_array().unwrap().len(), 25);
+
+    // Ranges across chunk boundaries.
+    let all = std::fs::read(&big).unwrap();
+    for (a, b) in [
+        (4_194_300u64, 4_194_310u64),
+        (0, 0),
+        (8_388_600, 16_777_300),
+        ((100 << 20) - 5, (100 << 20) - 1),
+    ] {
+        let (st, body) = curl(&[
+            "-H",
+            &format!("Range: bytes={a}-{b}"),
+            &format!("http://{f}/data/big.bin"),
+        ]);
+        assert_eq!(st, 206);
+        assert!(body == all[a as usize..=b as usize], "range {a}-{b}");
+    }
+    let (st, _) = curl(&[
+        "-H",
+        "Range: bytes=-10",
+        &format!("http://{f}/data/big.bin"),
+    ]);
+    assert_eq!(st, 206);
+    let (st, _) = curl(&[
+        "-H",
+        &format!("Range: bytes={}-", 100 << 20),
+        &format!("http://{f}/data/big.bin"),
+    ]);
+    assert_eq!(st, 416);
+}
+
+#[test]
+fn append_conditionals_listing_rename_delete() {
+    let s = server();
+    let f = &s.filer;
+    assert_eq!(http("PUT", f, "/log/a.txt", b"one,").unwrap().status, 201);
+    let r = http("PUT", f, "/log/a.txt?op=append", b"two,").unwrap();
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["size"], 8);
+    assert_eq!(
+        http("PUT", f, "/log/a.txt?op=append", b"three")
+            .unwrap()
+            .status,
+        201
+    );
+    let r = http("GET", f, "/log/a.txt", b"").unwrap();
+    assert_eq!(r.text(), "one,two,three");
+    let etag = r.header("etag").unwrap().to_string();
+    assert!(etag.ends_with("-3\""), "multi-chunk ETag: {etag}");
+    let (st, _) = curl(&[
+        "-H",
+        &format!("If-None-Match: {etag}"),
+        &format!("http://{f}/log/a.txt"),
+    ]);
+    assert_eq!(st, 304);
+    let (st, _) = curl(&["-H", "If-Match: \"nope\"", &format!("http://{f}/log/a.txt")]);
+    assert_eq!(st, 412);
+    let (st, _) = curl(&[
+        "-H",
+        "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT",
+        &format!("http://{f}/log/a.txt"),
+    ]);
+    assert_eq!(st, 304);
+
+    // 2,500 entries, listed in pages of 1,000 by lastFileName.
+    for i in 0..2500 {
+        let r = http("PUT", f, &format!("/many/f{i:05}"), b"x").unwrap();
+        assert_eq!(r.status, 201);
+    }
+    let mut names = Vec::new();
+    let mut last = String::new();
+    loop {
+        let (st, body) = curl(&[
+            "-H",
+            "Accept: application/json",
+            &format!("http://{f}/many/?limit=1000&lastFileName={last}"),
+        ]);
+        assert_eq!(st, 200);
+        let page = json(&body);
+        let entries = page["Entries"].as_array().cloned().unwrap_or_default();
+        names.extend(
+            entries
+                .iter()
+                .map(|e| e["FullPath"].as_str().unwrap().to_string()),
+        );
+        last = page["LastFileName"].as_str().unwrap().to_string();
+        if page["ShouldDisplayLoadMore"] != true {
+            break;
+        }
+    }
+    assert_eq!(names.len(), 2500);
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "listing is sorted by name"
+    );
+    let (_, body) = curl(&[
+        "-H",
+        "Accept: application/json",
+        &format!("http://{f}/many/?namePattern=f0001*"),
+    ]);
+    assert_eq!(json(&body)["Entries"].as_array().unwrap().len(), 10);
+    let (st, html) = curl(&[&format!("http://{f}/many/?limit=5")]);
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&html).contains("<table>"));
+
+    // Rename a directory with children, atomically.
+    assert_eq!(
+        http("PUT", f, "/tree/a/b/c.txt", b"deep").unwrap().status,
+        201
+    );
+    assert_eq!(
+        http("PUT", f, "/tree/a/d.txt", b"shallow").unwrap().status,
+        201
+    );
+    assert_eq!(
+        http("POST", f, "/moved?mv.from=/tree/a", b"")
+            .unwrap()
+            .status,
+        204
+    );
+    assert_eq!(
+        http("GET", f, "/moved/b/c.txt", b"").unwrap().text(),
+        "deep"
+    );
+    assert_eq!(
+        http("GET", f, "/moved/d.txt", b"").unwrap().text(),
+        "shallow"
+    );
+    assert_eq!(http("GET", f, "/tree/a/d.txt", b"").unwrap().status, 404);
+
+    // Copy shares chunks; deleting the source keeps the copy readable.
+    assert_eq!(
+        http("POST", f, "/copy.txt?cp.from=/moved/d.txt", b"")
+            .unwrap()
+            .status,
+        204
+    );
+    assert_eq!(http("DELETE", f, "/moved/d.txt", b"").unwrap().status, 204);
+    assert_eq!(http("GET", f, "/copy.txt", b"").unwrap().text(), "shallow");
+
+    // Recursive delete.
+    let r = http("DELETE", f, "/moved", b"").unwrap();
+    assert_eq!(
+        r.status,
+        409,
+        "non-empty delete needs recursive: {}",
+        r.text()
+    );
+    assert!(r.json()["error"].as_str().unwrap().contains("non-empty"));
+    assert_eq!(
+        http("DELETE", f, "/moved?recursive=true", b"")
+            .unwrap()
+            .status,
+        204
+    );
+    assert_eq!(http("GET", f, "/moved/b/c.txt", b"").unwrap().status, 404);
+    assert_eq!(http("DELETE", f, "/never/was", b"").unwrap().status, 204);
+}
+
+#[test]
+fn chunks_are_collected_and_entries_survive_restart() {
+    let mut s = server();
+    let f = s.filer.clone();
+    let body = vec![5u8; 9 << 20];
+    assert_eq!(http("PUT", &f, "/gc/big.bin", &body).unwrap().status, 201);
+    assert_eq!(
+        http("PUT", &f, "/keep/me.txt", b"kept").unwrap().status,
+        201
+    );
+    let (_, meta) = get_json(&f, "/gc/big.bin?metadata=true");
+    let fids: Vec<String> = meta["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["file_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fids.len(), 3);
+    for fid in &fids {
+        assert_eq!(
+            http("GET", &s.volume, &format!("/{fid}"), b"")
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    assert_eq!(http("DELETE", &f, "/gc/big.bin", b"").unwrap().status, 204);
+    wait_until(
+        "the collector to delete the chunks",
+        Duration::from_secs(30),
+        || {
+            fids.iter().all(|fid| {
+                http("GET", &s.volume, &format!("/{fid}"), b"")
+                    .unwrap()
+                    .status
+                    == 404
+            })
+        },
+    );
+
+    s.proc
+        .terminate(Duration::from_secs(10))
+        .expect("clean shutdown");
+    s.proc.restart();
+    s.proc.wait_http_ok(&f, "/", Duration::from_secs(30));
+    assert_eq!(http("GET", &f, "/keep/me.txt", b"").unwrap().text(), "kept");
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let s = server();
+    let f = &s.filer;
+    assert_eq!(http("PUT", f, "/a/file.txt", b"x").unwrap().status, 201);
+    for p in [
+        "/a/../etc/passwd",
+        "/a/./b",
+        "/a//b",
+        "/%2e%2e/x",
+        "/a/%00b",
+    ] {
+        let r = http("PUT", f, p, b"x").unwrap();
+        assert_eq!(r.status, 400, "{p}: {}", r.text());
+        assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(http("GET", f, p, b"").unwrap().status, 400, "{p}");
+    }
+    let long = format!("/{}", "n".repeat(300));
+    assert_eq!(http("PUT", f, &long, b"x").unwrap().status, 400);
+    // A file cannot become a directory, nor a directory overwrite a file.
+    let r = http("PUT", f, "/a/file.txt/child", b"x").unwrap();
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(http("POST", f, "/d/", b"").unwrap().status, 201);
+    let r = http("POST", f, "/a/file.txt?mv.from=/d", b"").unwrap();
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = http("POST", f, "/x?mv.from=/no/such", b"").unwrap();
+    assert_eq!(r.status, 404);
+    let r = http("PUT", f, "/d", b"x").unwrap();
+    assert_eq!(r.status, 409, "writing over a directory: {}", r.text());
+    let r = http("PUT", f, "/a/y.txt?ttl=3q", b"x").unwrap();
+    assert_eq!(r.status, 400);
+    let r = http("POST", f, "/a/z.txt?op=append", b"x").unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(http("GET", f, "/nope", b"").unwrap().status, 404);
+    assert_eq!(
+        http("GET", f, "/a/file.txt", b"").unwrap().text(),
+        "x",
+        "nothing was lost"
+    );
+}
