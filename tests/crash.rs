@@ -56,7 +56,7 @@ fn acknowledged_writes_survive_kill_9() {
                         let key = (round << 40) | (w << 32) | i;
                         i += 1;
                         attempted.lock().unwrap().push(key);
-                        let path = if key % 5 == 0 {
+                        let path = if key.is_multiple_of(5) {
                             format!("{}?fsync=true", fid(key))
                         } else {
                             fid(key)

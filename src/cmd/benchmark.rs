@@ -44,6 +44,9 @@ pub struct Args {
     pub assign_only: bool,
 }
 
+/// A written file and the server it went to.
+type Written = (FileId, String);
+
 /// Latencies (µs) and bytes of one phase.
 struct Phase {
     name: &'static str,
@@ -212,8 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             phase.report();
             return Ok(());
         }
-        let fids: Arc<std::sync::Mutex<Vec<Option<(FileId, String)>>>> =
-            Arc::new(std::sync::Mutex::new(vec![None; args.n as usize]));
+        let fids: Arc<std::sync::Mutex<Vec<Option<Written>>>> = Arc::new(std::sync::Mutex::new(vec![None; args.n as usize]));
         let payload: Arc<Vec<u8>> = Arc::new((0..args.size).map(|i| (i % 251) as u8).collect());
         let assign_req = Arc::new(AssignRequest {
             collection: Some(args.collection.clone()).filter(|c| !c.is_empty()),

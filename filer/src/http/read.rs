@@ -8,12 +8,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::json;
 
 use super::{Target, json};
-use crate::chunks::read_chunk_range;
-use crate::entry::{Entry, visible_intervals};
+use crate::entry::Entry;
 use crate::error::FilerError;
 use crate::filer::Filer;
 use crate::path;
@@ -190,95 +188,9 @@ fn parse_range(h: Option<&str>, len: u64) -> RangeAsk {
     }
 }
 
-/// Streams bytes `start..end` of a file from its chunks (holes read as zeros).
+/// The response body for bytes `start..end` of a file.
 fn body(filer: Arc<Filer>, e: Entry, start: u64, end: u64) -> Body {
-    if !e.content.is_empty() {
-        let c = Bytes::from(e.content);
-        let s = (start as usize).min(c.len());
-        let t = (end as usize).min(c.len());
-        return Body::from(c.slice(s..t));
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        let mut pos = start;
-        for iv in visible_intervals(&e.chunks) {
-            if iv.stop <= pos || pos >= end {
-                continue;
-            }
-            if iv.start >= end {
-                break;
-            }
-            if iv.start > pos {
-                if !send_zeros(&tx, iv.start - pos).await {
-                    return;
-                }
-                pos = iv.start;
-            }
-            let stop = iv.stop.min(end);
-            let in_chunk = iv.chunk_offset + (pos - iv.start);
-            let resp =
-                read_chunk_range(&filer.master, &filer.volumes, &iv.fid, in_chunk, stop - pos)
-                    .await;
-            let mut resp = match resp {
-                Ok(r) => r,
-                Err(err) => {
-                    let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
-                    return;
-                }
-            };
-            let mut got = 0u64;
-            loop {
-                match resp.chunk().await {
-                    Ok(Some(b)) => {
-                        got += b.len() as u64;
-                        if tx.send(Ok(b)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
-                        return;
-                    }
-                }
-            }
-            if got != stop - pos {
-                let _ = tx
-                    .send(Err(std::io::Error::other(format!(
-                        "chunk {} returned {got} of {} bytes",
-                        iv.fid,
-                        stop - pos
-                    ))))
-                    .await;
-                return;
-            }
-            pos = stop;
-        }
-        if pos < end {
-            send_zeros(&tx, end - pos).await;
-        }
-    });
-    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
-async fn send_zeros(
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    mut n: u64,
-) -> bool {
-    while n > 0 {
-        let k = n.min(1 << 20);
-        if tx
-            .send(Ok(Bytes::from(vec![0u8; k as usize])))
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        n -= k;
-    }
-    true
+    Body::from_stream(filer.read_stream(e, start, end))
 }
 
 /// `*` and `?` glob matching of a name.

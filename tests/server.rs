@@ -1,0 +1,287 @@
+//! `kelp server`: the one-machine path (start, write, restart, graceful stop, clear
+//! refusals) and a cluster of three `kelp server` processes with `-master.peers`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Ports {
+    master: u16,
+    volume: u16,
+    filer: u16,
+}
+
+fn server_args(dir: &std::path::Path, p: &Ports, extra: &[String]) -> Vec<String> {
+    let mut a = vec![
+        "server".to_string(),
+        format!("-dir={}", dir.display()),
+        "-ip=127.0.0.1".into(),
+        format!("-master.port={}", p.master),
+        format!("-volume.port={}", p.volume),
+        format!("-filer.port={}", p.filer),
+        "-s3=false".into(),
+    ];
+    a.extend(extra.iter().cloned());
+    a
+}
+
+#[test]
+fn one_machine_start_write_restart_stop() {
+    let root = scratch();
+    let data = root.path().join("data");
+    let p = Ports {
+        master: free_port(),
+        volume: free_port(),
+        filer: free_port(),
+    };
+    let mut s = KelpProcess::start("server", root.path(), &server_args(&data, &p, &[]));
+    let filer = format!("127.0.0.1:{}", p.filer);
+    let master = format!("127.0.0.1:{}", p.master);
+    s.wait_http_ok(&filer, "/", Duration::from_secs(30));
+    wait_for_nodes(&master, 1, Duration::from_secs(30));
+    let log = s.log();
+    for role in [
+        "master: http://",
+        "volume server: http://",
+        "filer: http://",
+    ] {
+        assert!(log.contains(role), "startup line {role:?} missing:\n{log}");
+    }
+    assert_eq!(
+        http("PUT", &filer, "/notes/a.txt", b"kept across restarts")
+            .unwrap()
+            .status,
+        201
+    );
+    let a = http("GET", &master, "/dir/assign", b"").unwrap().json();
+    let fid = a["fid"].as_str().unwrap().to_string();
+    let vol = a["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        http("PUT", &vol, &format!("/{fid}"), b"blob")
+            .unwrap()
+            .status,
+        201
+    );
+
+    // SIGTERM: a clean exit with status 0 within a few seconds.
+    let t = Instant::now();
+    let st = s
+        .terminate(Duration::from_secs(10))
+        .expect("kelp server did not stop on SIGTERM");
+    assert!(st.success(), "exit status {st:?}");
+    println!("graceful shutdown took {:?}", t.elapsed());
+
+    s.restart();
+    s.wait_http_ok(&filer, "/", Duration::from_secs(30));
+    assert_eq!(
+        http("GET", &filer, "/notes/a.txt", b"").unwrap().text(),
+        "kept across restarts"
+    );
+    wait_until(
+        "the volume server to be back",
+        Duration::from_secs(30),
+        || {
+            http("GET", &vol, &format!("/{fid}"), b"")
+                .is_ok_and(|r| r.status == 200 && r.body == b"blob")
+        },
+    );
+
+    // A second server on the same -dir is refused at once, with a sentence.
+    let p2 = Ports {
+        master: free_port(),
+        volume: free_port(),
+        filer: free_port(),
+    };
+    let mut second = KelpProcess::start("second", root.path(), &server_args(&data, &p2, &[]));
+    let st = second
+        .wait_exit(Duration::from_secs(10))
+        .expect("second server should exit");
+    assert!(!st.success());
+    assert!(
+        second
+            .log()
+            .contains("already in use by another kelp process"),
+        "{}",
+        second.log()
+    );
+
+    // A busy port fails at once too.
+    let p3 = Ports {
+        master: p.master,
+        volume: free_port(),
+        filer: free_port(),
+    };
+    let mut third = KelpProcess::start(
+        "third",
+        root.path(),
+        &server_args(&root.path().join("other"), &p3, &[]),
+    );
+    let st = third
+        .wait_exit(Duration::from_secs(10))
+        .expect("busy port should fail fast");
+    assert!(!st.success());
+    assert!(third.log().contains("already in use"), "{}", third.log());
+}
+
+#[test]
+fn unwritable_dir_is_refused_clearly() {
+    let root = scratch();
+    let file = root.path().join("a-file");
+    std::fs::write(&file, b"not a dir").unwrap();
+    let p = Ports {
+        master: free_port(),
+        volume: free_port(),
+        filer: free_port(),
+    };
+    let (code, _, err) = run_kelp(
+        &server_args(&file.join("data"), &p, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot create -dir"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn three_server_cluster_survives_losing_the_leader_node() {
+    let root = scratch();
+    let ports: Vec<Ports> = (0..3)
+        .map(|_| Ports {
+            master: free_port(),
+            volume: free_port(),
+            filer: free_port(),
+        })
+        .collect();
+    let peers = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.master))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes: Vec<KelpProcess> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let extra = vec![
+                format!("-master.peers={peers}"),
+                "-filer=false".into(),
+                format!("-rack=r{i}"),
+            ];
+            KelpProcess::start(
+                &format!("node{i}"),
+                root.path(),
+                &server_args(&root.path().join(format!("n{i}")), p, &extra),
+            )
+        })
+        .collect();
+    let masters: Vec<String> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.master))
+        .collect();
+    let mut leader = String::new();
+    wait_until("one leader", Duration::from_secs(30), || {
+        let st: Vec<serde_json::Value> = masters
+            .iter()
+            .filter_map(|m| {
+                http("GET", m, "/cluster/status", b"")
+                    .ok()
+                    .map(|r| r.json())
+            })
+            .collect();
+        let leaders: Vec<_> = st.iter().filter(|s| s["IsLeader"] == true).collect();
+        if st.len() == 3 && leaders.len() == 1 {
+            leader = leaders[0]["Leader"].as_str().unwrap_or("").to_string();
+            !leader.is_empty()
+        } else {
+            false
+        }
+    });
+    wait_for_nodes(&leader, 3, Duration::from_secs(30));
+
+    // A write through each node's volume server, with a copy in another rack.
+    let mut written = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let a = http(
+            "GET",
+            &masters[i],
+            &format!(
+                "/dir/assign?replication=010&dataNode=127.0.0.1:{}",
+                p.volume
+            ),
+            b"",
+        )
+        .unwrap();
+        assert_eq!(a.status, 200, "{}", a.text());
+        let a = a.json();
+        let fid = a["fid"].as_str().unwrap().to_string();
+        let url = a["url"].as_str().unwrap().to_string();
+        let body = format!("written via node {i}");
+        let r = http("PUT", &url, &format!("/{fid}"), body.as_bytes()).unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        written.push((fid, body));
+    }
+
+    // Kill the node that leads.
+    let li = masters.iter().position(|m| *m == leader).unwrap();
+    nodes[li].kill9();
+    let survivors: Vec<String> = masters
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != li)
+        .map(|(_, m)| m.clone())
+        .collect();
+    // Reads continue: every file has a copy on a surviving node.
+    for (fid, body) in &written {
+        let vid = fid.split(',').next().unwrap();
+        let mut ok = false;
+        wait_until("a surviving copy", Duration::from_secs(30), || {
+            let Ok(l) = http(
+                "GET",
+                &survivors[0],
+                &format!("/dir/lookup?volumeId={vid}"),
+                b"",
+            ) else {
+                return false;
+            };
+            let locs = l.json()["locations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            ok = locs.iter().any(|loc| {
+                http("GET", loc["url"].as_str().unwrap(), &format!("/{fid}"), b"")
+                    .is_ok_and(|r| r.status == 200 && r.body == body.as_bytes())
+            });
+            ok
+        });
+        assert!(ok);
+    }
+    // Writes continue through the survivors (single-copy writes; 010 needs two racks alive).
+    wait_until(
+        "writes after losing the leader node",
+        Duration::from_secs(30),
+        || {
+            survivors.iter().any(|m| {
+                let Ok(a) = http("GET", m, "/dir/assign?replication=000", b"") else {
+                    return false;
+                };
+                if a.status != 200 {
+                    return false;
+                }
+                let a = a.json();
+                let (fid, url) = (
+                    a["fid"].as_str().unwrap().to_string(),
+                    a["url"].as_str().unwrap().to_string(),
+                );
+                http("PUT", &url, &format!("/{fid}"), b"after failover")
+                    .is_ok_and(|r| r.status == 201)
+                    && http("GET", &url, &format!("/{fid}"), b"")
+                        .is_ok_and(|r| r.body == b"after failover")
+            })
+        },
+    );
+}
