@@ -28,16 +28,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run master, volume server, filer and S3 gateway in one process.
+    #[command(args_override_self = true)]
     Server(cmd::server::Args),
     /// Run a master: assigns file ids and places volumes (Raft-replicated with -peers).
+    #[command(args_override_self = true)]
     Master(cmd::master::Args),
     /// Run a volume server: stores needles in volume files.
+    #[command(args_override_self = true)]
     Volume(cmd::volume::Args),
     /// Run a filer: paths to chunk lists, HTTP REST and (with -s3) the S3 API.
+    #[command(args_override_self = true)]
     Filer(cmd::filer::Args),
     /// Run cluster maintenance commands read from stdin, one per line.
+    #[command(args_override_self = true)]
     Shell(cmd::shell::Args),
     /// Measure write and random-read throughput over the HTTP API.
+    #[command(args_override_self = true)]
     Benchmark(cmd::benchmark::Args),
     /// Print the version.
     Version,

@@ -170,3 +170,18 @@ fn version_prints_the_version() {
     assert_eq!(code, 0);
     assert!(out.starts_with("kelp "), "{out}");
 }
+
+#[test]
+fn a_repeated_flag_overrides_the_earlier_one() {
+    // As with Go's flag package (and so SeaweedFS): the last value wins.
+    let out = std::process::Command::new(common::kelp_bin())
+        .args(["master", "-port=1", "-port=2"])
+        .env("KELP_CHECK_FLAGS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -241,6 +241,54 @@ fn placement_across_racks_and_impossible_placements() {
     }
     let r = http("GET", &m, "/vol/grow?count=2&replication=001", b"").unwrap();
     assert_eq!(r.json()["count"], 2, "{}", r.text());
+
+    // /submit: assign and upload in one call.
+    let body = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s.txt\"\r\n\r\nsubmitted\r\n--B--\r\n";
+    let r = submit(&m, "/submit?collection=tmp", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["fileName"], "s.txt");
+    assert_eq!(j["size"], 9);
+    let (server, fid) = j["fileUrl"].as_str().unwrap().split_once('/').unwrap();
+    assert_eq!(
+        http("GET", server, &format!("/{fid}"), b"").unwrap().body,
+        b"submitted"
+    );
+
+    // /col/delete drops the collection's volumes everywhere.
+    let r = http("GET", &m, "/col/delete?collection=tmp", b"").unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        http("GET", server, &format!("/{fid}"), b"").unwrap().status,
+        404
+    );
+    let r = http("GET", &m, "/col/delete", b"").unwrap();
+    assert_eq!(r.status, 400);
+}
+
+fn submit(addr: &str, path: &str, body: &[u8]) -> HttpReply {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = String::from_utf8_lossy(&raw[..end])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    HttpReply {
+        status,
+        headers: Vec::new(),
+        body: raw[end + 4..].to_vec(),
+    }
 }
 
 #[test]

@@ -18,6 +18,10 @@ struct Server {
 }
 
 fn server() -> Server {
+    server_with(&[])
+}
+
+fn server_with(extra: &[&str]) -> Server {
     let dir = scratch();
     let (mp, vp, fp) = (free_port(), free_port(), free_port());
     let args: Vec<String> = [
@@ -30,7 +34,9 @@ fn server() -> Server {
         "-filer.maxMB=4".into(),
         "-s3=false".into(),
     ]
-    .to_vec();
+    .into_iter()
+    .chain(extra.iter().map(|s| s.to_string()))
+    .collect();
     let mut proc = KelpProcess::start("server", dir.path(), &args);
     let filer = format!("127.0.0.1:{fp}");
     proc.wait_http_ok(&filer, "/", Duration::from_secs(30));
@@ -391,5 +397,74 @@ fn bad_input_gets_clear_errors() {
         http("GET", f, "/a/file.txt", b"").unwrap().text(),
         "x",
         "nothing was lost"
+    );
+}
+
+#[test]
+fn many_chunk_files_fold_into_manifests() {
+    // 1 MiB chunks, manifests of 8: a 50 MiB file keeps 6 manifests and 2 data chunks.
+    let s = server_with(&["-filer.maxMB=1", "-filer.manifestBatch=8"]);
+    let f = &s.filer;
+    let data: Vec<u8> = (0..50u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let r = http("PUT", f, "/m/big.bin", &data).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (_, meta) = get_json(f, "/m/big.bin?metadata=true");
+    let chunks = meta["chunks"].as_array().unwrap().clone();
+    let manifests: Vec<String> = chunks
+        .iter()
+        .filter(|c| c["is_chunk_manifest"] == true)
+        .map(|c| c["file_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!((chunks.len(), manifests.len()), (8, 6), "{meta}");
+    let r = http("GET", f, "/m/big.bin", b"").unwrap();
+    assert!(r.body == data, "manifested file reads back whole");
+    let (a, b) = (7_340_000usize, 9_500_000usize);
+    let (st, body) = curl(&[
+        "-H",
+        &format!("Range: bytes={a}-{b}"),
+        &format!("http://{f}/m/big.bin"),
+    ]);
+    assert_eq!(st, 206);
+    assert!(body == data[a..=b], "range across a manifest boundary");
+    // Appends keep folding.
+    let more = vec![9u8; 3 << 20];
+    assert_eq!(
+        http("PUT", f, "/m/big.bin?op=append", &more)
+            .unwrap()
+            .status,
+        201
+    );
+    let r = http("GET", f, "/m/big.bin", b"").unwrap();
+    assert_eq!(r.body.len(), data.len() + more.len());
+    assert!(r.body[data.len()..] == more[..]);
+
+    // Deleting the file collects the manifests and every chunk they list.
+    let mut listed = Vec::new();
+    for m in &manifests {
+        let r = http("GET", &s.volume, &format!("/{m}"), b"").unwrap();
+        let blob: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        listed.extend(
+            blob["chunks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["fid"].as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(listed.len(), 48);
+    assert_eq!(http("DELETE", f, "/m/big.bin", b"").unwrap().status, 204);
+    wait_until(
+        "manifests and their chunks to be collected",
+        Duration::from_secs(60),
+        || {
+            manifests.iter().chain(listed.iter()).all(|fid| {
+                http("GET", &s.volume, &format!("/{fid}"), b"")
+                    .unwrap()
+                    .status
+                    == 404
+            })
+        },
     );
 }

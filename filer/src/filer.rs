@@ -29,6 +29,9 @@ pub struct FilerConfig {
     pub replication: String,
     /// Listing page size when the client names none.
     pub dir_list_limit: usize,
+    /// An entry holds at most this many data chunks; each full batch is folded into
+    /// one manifest chunk (see `manifest.rs`).
+    pub manifest_batch: usize,
 }
 
 impl Default for FilerConfig {
@@ -40,6 +43,7 @@ impl Default for FilerConfig {
             collection: String::new(),
             replication: String::new(),
             dir_list_limit: 1000,
+            manifest_batch: 1000,
         }
     }
 }
@@ -66,6 +70,18 @@ pub struct Filer {
     pub cfg: FilerConfig,
     /// Wakes the chunk collector after deletes and overwrites.
     pub gc_wake: Notify,
+}
+
+/// Where the chunks of a write go: the request's collection and replication, else the filer's.
+fn target_of(opts: &WriteOptions, cfg: &FilerConfig) -> WriteTarget {
+    let mut target = opts.target.clone();
+    if target.collection.is_empty() {
+        target.collection = cfg.collection.clone();
+    }
+    if target.replication.is_empty() {
+        target.replication = cfg.replication.clone();
+    }
+    target
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -171,17 +187,11 @@ impl Filer {
         } else {
             0
         };
-        let mut target = opts.target.clone();
-        if target.collection.is_empty() {
-            target.collection = self.cfg.collection.clone();
-        }
-        if target.replication.is_empty() {
-            target.replication = self.cfg.replication.clone();
-        }
+        let target = target_of(&opts, &self.cfg);
         let up = chunks::upload_stream(
             self.master.clone(),
             self.volumes.clone(),
-            target,
+            target.clone(),
             body,
             self.cfg.chunk_size,
             self.cfg.upload_parallel,
@@ -229,8 +239,17 @@ impl Filer {
         for (k, v) in opts.extended {
             entry.extended.insert(k, v);
         }
+        let (folded, manifests) = self
+            .fold_manifests(std::mem::take(&mut entry.chunks), &target)
+            .await?;
+        entry.chunks = folded;
         let mut muts = self.parents(&p).await?;
         muts.push(Mutation::Put(entry.clone()));
+        muts.extend(
+            manifests
+                .iter()
+                .map(|fid| Mutation::KvPut(crate::manifest::marker(fid), Vec::new())),
+        );
         self.store.apply(muts).await?;
         self.gc_wake.notify_one();
         Ok(entry)
@@ -400,6 +419,115 @@ impl Filer {
         Ok(changed)
     }
 
+    /// Puts `entry` as it is at `entry.path` (normalized first), creating missing parent
+    /// directories. For entries built from other entries' chunks (S3
+    /// CompleteMultipartUpload, CopyObject): they share those chunks through the store's
+    /// reference counts, so no data is copied. A file never replaces a directory.
+    pub async fn put_entry(&self, mut entry: Entry) -> Result<Entry, FilerError> {
+        entry.path = path::normalize(&entry.path)?;
+        if entry.path == "/" {
+            return Err(FilerError::BadRequest(
+                "cannot replace the root directory".into(),
+            ));
+        }
+        if !entry.is_directory
+            && let Some(old) = self.store.find(&entry.path).await?
+            && old.is_directory
+        {
+            return Err(FilerError::Conflict(format!(
+                "{} is a directory",
+                entry.path
+            )));
+        }
+        let mut muts = self.parents(&entry.path).await?;
+        muts.push(Mutation::Put(entry.clone()));
+        self.store.apply(muts).await?;
+        // A concurrent delete of an ancestor that was empty when `parents` looked may have
+        // removed it before our put landed: put the chain back (the entry now keeps it).
+        if let Some(dir) = path::parent(&entry.path)
+            && dir != "/"
+            && self.store.find(dir).await?.is_none()
+        {
+            self.mkdir(dir).await?;
+        }
+        self.gc_wake.notify_one();
+        Ok(entry)
+    }
+
+    /// Writes `body` as the whole content of a new file at `p`, replacing any file there
+    /// together with its extended attributes: the new entry's are exactly `opts.extended`
+    /// (S3 PUT semantics; [`Filer::write`] keeps the old ones). With `opts.expect_md5` a
+    /// mismatch stores nothing; chunks of a failed write are queued for deletion.
+    pub async fn write_fresh<S, E>(
+        &self,
+        p: &str,
+        body: S,
+        opts: WriteOptions,
+    ) -> Result<Entry, FilerError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let p = path::normalize(p)?;
+        if p == "/" {
+            return Err(FilerError::BadRequest(
+                "cannot write to the root directory".into(),
+            ));
+        }
+        if let Some(e) = self.store.find(&p).await?
+            && e.is_directory
+        {
+            return Err(FilerError::Conflict(format!("{p} is a directory")));
+        }
+        // Fails before any upload when an ancestor is a file.
+        self.parents(&p).await?;
+        let mut target = opts.target.clone();
+        if target.collection.is_empty() {
+            target.collection = self.cfg.collection.clone();
+        }
+        if target.replication.is_empty() {
+            target.replication = self.cfg.replication.clone();
+        }
+        let up = chunks::upload_stream(
+            self.master.clone(),
+            self.volumes.clone(),
+            target,
+            body,
+            self.cfg.chunk_size,
+            self.cfg.upload_parallel,
+            0,
+            opts.size_hint,
+        )
+        .await?;
+        if let Some(want) = &opts.expect_md5
+            && want.as_slice() != up.md5
+        {
+            self.discard(&up.chunks).await;
+            return Err(FilerError::BadRequest(
+                "Content-MD5 does not match the body: nothing was stored".into(),
+            ));
+        }
+        let mut e = Entry::new_file(&p, now_secs());
+        e.chunks = up.chunks;
+        e.attr.file_size = up.size;
+        e.attr.md5 = up.md5.to_vec();
+        e.attr.mime = opts.mime;
+        if let Some(m) = opts.mode {
+            e.attr.mode = m;
+        }
+        e.attr.ttl_sec = opts.ttl_sec;
+        e.extended = opts.extended.into_iter().collect();
+        let stored = e.chunks.clone();
+        match self.put_entry(e).await {
+            Ok(e) => Ok(e),
+            Err(err) => {
+                // Harmless if the entry did land: a referenced chunk is never queued.
+                self.discard(&stored).await;
+                Err(err)
+            }
+        }
+    }
+
     /// Streams bytes `start..end` of a file from its chunks (holes read as zeros). The
     /// stream ends with an error item if a chunk cannot be read from any copy.
     pub fn read_stream(
@@ -416,7 +544,19 @@ impl Filer {
             let t = (end as usize).min(c.len());
             let _ = tx.try_send(Ok(c.slice(s..t)));
         } else {
-            tokio::spawn(async move { stream_chunks(&filer, &e, start, end, &tx).await });
+            tokio::spawn(async move {
+                let mut e = e;
+                if e.chunks.iter().any(|c| c.is_manifest) {
+                    match filer.expand_manifests(&e.chunks, start, end).await {
+                        Ok(c) => e.chunks = c,
+                        Err(err) => {
+                            let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+                            return;
+                        }
+                    }
+                }
+                stream_chunks(&filer, &e, start, end, &tx).await
+            });
         }
         futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))

@@ -36,6 +36,35 @@ async fn delete_chunk(filer: &Filer, fid: &str) -> bool {
     false
 }
 
+/// If `fid` is a manifest, deletes the chunks it lists (recursively) first; true when
+/// the manifest itself may now be deleted.
+async fn expand_for_deletion(filer: &Arc<Filer>, fid: &str) -> bool {
+    let key = crate::manifest::marker(fid);
+    match filer.store.kv_get(&key).await {
+        Ok(None) => return true,
+        Ok(Some(_)) => {}
+        Err(_) => return false,
+    }
+    let children = match filer.load_manifest(fid).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(fid, error = %e, "cannot read a manifest to collect its chunks");
+            return false;
+        }
+    };
+    for c in &children {
+        if !Box::pin(expand_for_deletion(filer, &c.fid)).await || !delete_chunk(filer, &c.fid).await
+        {
+            return false;
+        }
+    }
+    filer
+        .store
+        .apply(vec![crate::store::Mutation::KvDelete(key)])
+        .await
+        .is_ok()
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
     loop {
@@ -49,6 +78,10 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         let mut done = Vec::new();
         let mut failed = false;
         for item in &pending {
+            if !expand_for_deletion(&filer, &item.fid).await {
+                failed = true;
+                continue;
+            }
             if delete_chunk(&filer, &item.fid).await {
                 done.push(item.seq);
             } else {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod filer;
 pub mod gc;
 pub mod http;
+pub mod manifest;
 pub mod path;
 pub mod store;
 

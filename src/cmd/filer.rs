@@ -43,6 +43,9 @@ pub struct Args {
     /// Chunk size for uploads, in MiB.
     #[arg(long = "maxMB", default_value_t = 8)]
     pub max_mb: u64,
+    /// Data chunks an entry holds before they are folded into a manifest chunk.
+    #[arg(long = "manifestBatch", default_value_t = 1000)]
+    pub manifest_batch: usize,
 }
 
 impl Args {
@@ -50,6 +53,7 @@ impl Args {
         kelp_filer::FilerConfig {
             masters: common::split_list(&self.master),
             chunk_size: (self.max_mb.clamp(1, 1024) << 20) as usize,
+            manifest_batch: self.manifest_batch.max(2),
             ..Default::default()
         }
     }

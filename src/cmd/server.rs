@@ -77,6 +77,9 @@ pub struct Args {
     /// Filer chunk size, in MiB.
     #[arg(long = "filer.maxMB", default_value_t = 8)]
     pub filer_max_mb: u64,
+    /// Data chunks a filer entry holds before they are folded into a manifest chunk.
+    #[arg(long = "filer.manifestBatch", default_value_t = 1000)]
+    pub filer_manifest_batch: usize,
     /// Run the S3 gateway.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -120,6 +123,7 @@ impl Args {
             s3_port: self.s3_port,
             s3_config: self.s3_config.clone(),
             max_mb: self.filer_max_mb,
+            manifest_batch: self.filer_manifest_batch,
         }
     }
 

@@ -73,6 +73,22 @@ pub enum VolumeError {
     #[error("volume {volume}: {reason}")]
     Vacuum { volume: VolumeId, reason: String },
 
+    #[error("erasure coding: {0}")]
+    EcInvalid(String),
+
+    #[error("ec shard {shard} of {base} is not available here")]
+    EcShardUnavailable { base: String, shard: u8 },
+
+    #[error(
+        "ec volume {base}: stripe {stripe} cannot be reconstructed: {available} healthy shards, {needed} needed"
+    )]
+    EcUnrecoverable {
+        base: String,
+        stripe: u64,
+        available: usize,
+        needed: usize,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,

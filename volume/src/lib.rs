@@ -6,6 +6,7 @@
 //! [`store`] (all volumes of a server). The formats are described in
 //! `docs/formats/volume.md`. None of those knows about HTTP: the API lives in [`http`].
 
+pub mod ec;
 pub mod error;
 mod fsutil;
 pub mod handle;
