@@ -42,6 +42,10 @@ pub struct Args {
     #[arg(long = "assignOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub assign_only: bool,
+    /// Benchmark a filer (host:port) instead: PUT files under /benchmark/, GET random
+    /// ones, then list the directory in pages of 1000.
+    #[arg(long, default_value = "")]
+    pub filer: String,
 }
 
 /// A written file and the server it went to.
@@ -198,6 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "benchmark: {} files of {} bytes, {} clients, master {}, collection {:?}, replication {}",
             args.n, args.size, args.c, args.master, args.collection, args.replication
         );
+        if !args.filer.is_empty() {
+            return filer_benchmark(&args, http).await;
+        }
         if args.assign_only {
             let (master, req) = (master.clone(), Arc::new(AssignRequest {
                 collection: Some(args.collection.clone()).filter(|c| !c.is_empty()),
@@ -275,4 +282,72 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         read.report();
         Ok(())
     })
+}
+
+/// Writes, reads and lists files through a filer's REST API.
+async fn filer_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
+    let base = format!("{}/benchmark", base_url(&args.filer));
+    let payload = Arc::new(vec![7u8; args.size]);
+    let mut write = {
+        let (http, base, payload) = (http.clone(), base.clone(), payload.clone());
+        run_phase("filer create", args.n, args.c, move |i| {
+            let (http, base, payload) = (http.clone(), base.clone(), payload.clone());
+            async move {
+                let resp = http
+                    .put(format!("{base}/f{i:09}"))
+                    .body(payload.to_vec())
+                    .send()
+                    .await?;
+                if resp.status().as_u16() != 201 {
+                    anyhow::bail!("create answered {}", resp.status());
+                }
+                Ok(payload.len() as u64)
+            }
+        })
+        .await
+    };
+    write.report();
+    if !args.write_only {
+        let n = args.n;
+        let mut read = {
+            let (http, base) = (http.clone(), base.clone());
+            run_phase("filer random read", args.n, args.c, move |_| {
+                let (http, base) = (http.clone(), base.clone());
+                async move {
+                    let i = rand::random_range(0..n);
+                    let resp = http.get(format!("{base}/f{i:09}")).send().await?;
+                    if !resp.status().is_success() {
+                        anyhow::bail!("read answered {}", resp.status());
+                    }
+                    Ok(resp.bytes().await?.len() as u64)
+                }
+            })
+            .await
+        };
+        read.report();
+    }
+    let start = Instant::now();
+    let (mut listed, mut last) = (0u64, String::new());
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{base}/?limit=1000&lastFileName={last}"))
+            .header("Accept", "application/json")
+            .send()
+            .await?
+            .json()
+            .await?;
+        listed += page["Entries"]
+            .as_array()
+            .map(|a| a.len() as u64)
+            .unwrap_or(0);
+        last = page["LastFileName"].as_str().unwrap_or("").to_string();
+        if page["ShouldDisplayLoadMore"] != true {
+            break;
+        }
+    }
+    println!(
+        "\n------------ filer list ------------\nListed {listed} entries in pages of 1000 in {:.3} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

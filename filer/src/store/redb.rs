@@ -50,6 +50,78 @@ const MOVE_BATCH: usize = 1024;
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    group: Arc<std::sync::Mutex<Group>>,
+}
+
+/// Group commit: `apply` calls that arrive while a commit is running wait here, and the
+/// next round commits them together with a single fsync.
+#[derive(Default)]
+struct Group {
+    jobs: Vec<(
+        Vec<Mutation>,
+        tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    )>,
+    running: bool,
+}
+
+/// Applies one batch of mutations in its own transaction (all or nothing).
+fn apply_one(db: &Database, muts: Vec<Mutation>, durable: bool) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    if !durable {
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Backend(format!("setting durability: {e}")))?;
+    }
+    {
+        let mut t = Tables::open(&txn)?;
+        for m in muts {
+            t.apply(m)?;
+        }
+    }
+    // On error the transaction is dropped, which aborts it: nothing is applied.
+    txn.commit()?;
+    Ok(())
+}
+
+/// Commits queued jobs until the queue is empty. Each job is its own transaction, so
+/// one job's failure never touches another's; only the last transaction of a round is
+/// durable (fsync), which makes every earlier one of the round durable too, and no job
+/// is answered before that.
+fn commit_rounds(db: &Database, group: &std::sync::Mutex<Group>) {
+    loop {
+        let jobs = {
+            let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
+            if g.jobs.is_empty() {
+                g.running = false;
+                return;
+            }
+            std::mem::take(&mut g.jobs)
+        };
+        let n = jobs.len();
+        let mut results = Vec::with_capacity(n);
+        let mut senders = Vec::with_capacity(n);
+        for (i, (muts, tx)) in jobs.into_iter().enumerate() {
+            results.push(apply_one(db, muts, i + 1 == n));
+            senders.push(tx);
+        }
+        // If the durable last job failed, an empty durable commit still flushes the rest.
+        if n > 1 && results.last().is_some_and(|r| r.is_err()) {
+            let flushed = db
+                .begin_write()
+                .map_err(StoreError::from)
+                .and_then(|t| t.commit().map_err(StoreError::from));
+            if let Err(e) = flushed {
+                let msg = e.to_string();
+                for r in results.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(StoreError::Backend(format!(
+                        "flushing the filer store: {msg}"
+                    )));
+                }
+            }
+        }
+        for (tx, r) in senders.into_iter().zip(results) {
+            let _ = tx.send(r);
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -85,7 +157,10 @@ impl RedbStore {
             }
         }
         txn.commit()?;
-        Ok(RedbStore { db: Arc::new(db) })
+        Ok(RedbStore {
+            db: Arc::new(db),
+            group: Arc::default(),
+        })
     }
 
     /// Runs `f` on the blocking pool with the database.
@@ -436,19 +511,18 @@ impl FilerStore for RedbStore {
         if muts.is_empty() {
             return Ok(());
         }
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            {
-                let mut t = Tables::open(&txn)?;
-                for m in muts {
-                    t.apply(m)?;
-                }
-            }
-            // On error the transaction is dropped, which aborts it: nothing is applied.
-            txn.commit()?;
-            Ok(())
-        })
-        .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            g.jobs.push((muts, tx));
+            !std::mem::replace(&mut g.running, true)
+        };
+        if lead {
+            let (db, group) = (self.db.clone(), self.group.clone());
+            tokio::task::spawn_blocking(move || commit_rounds(&db, &group));
+        }
+        rx.await
+            .map_err(|_| StoreError::Backend("the filer store's commit task stopped".into()))?
     }
 
     async fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
