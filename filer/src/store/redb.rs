@@ -53,14 +53,17 @@ pub struct RedbStore {
     group: Arc<std::sync::Mutex<Group>>,
 }
 
+/// One waiting `apply`: its mutations and where to send the outcome.
+type Job = (
+    Vec<Mutation>,
+    tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+);
+
 /// Group commit: `apply` calls that arrive while a commit is running wait here, and the
 /// next round commits them together with a single fsync.
 #[derive(Default)]
 struct Group {
-    jobs: Vec<(
-        Vec<Mutation>,
-        tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-    )>,
+    jobs: Vec<Job>,
     running: bool,
 }
 
