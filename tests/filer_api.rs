@@ -468,3 +468,52 @@ fn many_chunk_files_fold_into_manifests() {
         },
     );
 }
+
+#[test]
+fn reads_fail_over_to_another_copy() {
+    let dir = scratch();
+    let mp = free_port();
+    let m = format!("127.0.0.1:{mp}");
+    let mut master = start_master(dir.path(), "m", mp, &[], &[]);
+    master.wait_http_ok(&m, "/cluster/status", Duration::from_secs(30));
+    let mut vols: Vec<KelpProcess> = (0..2)
+        .map(|i| {
+            start_volume(
+                dir.path(),
+                &format!("v{i}"),
+                free_port(),
+                std::slice::from_ref(&m),
+                &[],
+            )
+        })
+        .collect();
+    wait_for_nodes(&m, 2, Duration::from_secs(30));
+    let fp = free_port();
+    let f = format!("127.0.0.1:{fp}");
+    let args: Vec<String> = vec![
+        "filer".into(),
+        "-ip=127.0.0.1".into(),
+        format!("-port={fp}"),
+        format!("-dir={}", dir.path().join("f").display()),
+        format!("-master={m}"),
+        "-maxMB=1".into(),
+    ];
+    let mut filer = KelpProcess::start("filer", dir.path(), &args);
+    filer.wait_http_ok(&f, "/", Duration::from_secs(30));
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
+    let r = http("PUT", &f, "/r/two-copies.bin?replication=001", &data).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(http("GET", &f, "/r/two-copies.bin", b"").unwrap().body == data);
+    // One copy's server dies: every chunk is still read, from the other copy.
+    vols[0].kill9();
+    let r = http("GET", &f, "/r/two-copies.bin", b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == data, "read through the surviving copy");
+    let (st, body) = curl(&[
+        "-H",
+        "Range: bytes=1048570-2097160",
+        &format!("http://{f}/r/two-copies.bin"),
+    ]);
+    assert_eq!(st, 206);
+    assert!(body == data[1_048_570..=2_097_160]);
+}
