@@ -517,3 +517,38 @@ fn reads_fail_over_to_another_copy() {
     assert_eq!(st, 206);
     assert!(body == data[1_048_570..=2_097_160]);
 }
+
+#[test]
+fn expired_entries_read_as_404_and_are_collected() {
+    let s = server();
+    let f = &s.filer;
+    let r = http("PUT", f, "/ttl/short.txt?ttl=1m", b"fleeting").unwrap();
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        http("PUT", f, "/ttl/long.txt", b"stays").unwrap().status,
+        201
+    );
+    let (_, meta) = get_json(f, "/ttl/short.txt?metadata=true");
+    assert_eq!(meta["TtlSec"], 60);
+    let fid = meta["chunks"][0]["file_id"].as_str().unwrap().to_string();
+    // TTLs count in whole minutes: poll until the entry has expired.
+    wait_until("the 1-minute TTL to pass", Duration::from_secs(100), || {
+        http("GET", f, "/ttl/short.txt", b"").unwrap().status == 404
+    });
+    assert_eq!(
+        http("GET", f, "/ttl/long.txt", b"").unwrap().text(),
+        "stays"
+    );
+    let listing = http("GET", f, "/ttl/?limit=10", b"").unwrap();
+    assert!(
+        !listing.text().contains("short.txt"),
+        "expired entries are not listed"
+    );
+    // The chunk carries the same TTL, so the volume server stops serving it too.
+    assert_eq!(
+        http("GET", &s.volume, &format!("/{fid}"), b"")
+            .unwrap()
+            .status,
+        404
+    );
+}

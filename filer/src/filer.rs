@@ -106,11 +106,32 @@ impl Filer {
     /// The live entry at `path` (expired TTL entries count as absent).
     pub async fn find(&self, p: &str) -> Result<Option<Entry>, FilerError> {
         let p = path::normalize(p)?;
-        Ok(self
-            .store
-            .find(&p)
-            .await?
-            .filter(|e| !e.is_expired(now_secs())))
+        match self.store.find(&p).await? {
+            Some(e) if e.is_expired(now_secs()) => {
+                self.collect_expired(vec![e]).await;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Deletes expired files met by a lookup or a listing, so their chunks are collected.
+    async fn collect_expired(&self, expired: Vec<Entry>) {
+        let muts: Vec<Mutation> = expired
+            .into_iter()
+            .filter(|e| !e.is_directory)
+            .map(|e| Mutation::Delete(e.path))
+            .collect();
+        if muts.is_empty() {
+            return;
+        }
+        for m in muts {
+            // One at a time: a file rewritten meanwhile must not make the others fail.
+            if let Err(e) = self.store.apply(vec![m]).await {
+                tracing::debug!(error = %e, "collecting an expired entry");
+            }
+        }
+        self.gc_wake.notify_one();
     }
 
     /// Mutations creating every missing ancestor directory of `p`.
@@ -377,13 +398,16 @@ impl Filer {
     pub async fn list(&self, dir: &str, opts: &ListOptions) -> Result<Vec<Entry>, FilerError> {
         let dir = path::normalize(dir)?;
         let now = now_secs();
-        Ok(self
+        let (expired, live): (Vec<Entry>, Vec<Entry>) = self
             .store
             .list(&dir, opts)
             .await?
             .into_iter()
-            .filter(|e| !e.is_expired(now))
-            .collect())
+            .partition(|e| e.is_expired(now));
+        if !expired.is_empty() {
+            self.collect_expired(expired).await;
+        }
+        Ok(live)
     }
 
     /// Replaces an entry's extended attributes (tagging).
