@@ -173,6 +173,7 @@ mod tests {
             max_file_key: 0,
             last_seen: Instant::now(),
             volumes: Default::default(),
+            ec_shards: Default::default(),
         }
     }
 

@@ -269,7 +269,10 @@ impl Master {
         let vid: VolumeId = vid_str
             .parse()
             .map_err(|e: kelp_proto::FileIdError| MasterError::BadRequest(e.to_string()))?;
-        let locs = self.topology.lookup(vid.0);
+        let mut locs = self.topology.lookup(vid.0);
+        if locs.is_empty() {
+            locs = self.topology.lookup_ec(vid.0);
+        }
         if locs.is_empty() {
             return Err(MasterError::NotFound(format!("volume id {vid} not found")));
         }

@@ -6,7 +6,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use kelp_proto::master_api::{
-    DataCenterStatus, DataNodeStatus, Heartbeat, LayoutStatus, Location, RackStatus,
+    DataCenterStatus, DataNodeStatus, EcShardInfo, Heartbeat, LayoutStatus, Location, RackStatus,
     TopologyStatus, VolumeInformation,
 };
 use kelp_proto::{ReplicaPlacement, Ttl};
@@ -40,6 +40,8 @@ pub struct DataNode {
     pub max_file_key: u64,
     pub last_seen: Instant,
     pub volumes: BTreeMap<u32, VolumeInformation>,
+    /// EC shards held, by volume id.
+    pub ec_shards: BTreeMap<u32, EcShardInfo>,
 }
 
 impl DataNode {
@@ -53,7 +55,13 @@ impl DataNode {
             public_url: self.public_url.clone(),
             data_center: self.data_center.clone(),
             grpc_port: 0,
+            ec_shards: Vec::new(),
         }
+    }
+
+    /// Number of EC shards held, over all EC volumes.
+    pub fn ec_shard_count(&self) -> usize {
+        self.ec_shards.values().map(|e| e.shards.len()).sum()
     }
 }
 
@@ -120,6 +128,12 @@ impl Topology {
             max_file_key: hb.max_file_key,
             last_seen: Instant::now(),
             volumes: hb.volumes.iter().map(|v| (v.id, v.clone())).collect(),
+            ec_shards: hb
+                .ec_shards
+                .iter()
+                .filter(|e| !e.shards.is_empty())
+                .map(|e| (e.id, e.clone()))
+                .collect(),
         };
         let mut nodes = write(&self.nodes);
         if !nodes.contains_key(&key) {
@@ -173,11 +187,11 @@ impl Topology {
             .unwrap_or(0)
     }
 
-    /// The largest volume id any server reports.
+    /// The largest volume id any server reports (EC volumes included).
     pub fn max_volume_id(&self) -> u32 {
         read(&self.nodes)
             .values()
-            .flat_map(|n| n.volumes.keys().copied())
+            .flat_map(|n| n.volumes.keys().chain(n.ec_shards.keys()).copied())
             .max()
             .unwrap_or(0)
     }
@@ -188,6 +202,19 @@ impl Topology {
             .values()
             .filter(|n| n.volumes.contains_key(&vid))
             .map(DataNode::location)
+            .collect()
+    }
+
+    /// Servers holding EC shards of volume `vid`, each with its shard ids.
+    pub fn lookup_ec(&self, vid: u32) -> Vec<Location> {
+        read(&self.nodes)
+            .values()
+            .filter_map(|n| {
+                let e = n.ec_shards.get(&vid)?;
+                let mut l = n.location();
+                l.ec_shards = e.shards.clone();
+                Some(l)
+            })
             .collect()
     }
 
@@ -245,7 +272,7 @@ impl Topology {
                     url: n.url.clone(),
                     public_url: n.public_url.clone(),
                     volumes: n.volumes.len() as u64,
-                    ec_shards: 0,
+                    ec_shards: n.ec_shard_count() as u64,
                     max: n.max_volumes as u64,
                     volume_ids: n
                         .volumes
@@ -253,6 +280,8 @@ impl Topology {
                         .map(|v| v.to_string())
                         .collect::<Vec<_>>()
                         .join(" "),
+                    rack: n.rack.clone(),
+                    ec_volumes: n.ec_shards.values().cloned().collect(),
                 });
         }
         drop(nodes);
@@ -337,5 +366,36 @@ mod tests {
         let s = t.status(100);
         assert_eq!(s.data_centers[0].racks[0].data_nodes.len(), 2);
         assert_eq!(s.layouts[0].writables, vec![1]);
+    }
+
+    #[test]
+    fn ec_shards_are_looked_up_and_counted() {
+        let t = Topology::new(Duration::from_secs(15));
+        let mut a = hb(1, "r1", &[(1, 10)]);
+        a.ec_shards = vec![EcShardInfo {
+            id: 7,
+            collection: "c".into(),
+            shards: vec![0, 1, 2],
+        }];
+        let mut b = hb(2, "r2", &[]);
+        b.ec_shards = vec![EcShardInfo {
+            id: 7,
+            collection: "c".into(),
+            shards: vec![3],
+        }];
+        t.heartbeat(&a);
+        t.heartbeat(&b);
+        assert!(t.lookup(7).is_empty());
+        let ec = t.lookup_ec(7);
+        assert_eq!(ec.len(), 2);
+        assert_eq!(ec[0].ec_shards, vec![0, 1, 2]);
+        assert_eq!(t.max_volume_id(), 7);
+        let s = t.status(100);
+        let counts: Vec<u64> = s.data_centers[0]
+            .racks
+            .iter()
+            .map(|r| r.data_nodes[0].ec_shards)
+            .collect();
+        assert_eq!(counts, vec![3, 1]);
     }
 }

@@ -80,6 +80,21 @@ pub struct Location {
     pub data_center: String,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub grpc_port: u32,
+    /// For an erasure-coded volume: the shard ids this server holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ec_shards: Vec<u8>,
+}
+
+/// The EC shards of one volume that a volume server holds (heartbeats, `/dir/status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcShardInfo {
+    pub id: u32,
+    #[serde(default)]
+    pub collection: String,
+    /// Shard ids held here, ascending.
+    #[serde(default)]
+    pub shards: Vec<u8>,
 }
 
 /// Query parameters of `/dir/lookup`.
@@ -105,6 +120,9 @@ pub struct LookupResponse {
     pub locations: Vec<Location>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// Servers holding EC shards of the volume, each with `ecShards` filled in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ec_locations: Vec<Location>,
 }
 
 /// The answer of `/cluster/status`.
@@ -173,6 +191,9 @@ pub struct Heartbeat {
     /// Every volume this server holds (the full list each time).
     #[serde(default)]
     pub volumes: Vec<VolumeInformation>,
+    /// Every EC volume this server holds shards of (the full list each time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ec_shards: Vec<EcShardInfo>,
 }
 
 /// The master's answer to a heartbeat.
@@ -225,6 +246,9 @@ pub struct DirStatus {
     pub version: String,
     #[serde(rename = "Topology")]
     pub topology: TopologyStatus,
+    /// The master's volume size limit in bytes (kelp addition; 0 = not sent).
+    #[serde(rename = "VolumeSizeLimit", default, skip_serializing_if = "is_zero")]
+    pub volume_size_limit: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -269,6 +293,11 @@ pub struct DataNodeStatus {
     pub max: u64,
     #[serde(rename = "VolumeIds")]
     pub volume_ids: String,
+    #[serde(rename = "Rack", default, skip_serializing_if = "String::is_empty")]
+    pub rack: String,
+    /// The EC shards held, per volume.
+    #[serde(rename = "EcVolumes", default, skip_serializing_if = "Vec::is_empty")]
+    pub ec_volumes: Vec<EcShardInfo>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

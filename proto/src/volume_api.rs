@@ -68,6 +68,39 @@ pub struct VacuumCheck {
     pub garbage_ratio: f64,
 }
 
+/// One EC shard file on a volume server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcShardFile {
+    pub id: u8,
+    /// Bytes of the shard file (checksum trailer included).
+    pub size: u64,
+}
+
+/// The answer of every `/admin/ec/*` call that changes shards: what the server holds of
+/// that EC volume afterwards.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcVolumeStatus {
+    pub id: u32,
+    #[serde(default)]
+    pub collection: String,
+    /// Shards held here (usable ones), ascending.
+    #[serde(default)]
+    pub shards: Vec<EcShardFile>,
+    /// Needles in the `.ecx` and deletions in the `.ecj`.
+    #[serde(default)]
+    pub needles: u64,
+    #[serde(default)]
+    pub deleted: u64,
+    /// Shard ids this call regenerated (`/admin/ec/rebuild`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebuilt: Vec<u8>,
+    /// Seconds the operation took.
+    #[serde(default)]
+    pub seconds: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

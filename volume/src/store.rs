@@ -249,10 +249,38 @@ impl Store {
         let v = slot.volume;
         v.close();
         let _ = v.cleanup_compaction();
+        // An EC volume encoded from this one shares its `.vif`: keep it while an `.ecx` is there.
+        let keep_vif = v.path_with(".ecx").exists();
         for ext in [".dat", ".idx", ".vif", ".note"] {
+            if ext == ".vif" && keep_vif {
+                continue;
+            }
             remove_if_exists(&v.path_with(ext))?;
         }
         sync_dir(v.dir())
+    }
+
+    /// Opens the volume files `<dir>/<collection_><vid>.*` (one of this store's
+    /// directories) and starts serving them, e.g. after an EC volume was decoded there.
+    pub fn mount_volume(&self, dir: &Path, collection: &str, vid: VolumeId) -> Result<Arc<Volume>> {
+        let _admin = lock(&self.admin);
+        if read(&self.volumes).contains_key(&vid.0) {
+            return Err(VolumeError::VolumeExists(vid));
+        }
+        let location = self
+            .locations
+            .iter()
+            .position(|l| l.dir == dir)
+            .ok_or(VolumeError::VolumeNotFound(vid))?;
+        let v = Arc::new(Volume::open(dir, collection, vid, &self.options.volume)?);
+        write(&self.volumes).insert(
+            vid.0,
+            Slot {
+                location,
+                volume: v.clone(),
+            },
+        );
+        Ok(v)
     }
 
     /// Deletes every volume of a collection.

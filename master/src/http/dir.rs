@@ -41,6 +41,7 @@ pub(crate) async fn lookup(
     };
     match state.master.lookup(&id) {
         Ok(locations) => Json(LookupResponse {
+            ec_locations: ec_locations(&state, &id),
             volume_or_file_id: id,
             locations,
             error: String::new(),
@@ -52,11 +53,21 @@ pub(crate) async fn lookup(
                 volume_or_file_id: id,
                 locations: Vec::new(),
                 error: msg,
+                ec_locations: Vec::new(),
             }),
         )
             .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The EC shard holders of the volume named by a lookup id (`3` or `3,01637037d6`).
+fn ec_locations(state: &AppState, id: &str) -> Vec<kelp_proto::master_api::Location> {
+    id.split(',')
+        .next()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map(|vid| state.master.topology.lookup_ec(vid))
+        .unwrap_or_default()
 }
 
 pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<DirStatus> {
@@ -67,6 +78,7 @@ pub(crate) fn dir_status(state: &AppState) -> DirStatus {
     DirStatus {
         version: VERSION.to_string(),
         topology: state.master.topology.status(state.master.cfg.size_limit()),
+        volume_size_limit: state.master.cfg.size_limit(),
     }
 }
 

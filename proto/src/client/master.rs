@@ -140,6 +140,35 @@ impl MasterClient {
         Ok(reply.locations)
     }
 
+    /// `/dir/lookup` uncached: (normal holders, EC shard holders with their shard ids).
+    pub async fn lookup_all(
+        &self,
+        vid: VolumeId,
+    ) -> Result<(Vec<Location>, Vec<Location>), ClientError> {
+        let reply = self
+            .each_master(|m| async move {
+                let url = format!("{}/dir/lookup", base_url(&m));
+                let resp = self
+                    .http
+                    .get(&url)
+                    .query(&[("volumeId", vid.0.to_string())])
+                    .send()
+                    .await;
+                json_reply::<LookupResponse>(&url, resp).await
+            })
+            .await?;
+        let normal = if reply.ec_locations.is_empty() {
+            reply.locations
+        } else {
+            reply
+                .locations
+                .into_iter()
+                .filter(|l| l.ec_shards.is_empty())
+                .collect()
+        };
+        Ok((normal, reply.ec_locations))
+    }
+
     /// Drops the cached locations of `vid` (after a read or write to them failed).
     pub fn forget(&self, vid: VolumeId) {
         if let Ok(mut cache) = self.locations.write() {

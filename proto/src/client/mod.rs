@@ -1,5 +1,6 @@
 //! Typed HTTP clients: how roles (and tools) talk to masters and volume servers.
 
+mod ec;
 mod master;
 mod volume;
 

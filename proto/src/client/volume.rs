@@ -28,7 +28,7 @@ pub struct UploadOptions {
 /// Calls volume servers by address (`host:port`).
 #[derive(Debug, Clone)]
 pub struct VolumeClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
 }
 
 impl VolumeClient {
@@ -107,7 +107,7 @@ impl VolumeClient {
         json_reply(&url, req.send().await).await
     }
 
-    async fn admin<T: serde::de::DeserializeOwned>(
+    pub(super) async fn admin<T: serde::de::DeserializeOwned>(
         &self,
         server: &str,
         path: &str,

@@ -16,7 +16,7 @@ use crate::volume::Volume;
 
 type Params = Query<HashMap<String, String>>;
 
-fn volume_param(q: &HashMap<String, String>) -> ApiResult<VolumeId> {
+pub(super) fn volume_param(q: &HashMap<String, String>) -> ApiResult<VolumeId> {
     let v = q
         .get("volume")
         .ok_or_else(|| ApiError::bad_request("missing parameter volume"))?;

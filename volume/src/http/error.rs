@@ -47,9 +47,11 @@ impl From<VolumeError> for ApiError {
     fn from(e: VolumeError) -> ApiError {
         use VolumeError::*;
         let status = match &e {
-            NotFound { .. } | Deleted { .. } | Expired { .. } | VolumeNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            NotFound { .. }
+            | Deleted { .. }
+            | Expired { .. }
+            | VolumeNotFound(_)
+            | EcShardUnavailable { .. } => StatusCode::NOT_FOUND,
             CookieMismatch { .. } => StatusCode::NOT_FOUND,
             InvalidNeedle(_) => StatusCode::BAD_REQUEST,
             VolumeFull { .. } => StatusCode::INSUFFICIENT_STORAGE,

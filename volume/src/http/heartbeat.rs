@@ -22,6 +22,7 @@ fn build(state: &AppState) -> Heartbeat {
         max_volume_count: state.store.max_volume_count() as u32,
         max_file_key: state.store.max_file_key(),
         volumes: state.store.volume_infos(),
+        ec_shards: state.ec.shard_infos(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! admin calls for masters and the shell, and the heartbeat loop.
 
 mod admin;
+mod ec;
+mod ec_read;
 pub mod error;
 mod heartbeat;
 pub mod path;
@@ -64,6 +66,8 @@ pub(crate) struct AppState {
     pub changed: Notify,
     /// The master's volume size limit, learned from heartbeat answers (0 = unknown).
     pub size_limit: AtomicU64,
+    /// Erasure-coded volumes held here (any number of their shards).
+    pub ec: ec::EcStore,
 }
 
 impl AppState {
@@ -85,6 +89,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/vacuum/compact", post(admin::vacuum_compact))
         .route("/admin/vacuum/commit", post(admin::vacuum_commit))
         .route("/admin/vacuum/cleanup", post(admin::vacuum_cleanup))
+        .route("/admin/ec/encode", post(ec::encode))
+        .route("/admin/ec/info", get(ec::info))
+        .route("/admin/ec/shard", get(ec::shard))
+        .route("/admin/ec/shards", get(ec::shards))
+        .route("/admin/ec/file", get(ec::file))
+        .route("/admin/ec/copy", post(ec::copy))
+        .route("/admin/ec/mount", post(ec::mount))
+        .route("/admin/ec/unmount", post(ec::unmount))
+        .route("/admin/ec/delete-shards", post(ec::delete_shards))
+        .route("/admin/ec/rebuild", post(ec::rebuild))
+        .route("/admin/ec/decode", post(ec::decode))
         .fallback(needle_request)
         // Upload size is checked against -fileSizeLimitMB by the handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -125,10 +140,11 @@ pub async fn serve(
         cfg,
         changed: Notify::new(),
         size_limit: AtomicU64::new(0),
+        ec: ec::EcStore::load(&store),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx));
-    tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), "volume server listening");
+    tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
     let app = router(state);
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

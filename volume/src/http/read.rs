@@ -14,6 +14,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::path::{self, ByteRange, RangeRequest};
 use crate::handle::NeedleHandle;
+use crate::needle::NeedleMeta;
 use crate::volume::ReadOptions;
 
 /// Large needles are streamed in pieces of this size.
@@ -78,6 +79,9 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
     let p = path::parse(req.uri().path())?;
     let q = query_map(&req);
     let Some(vol) = state.store.volume(p.fid.volume) else {
+        if let Some(ev) = state.ec.get(p.fid.volume.0) {
+            return super::ec_read::get(&state, ev, &p, &q, req.headers(), head_only).await;
+        }
         return not_local(&state, &p, &q).await;
     };
     let opts = ReadOptions {
@@ -88,59 +92,10 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
     let mut handle =
         tokio::task::spawn_blocking(move || vol.open_needle_with(key, cookie, opts)).await??;
     let meta = handle.meta().clone();
-    let etag = format!("\"{}\"", meta.etag());
-    let last_modified = meta
-        .last_modified
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
-
-    let mut headers = HeaderMap::new();
-    insert(&mut headers, header::ETAG, &etag);
-    insert(&mut headers, header::ACCEPT_RANGES, "bytes");
-    if let Some(lm) = last_modified {
-        insert(
-            &mut headers,
-            header::LAST_MODIFIED,
-            &httpdate::fmt_http_date(lm),
-        );
-    }
-    if not_modified(req.headers(), &etag, meta.last_modified) {
-        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
-    }
-
-    let stored_name = meta
-        .name
-        .as_ref()
-        .map(|n| String::from_utf8_lossy(n).into_owned());
-    let name = p.filename.clone().or(stored_name);
-    let mime = meta
-        .mime
-        .as_ref()
-        .map(|m| String::from_utf8_lossy(m).into_owned())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| {
-            let ext = name
-                .as_deref()
-                .and_then(|n| n.rsplit_once('.').map(|(_, e)| e.to_string()))
-                .or(p.ext.clone());
-            kelp_proto::mime::from_ext(ext.as_deref().unwrap_or("")).to_string()
-        });
-    insert(&mut headers, header::CONTENT_TYPE, &mime);
-    if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
-        let kind = if is_true(&q, "dl") {
-            "attachment"
-        } else {
-            "inline"
-        };
-        let n = n.replace(['"', '\\', '\r', '\n'], "_");
-        insert(
-            &mut headers,
-            header::CONTENT_DISPOSITION,
-            &format!("{kind}; filename=\"{n}\""),
-        );
-    }
-    if let Some(pairs) = &meta.pairs {
-        add_pair_headers(&mut headers, pairs);
-    }
+    let mut headers = match needle_headers(&meta, &p, &q, req.headers()) {
+        Ok(h) => h,
+        Err(h) => return Ok((StatusCode::NOT_MODIFIED, h).into_response()),
+    };
 
     // Gzip-stored data: sent as is to clients that accept gzip, else inflated.
     if handle.is_gzip() {
@@ -203,6 +158,101 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
     let handle =
         tokio::task::spawn_blocking(move || handle.verify_crc().map(|()| handle)).await??;
     Ok((status, headers, stream_body(handle, span)).into_response())
+}
+
+/// The headers of a needle answer (ETag, Last-Modified, type, disposition, pairs), or
+/// `Err` with the headers of a 304 answer when the client's copy is current.
+fn needle_headers(
+    meta: &NeedleMeta,
+    p: &path::NeedlePath,
+    q: &HashMap<String, String>,
+    req_headers: &HeaderMap,
+) -> Result<HeaderMap, HeaderMap> {
+    let etag = format!("\"{}\"", meta.etag());
+    let last_modified = meta
+        .last_modified
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::ETAG, &etag);
+    insert(&mut headers, header::ACCEPT_RANGES, "bytes");
+    if let Some(lm) = last_modified {
+        insert(
+            &mut headers,
+            header::LAST_MODIFIED,
+            &httpdate::fmt_http_date(lm),
+        );
+    }
+    if not_modified(req_headers, &etag, meta.last_modified) {
+        return Err(headers);
+    }
+
+    let stored_name = meta
+        .name
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned());
+    let name = p.filename.clone().or(stored_name);
+    let mime = meta
+        .mime
+        .as_ref()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| {
+            let ext = name
+                .as_deref()
+                .and_then(|n| n.rsplit_once('.').map(|(_, e)| e.to_string()))
+                .or(p.ext.clone());
+            kelp_proto::mime::from_ext(ext.as_deref().unwrap_or("")).to_string()
+        });
+    insert(&mut headers, header::CONTENT_TYPE, &mime);
+    if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+        let kind = if is_true(q, "dl") {
+            "attachment"
+        } else {
+            "inline"
+        };
+        let n = n.replace(['"', '\\', '\r', '\n'], "_");
+        insert(
+            &mut headers,
+            header::CONTENT_DISPOSITION,
+            &format!("{kind}; filename=\"{n}\""),
+        );
+    }
+    if let Some(pairs) = &meta.pairs {
+        add_pair_headers(&mut headers, pairs);
+    }
+
+    Ok(headers)
+}
+
+/// Answers a needle read whole into memory (EC volumes): headers, gzip, ranges.
+pub(crate) fn respond_needle(
+    n: &crate::needle::Needle,
+    p: &path::NeedlePath,
+    q: &HashMap<String, String>,
+    req_headers: &HeaderMap,
+    head_only: bool,
+) -> ApiResult<Response> {
+    let meta = n.meta();
+    let mut headers = match needle_headers(&meta, p, q, req_headers) {
+        Ok(h) => h,
+        Err(h) => return Ok((StatusCode::NOT_MODIFIED, h).into_response()),
+    };
+    let body = if meta.flags & crate::needle::FLAG_GZIP != 0 {
+        let accepts_gzip = req_headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("gzip"));
+        if accepts_gzip {
+            insert(&mut headers, header::CONTENT_ENCODING, "gzip");
+            n.data.clone()
+        } else {
+            gunzip(&n.data)?
+        }
+    } else {
+        n.data.clone()
+    };
+    Ok(respond_bytes(headers, body, req_headers, head_only))
 }
 
 fn stream_body(handle: NeedleHandle, span: ByteRange) -> Body {

@@ -177,9 +177,18 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     let q = query_map(&req);
     let headers = req.headers().clone();
     let replicate = q.get("type").is_some_and(|t| t == "replicate");
-    let vol = state.store.volume(p.fid.volume).ok_or_else(|| {
-        ApiError::not_found(format!("volume {} is not on this server", p.fid.volume))
-    })?;
+    let Some(vol) = state.store.volume(p.fid.volume) else {
+        if state.ec.get(p.fid.volume.0).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "volume {} is erasure-coded and read-only",
+                p.fid.volume
+            )));
+        }
+        return Err(ApiError::not_found(format!(
+            "volume {} is not on this server",
+            p.fid.volume
+        )));
+    };
     let ttl: Option<Ttl> = match q.get("ttl").filter(|t| !t.is_empty()) {
         Some(t) => Some(
             t.parse()
@@ -399,9 +408,15 @@ async fn delete_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     let p = path::parse(req.uri().path())?;
     let q: HashMap<String, String> = query_map(&req);
     let replicate = q.get("type").is_some_and(|t| t == "replicate");
-    let vol = state.store.volume(p.fid.volume).ok_or_else(|| {
-        ApiError::not_found(format!("volume {} is not on this server", p.fid.volume))
-    })?;
+    let Some(vol) = state.store.volume(p.fid.volume) else {
+        if let Some(ev) = state.ec.get(p.fid.volume.0) {
+            return super::ec_read::delete(&state, ev, &p.fid, replicate).await;
+        }
+        return Err(ApiError::not_found(format!(
+            "volume {} is not on this server",
+            p.fid.volume
+        )));
+    };
     let placement = vol.placement();
     let (key, cookie) = (p.fid.key, p.fid.cookie);
     let v = vol.clone();

@@ -1,0 +1,172 @@
+//! The volume server's erasure-coding admin calls (`/admin/ec/*`), used by `kelp shell`
+//! and by volume servers fetching shards from each other.
+
+use std::time::Duration;
+
+use super::volume::VolumeClient;
+use super::{ClientError, base_url, check};
+use crate::volume_api::EcVolumeStatus;
+
+fn ids(shards: &[u8]) -> String {
+    shards
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl VolumeClient {
+    /// Encodes the local volume `vid` into shards next to it (the `.dat` stays).
+    pub async fn ec_encode(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(server, "ec/encode", &[("volume", vid.to_string())])
+            .await
+    }
+
+    /// Makes `server` pull `shards` of EC volume `vid` (plus `.ecx`/`.ecj`/`.vif` if it
+    /// has none) from `from`, then mount them.
+    pub async fn ec_copy(
+        &self,
+        server: &str,
+        vid: u32,
+        collection: &str,
+        shards: &[u8],
+        from: &str,
+    ) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(
+            server,
+            "ec/copy",
+            &[
+                ("volume", vid.to_string()),
+                ("collection", collection.to_string()),
+                ("shards", ids(shards)),
+                ("from", from.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// What `server` holds of EC volume `vid`.
+    pub async fn ec_info(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
+        let url = format!("{}/admin/ec/info", base_url(server));
+        let resp = self
+            .http
+            .get(&url)
+            .query(&[("volume", vid.to_string())])
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        super::json_reply(&url, resp).await
+    }
+
+    /// A verified byte range of one shard held by `server`.
+    pub async fn ec_shard_read(
+        &self,
+        server: &str,
+        vid: u32,
+        shard: u8,
+        offset: u64,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let url = format!("{}/admin/ec/shard", base_url(server));
+        let resp = self
+            .http
+            .get(&url)
+            .query(&[
+                ("volume", vid.to_string()),
+                ("shard", shard.to_string()),
+                ("offset", offset.to_string()),
+                ("size", size.to_string()),
+            ])
+            .timeout(timeout)
+            .send()
+            .await;
+        let resp = check(&url, resp).await?;
+        resp.bytes().await.map_err(|e| ClientError::Transport {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// The same verified byte range of several shards held by `server`, concatenated.
+    pub async fn ec_shards_read(
+        &self,
+        server: &str,
+        vid: u32,
+        shards: &[u8],
+        offset: u64,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let url = format!("{}/admin/ec/shards", base_url(server));
+        let resp = self
+            .http
+            .get(&url)
+            .query(&[
+                ("volume", vid.to_string()),
+                ("shards", ids(shards)),
+                ("offset", offset.to_string()),
+                ("size", size.to_string()),
+            ])
+            .timeout(timeout)
+            .send()
+            .await;
+        let resp = check(&url, resp).await?;
+        resp.bytes().await.map_err(|e| ClientError::Transport {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Deletes `shards` of EC volume `vid` on `server` (all its EC files when none remain).
+    pub async fn ec_delete_shards(
+        &self,
+        server: &str,
+        vid: u32,
+        shards: &[u8],
+    ) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(
+            server,
+            "ec/delete-shards",
+            &[("volume", vid.to_string()), ("shards", ids(shards))],
+        )
+        .await
+    }
+
+    /// (Re)opens EC volume `vid` from the files on `server`'s disks.
+    pub async fn ec_mount(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(server, "ec/mount", &[("volume", vid.to_string())])
+            .await
+    }
+
+    /// Stops serving EC volume `vid` on `server` (files stay).
+    pub async fn ec_unmount(&self, server: &str, vid: u32) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(server, "ec/unmount", &[("volume", vid.to_string())])
+            .await
+            .map(|_| ())
+    }
+
+    /// Regenerates `missing` shards of EC volume `vid` on `server`, fetching enough
+    /// shards from the other holders first.
+    pub async fn ec_rebuild(
+        &self,
+        server: &str,
+        vid: u32,
+        missing: &[u8],
+    ) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(
+            server,
+            "ec/rebuild",
+            &[("volume", vid.to_string()), ("missing", ids(missing))],
+        )
+        .await
+    }
+
+    /// Decodes EC volume `vid` (≥ data shards must be on `server`) into a normal volume,
+    /// mounts it and removes the local EC files.
+    pub async fn ec_decode(&self, server: &str, vid: u32) -> Result<(), ClientError> {
+        self.admin::<serde_json::Value>(server, "ec/decode", &[("volume", vid.to_string())])
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,231 @@
+//! `kelp shell`: cluster maintenance commands, one per line from stdin, with
+//! SeaweedFS-style flags (`ec.encode -volumeId=3`). Each command prints progress lines and
+//! a summary; the exit status is non-zero when any command failed.
+
+mod ec;
+mod topo;
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, bail};
+use kelp_proto::client::{MasterClient, VolumeClient, base_url, http_client};
+
+/// Flags of `kelp shell`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Masters as host:port,...
+    #[arg(long, default_value = "127.0.0.1:9333")]
+    pub master: String,
+}
+
+/// Parsed flags of one command line: `-name=value`, `--name=value`, `-name value`, `-flag`.
+#[derive(Debug, Default)]
+pub(crate) struct Flags(HashMap<String, String>);
+
+impl Flags {
+    fn parse(words: &[&str]) -> anyhow::Result<Flags> {
+        let mut out = HashMap::new();
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            let Some(name) = w.strip_prefix("--").or_else(|| w.strip_prefix('-')) else {
+                bail!("unexpected argument {w:?} (flags look like -name=value)");
+            };
+            if let Some((k, v)) = name.split_once('=') {
+                out.insert(k.to_string(), v.to_string());
+            } else if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
+                out.insert(name.to_string(), next.to_string());
+                i += 1;
+            } else {
+                out.insert(name.to_string(), "true".to_string());
+            }
+            i += 1;
+        }
+        Ok(Flags(out))
+    }
+
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn num<T: std::str::FromStr>(&self, k: &str) -> anyhow::Result<Option<T>> {
+        self.get(k)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| anyhow::anyhow!("-{k}={v} is not a valid number"))
+            })
+            .transpose()
+    }
+
+    fn check_known(&self, known: &[&str]) -> anyhow::Result<()> {
+        for k in self.0.keys() {
+            if !known.contains(&k.as_str()) {
+                bail!("unknown flag -{k} (known: {})", known.join(" "));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The clients every command uses.
+pub(crate) struct Shell {
+    pub master: MasterClient,
+    pub volumes: VolumeClient,
+    pub http: reqwest::Client,
+}
+
+impl Shell {
+    /// GETs a JSON document from the first master that answers.
+    pub(crate) async fn master_get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        let mut last = None;
+        for m in self.master.masters() {
+            let url = format!("{}{path}", base_url(m));
+            match self.http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.with_context(|| format!("decoding {url}"));
+                }
+                Ok(r) => last = Some(anyhow::anyhow!("{url} answered {}", r.status())),
+                Err(e) => last = Some(anyhow::anyhow!("{url}: {e}")),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no master given")))
+    }
+}
+
+/// Prints a progress line at once (stdout may be a pipe).
+pub(crate) fn say(msg: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{msg}");
+    let _ = out.flush();
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let rt = super::common::runtime()?;
+    let http = http_client();
+    let shell = Shell {
+        master: MasterClient::with_http(super::common::split_list(&args.master), http.clone()),
+        volumes: VolumeClient::new(http.clone()),
+        http,
+    };
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut failed = 0usize;
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!("> ");
+            let _ = std::io::stdout().flush();
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.context("reading stdin")?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if matches!(line, "exit" | "quit") {
+            break;
+        }
+        if let Err(e) = rt.block_on(execute(&shell, line)) {
+            failed += 1;
+            eprintln!("error: {line}: {e:#}");
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} command(s) failed");
+    }
+    Ok(())
+}
+
+async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, rest)) = words.split_first() else {
+        return Ok(());
+    };
+    let flags = Flags::parse(rest)?;
+    match cmd {
+        "lock" | "unlock" => Ok(()),
+        "help" => {
+            say(
+                "commands: lock unlock cluster.status volume.list volume.vacuum ec.encode ec.rebuild ec.decode ec.balance",
+            );
+            Ok(())
+        }
+        "cluster.status" => {
+            flags.check_known(&[])?;
+            topo::cluster_status(shell).await
+        }
+        "volume.list" => {
+            flags.check_known(&[])?;
+            topo::volume_list(shell).await
+        }
+        "volume.vacuum" => {
+            flags.check_known(&["garbageThreshold"])?;
+            topo::volume_vacuum(shell, &flags).await
+        }
+        "ec.encode" => {
+            flags.check_known(&[
+                "volumeId",
+                "collection",
+                "fullPercent",
+                "quietFor",
+                "force",
+                "parallelCopy",
+                "maxParallelization",
+                "rebalance",
+                "diskType",
+            ])?;
+            ec::encode(shell, &flags).await
+        }
+        "ec.rebuild" => {
+            flags.check_known(&["volumeId", "collection", "force", "maxParallelization"])?;
+            ec::rebuild(shell, &flags).await
+        }
+        "ec.decode" => {
+            flags.check_known(&["volumeId", "collection"])?;
+            ec::decode(shell, &flags).await
+        }
+        "ec.balance" => {
+            flags.check_known(&[
+                "volumeId",
+                "collection",
+                "force",
+                "maxParallelization",
+                "dataCenter",
+                "shardReplicaPlacement",
+            ])?;
+            ec::balance(shell, &flags).await
+        }
+        other => bail!("unknown command {other:?} (try help)"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_in_every_style() {
+        let f = Flags::parse(&["-volumeId=3", "--collection", "pics", "-force"]).unwrap();
+        assert_eq!(f.get("volumeId"), Some("3"));
+        assert_eq!(f.get("collection"), Some("pics"));
+        assert_eq!(f.get("force"), Some("true"));
+        assert_eq!(f.num::<u32>("volumeId").unwrap(), Some(3));
+        assert!(f.num::<u32>("collection").is_err());
+        assert!(Flags::parse(&["stray"]).is_err());
+        assert!(f.check_known(&["volumeId"]).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(topo::parse_duration("1h").unwrap(), 3600);
+        assert_eq!(topo::parse_duration("90s").unwrap(), 90);
+        assert_eq!(topo::parse_duration("2m").unwrap(), 120);
+        assert_eq!(topo::parse_duration("0").unwrap(), 0);
+        assert!(topo::parse_duration("x").is_err());
+    }
+}
