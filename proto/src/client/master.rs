@@ -113,6 +113,21 @@ impl MasterClient {
         .await
     }
 
+    /// One `/dir/lookup` round trip, from whichever master answers.
+    async fn fetch_lookup(&self, vid: VolumeId) -> Result<LookupResponse, ClientError> {
+        self.each_master(|m| async move {
+            let url = format!("{}/dir/lookup", base_url(&m));
+            let resp = self
+                .http
+                .get(&url)
+                .query(&[("volumeId", vid.0.to_string())])
+                .send()
+                .await;
+            json_reply::<LookupResponse>(&url, resp).await
+        })
+        .await
+    }
+
     /// `/dir/lookup`, answered from a cache refreshed every minute or on `forget`.
     pub async fn lookup(&self, vid: VolumeId) -> Result<Vec<Location>, ClientError> {
         if let Ok(cache) = self.locations.read()
@@ -122,18 +137,7 @@ impl MasterClient {
         {
             return Ok(locs.clone());
         }
-        let reply = self
-            .each_master(|m| async move {
-                let url = format!("{}/dir/lookup", base_url(&m));
-                let resp = self
-                    .http
-                    .get(&url)
-                    .query(&[("volumeId", vid.0.to_string())])
-                    .send()
-                    .await;
-                json_reply::<LookupResponse>(&url, resp).await
-            })
-            .await?;
+        let reply = self.fetch_lookup(vid).await?;
         if let Ok(mut cache) = self.locations.write() {
             cache.insert(vid.0, (Instant::now(), reply.locations.clone()));
         }
@@ -145,18 +149,7 @@ impl MasterClient {
         &self,
         vid: VolumeId,
     ) -> Result<(Vec<Location>, Vec<Location>), ClientError> {
-        let reply = self
-            .each_master(|m| async move {
-                let url = format!("{}/dir/lookup", base_url(&m));
-                let resp = self
-                    .http
-                    .get(&url)
-                    .query(&[("volumeId", vid.0.to_string())])
-                    .send()
-                    .await;
-                json_reply::<LookupResponse>(&url, resp).await
-            })
-            .await?;
+        let reply = self.fetch_lookup(vid).await?;
         let normal = if reply.ec_locations.is_empty() {
             reply.locations
         } else {
