@@ -40,7 +40,11 @@ fn wait_for_leader(masters: &[String], within: Duration) -> String {
 
 fn assign(master: &str, query: &str) -> Option<serde_json::Value> {
     let r = http("POST", master, &format!("/dir/assign{query}"), b"").ok()?;
-    (r.status == 200).then(|| r.json())
+    if r.status != 200 {
+        eprintln!("assign{query} at {master}: {} {}", r.status, r.text());
+        return None;
+    }
+    Some(r.json())
 }
 
 fn key_of(fid: &str) -> u64 {

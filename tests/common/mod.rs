@@ -338,22 +338,33 @@ pub fn get_json(addr: &str, path: &str) -> (u16, serde_json::Value) {
     (r.status, v)
 }
 
-/// Waits until the master at `addr` has `n` volume servers in its topology.
+/// Waits until the master at `addr` leads and has `n` volume servers in its topology.
 pub fn wait_for_nodes(addr: &str, n: usize, within: Duration) {
-    wait_until(&format!("{n} volume servers at {addr}"), within, || {
-        let Ok(r) = http("GET", addr, "/dir/status", b"") else {
-            return false;
-        };
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-        let count: usize = v["Topology"]["DataCenters"]
-            .as_array()
-            .map(|dcs| {
-                dcs.iter()
-                    .flat_map(|dc| dc["Racks"].as_array().cloned().unwrap_or_default())
-                    .map(|r| r["DataNodes"].as_array().map(|a| a.len()).unwrap_or(0))
-                    .sum()
-            })
-            .unwrap_or(0);
-        count >= n
-    });
+    wait_until(
+        &format!("{addr} to lead with {n} volume servers"),
+        within,
+        || {
+            let leads = http("GET", addr, "/cluster/status", b"").is_ok_and(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .is_ok_and(|v| v["IsLeader"] == true)
+            });
+            if !leads {
+                return false;
+            }
+            let Ok(r) = http("GET", addr, "/dir/status", b"") else {
+                return false;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            let count: usize = v["Topology"]["DataCenters"]
+                .as_array()
+                .map(|dcs| {
+                    dcs.iter()
+                        .flat_map(|dc| dc["Racks"].as_array().cloned().unwrap_or_default())
+                        .map(|r| r["DataNodes"].as_array().map(|a| a.len()).unwrap_or(0))
+                        .sum()
+                })
+                .unwrap_or(0);
+            count >= n
+        },
+    );
 }

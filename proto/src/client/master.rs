@@ -11,6 +11,9 @@ use crate::master_api::{
     LookupResponse,
 };
 
+/// How long calls keep retrying by default while no master can answer (elections, restarts).
+const RETRY_FOR: Duration = Duration::from_secs(10);
+
 /// How long a volume's locations are trusted before asking the master again.
 const LOOKUP_TTL: Duration = Duration::from_secs(60);
 
@@ -22,6 +25,7 @@ pub struct MasterClient {
     masters: Vec<String>,
     preferred: RwLock<Option<String>>,
     locations: RwLock<HashMap<u32, (Instant, Vec<Location>)>>,
+    retry_for: Duration,
 }
 
 impl MasterClient {
@@ -41,7 +45,14 @@ impl MasterClient {
             masters,
             preferred: RwLock::new(None),
             locations: RwLock::new(HashMap::new()),
+            retry_for: RETRY_FOR,
         }
+    }
+
+    /// How long calls keep retrying while no master answers (default 10 s).
+    pub fn retrying_for(mut self, d: Duration) -> MasterClient {
+        self.retry_for = d;
+        self
     }
 
     /// Parses a `-master=a:9333,b:9333` flag value.
@@ -85,22 +96,33 @@ impl MasterClient {
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let order = self.order();
-        let mut last = None;
-        for m in &order {
-            match f(m.clone()).await {
-                Ok(v) => {
-                    self.prefer(m);
-                    return Ok(v);
-                }
-                Err(e) if e.is_retryable() => last = Some(e),
-                Err(e) => {
-                    self.prefer(m);
-                    return Err(e);
+        // While no master can answer (an election, a restart) keep trying for a while,
+        // backing off, instead of failing the caller at once.
+        let deadline = Instant::now() + self.retry_for;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let order = self.order();
+            let mut last = None;
+            for m in &order {
+                match f(m.clone()).await {
+                    Ok(v) => {
+                        self.prefer(m);
+                        return Ok(v);
+                    }
+                    Err(e) if e.is_retryable() => last = Some(e),
+                    Err(e) => {
+                        self.prefer(m);
+                        return Err(e);
+                    }
                 }
             }
+            let err = last.unwrap_or_else(|| ClientError::NoMaster(order.join(",")));
+            if !err.is_transient() || Instant::now() + pause > deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
-        Err(last.unwrap_or_else(|| ClientError::NoMaster(order.join(","))))
     }
 
     /// `/dir/assign`.

@@ -35,6 +35,16 @@ impl ClientError {
         }
     }
 
+    /// True when waiting may help: the server was unreachable or said it is not ready
+    /// (502, 503, 504), as during a leader election.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Status { status, .. } => matches!(*status, 502..=504),
+            ClientError::Transport { .. } | ClientError::NoMaster(_) => true,
+            ClientError::Decode { .. } => false,
+        }
+    }
+
     /// True when another server (or a retry) may succeed: transport errors and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -134,7 +134,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let http = http_client();
     let state = Arc::new(AppState {
-        master: MasterClient::with_http(cfg.masters.clone(), http.clone()),
+        // Lookups here are best effort (redirects, replica lists): do not stall long.
+        master: MasterClient::with_http(cfg.masters.clone(), http.clone())
+            .retrying_for(std::time::Duration::from_secs(2)),
         volumes: VolumeClient::new(http),
         store: store.clone(),
         cfg,
