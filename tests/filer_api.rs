@@ -428,17 +428,40 @@ fn many_chunk_files_fold_into_manifests() {
     ]);
     assert_eq!(st, 206);
     assert!(body == data[a..=b], "range across a manifest boundary");
-    // Appends keep folding.
-    let more = vec![9u8; 3 << 20];
+    // Appends fold their own chunks (10 MiB = 10 chunks: one manifest of 8 + 2 chunks)
+    // and never the chunks the entry already held.
+    let more: Vec<u8> = (0..10u32 << 20).map(|i| (i % 241) as u8).collect();
+    let r = http("PUT", f, "/m/big.bin?op=append", &more).unwrap();
+    assert_eq!(r.status, 201);
+    let (_, meta) = get_json(f, "/m/big.bin?metadata=true");
+    let after = meta["chunks"].as_array().unwrap();
+    let manifests: Vec<String> = after
+        .iter()
+        .filter(|c| c["is_chunk_manifest"] == true)
+        .map(|c| c["file_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(manifests.len(), 7, "{meta}");
+    // Make the collector run after the append: once another file's chunk is gone, any
+    // chunk wrongly queued by the append would be gone too (the queue is in order).
     assert_eq!(
-        http("PUT", f, "/m/big.bin?op=append", &more)
-            .unwrap()
-            .status,
+        http("PUT", f, "/m/other.bin", b"other").unwrap().status,
         201
     );
+    let (_, other) = get_json(f, "/m/other.bin?metadata=true");
+    let other_fid = other["chunks"][0]["file_id"].as_str().unwrap().to_string();
+    assert_eq!(http("DELETE", f, "/m/other.bin", b"").unwrap().status, 204);
+    wait_until("the collector to run", Duration::from_secs(30), || {
+        http("GET", &s.volume, &format!("/{other_fid}"), b"")
+            .unwrap()
+            .status
+            == 404
+    });
     let r = http("GET", f, "/m/big.bin", b"").unwrap();
     assert_eq!(r.body.len(), data.len() + more.len());
-    assert!(r.body[data.len()..] == more[..]);
+    assert!(
+        r.body[..data.len()] == data[..] && r.body[data.len()..] == more[..],
+        "an append kept every chunk"
+    );
 
     // Deleting the file collects the manifests and every chunk they list.
     let mut listed = Vec::new();
@@ -453,7 +476,7 @@ fn many_chunk_files_fold_into_manifests() {
                 .map(|c| c["fid"].as_str().unwrap().to_string()),
         );
     }
-    assert_eq!(listed.len(), 48);
+    assert_eq!(listed.len(), 48 + 8);
     assert_eq!(http("DELETE", f, "/m/big.bin", b"").unwrap().status, 204);
     wait_until(
         "manifests and their chunks to be collected",

@@ -229,10 +229,15 @@ impl Filer {
                 "Content-MD5 does not match the body: nothing was stored".into(),
             ));
         }
+        // Fold only the chunks this write uploaded: nothing else references them, so the
+        // manifest becomes their only owner. Chunks an entry already holds are never
+        // folded: dropping the entry's direct reference would queue them for deletion
+        // while the new manifest still points at them.
+        let (new_chunks, manifests) = self.fold_manifests(up.chunks, &target).await?;
         let now = now_secs();
         let mut entry = match (append, existing) {
             (true, Some(mut e)) => {
-                e.chunks.extend(up.chunks);
+                e.chunks.extend(new_chunks);
                 e.attr.file_size = base + up.size;
                 e.attr.md5.clear();
                 e
@@ -243,7 +248,7 @@ impl Filer {
                     e.attr.crtime = old.attr.crtime;
                     e.extended = old.extended;
                 }
-                e.chunks = up.chunks;
+                e.chunks = new_chunks;
                 e.attr.file_size = up.size;
                 e.attr.md5 = up.md5.to_vec();
                 e
@@ -260,10 +265,6 @@ impl Filer {
         for (k, v) in opts.extended {
             entry.extended.insert(k, v);
         }
-        let (folded, manifests) = self
-            .fold_manifests(std::mem::take(&mut entry.chunks), &target)
-            .await?;
-        entry.chunks = folded;
         let mut muts = self.parents(&p).await?;
         muts.push(Mutation::Put(entry.clone()));
         muts.extend(

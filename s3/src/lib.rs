@@ -1,1 +1,49 @@
-//! The kelp s3 role (under construction).
+//! The kelp S3 gateway: the S3 REST API (parsed, signed and routed by `s3s`) served over
+//! the filer's namespace. Buckets are directories `/buckets/<name>`, objects are files
+//! below them, multipart parts are files under `/buckets/<name>/.uploads/<uploadId>/`.
+//! See `docs/s3.md` for what is supported and how clients are set up.
+
+mod auth;
+mod body;
+mod bucket;
+mod chunked;
+mod conditional;
+mod copy;
+mod error;
+mod gateway;
+mod keys;
+mod list;
+mod meta;
+mod multipart;
+mod object;
+mod server;
+mod walk;
+
+use std::path::PathBuf;
+
+pub use auth::Identities;
+pub use error::GatewayError;
+pub use server::{serve, serve_with_identities};
+
+/// How the S3 gateway presents itself.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// SeaweedFS-style `s3.json` identities file. Without one (and without the
+    /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment variables) the gateway is
+    /// open: any key, or none, is accepted.
+    pub identities_file: Option<PathBuf>,
+    /// The filer directory holding one directory per bucket (`/buckets`).
+    pub buckets_dir: String,
+    /// The region reported by GetBucketLocation and HeadBucket (`us-east-1`).
+    pub region: String,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            identities_file: None,
+            buckets_dir: "/buckets".into(),
+            region: "us-east-1".into(),
+        }
+    }
+}

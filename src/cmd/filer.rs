@@ -59,28 +59,64 @@ impl Args {
     }
 }
 
-/// Opens the filer's store and binds its port.
-pub async fn start(
-    args: &Args,
-    bind_host: &str,
-) -> anyhow::Result<(tokio::net::TcpListener, Arc<Filer>)> {
+/// A filer ready to serve: its port, and the S3 port when `-s3` is on.
+pub struct Started {
+    pub listener: tokio::net::TcpListener,
+    pub filer: Arc<Filer>,
+    pub s3: Option<(tokio::net::TcpListener, kelp_s3::S3Config)>,
+}
+
+/// Opens the filer's store and binds its ports.
+pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
     if args.store != "redb" {
         anyhow::bail!("-store={} is not built yet; use -store=redb", args.store);
     }
-    if args.s3 {
-        anyhow::bail!("the S3 gateway is not built yet in this version of kelp; run without -s3");
-    }
     let listener = common::bind("filer", bind_host, args.port).await?;
+    let s3 = match args.s3 {
+        true => {
+            let l = common::bind("S3 gateway", bind_host, args.s3_port).await?;
+            let cfg = kelp_s3::S3Config {
+                identities_file: Some(PathBuf::from(&args.s3_config))
+                    .filter(|p| !p.as_os_str().is_empty()),
+                ..Default::default()
+            };
+            if let Some(f) = &cfg.identities_file
+                && !f.is_file()
+            {
+                anyhow::bail!("-s3.config {} is not a readable file", f.display());
+            }
+            Some((l, cfg))
+        }
+        false => None,
+    };
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
     let dir = args.dir.clone();
     let store = tokio::task::spawn_blocking(move || RedbStore::open(&dir))
         .await?
         .with_context(|| format!("cannot open the filer store in {}", args.dir.display()))?;
-    Ok((
+    Ok(Started {
         listener,
-        Arc::new(Filer::new(Arc::new(store), args.config())),
-    ))
+        filer: Arc::new(Filer::new(Arc::new(store), args.config())),
+        s3,
+    })
+}
+
+/// Serves the filer (and S3) until `stopped` resolves.
+pub async fn serve<F>(started: Started, stopped: impl Fn() -> F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let s3 = started
+        .s3
+        .map(|(l, cfg)| tokio::spawn(kelp_s3::serve(l, started.filer.clone(), cfg, stopped())));
+    kelp_filer::http::serve(started.listener, started.filer, stopped())
+        .await
+        .context("filer failed")?;
+    if let Some(t) = s3 {
+        t.await.context("S3 task")?.context("S3 gateway failed")?;
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -90,10 +126,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = common::runtime()?;
     rt.block_on(async {
         let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
-        let (listener, filer) = start(&args, &bind).await?;
+        let started = start(&args, &bind).await?;
         println!("filer: http://{}:{}", args.ip, args.port);
-        kelp_filer::http::serve(listener, filer, common::shutdown_signal())
-            .await
-            .context("filer failed")
+        if started.s3.is_some() {
+            println!("s3: http://{}:{}", args.ip, args.s3_port);
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            common::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        serve(started, move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        })
+        .await
     })
 }

@@ -119,7 +119,7 @@ impl Args {
             master: format!("{}:{}", self.ip, self.master_port),
             store: "redb".into(),
             dir: self.dir.join("filer"),
-            s3: false,
+            s3: self.s3,
             s3_port: self.s3_port,
             s3_config: self.s3_config.clone(),
             max_mb: self.filer_max_mb,
@@ -164,6 +164,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
         let vol =
             tokio::task::spawn_blocking(move || super::volume::prepare(&volume_args)).await??;
+        if args.s3 && !args.filer {
+            anyhow::bail!("the S3 gateway runs on the filer: drop -filer=false or add -s3=false");
+        }
         let filer = match args.filer {
             true => Some(super::filer::start(&args.filer_args(), &bind).await?),
             false => None,
@@ -178,11 +181,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         println!("master: http://{}:{}", args.ip, args.master_port);
         println!("volume server: http://{}:{}", args.ip, args.volume_port);
-        if filer.is_some() {
+        if let Some(f) = &filer {
             println!("filer: http://{}:{}", args.ip, args.filer_port);
-        }
-        if args.s3 {
-            println!("s3: not built yet in this version of kelp (skipped)");
+            if f.s3.is_some() {
+                println!("s3: http://{}:{}", args.ip, args.s3_port);
+            }
         }
         let master_task =
             tokio::spawn(kelp_master::http::serve(master_listener, master, stopped()));
@@ -192,11 +195,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             vol.cfg,
             stopped(),
         ));
-        let filer_task = filer.map(|(l, f)| tokio::spawn(kelp_filer::http::serve(l, f, stopped())));
+        let filer_task = filer.map(|f| tokio::spawn(super::filer::serve(f, stopped)));
         common::shutdown_signal().await;
         let _ = stop_tx.send(true);
         if let Some(t) = filer_task {
-            t.await.context("filer task")?.context("filer failed")?;
+            t.await.context("filer task")??;
         }
         let (m, v) = tokio::join!(master_task, volume_task);
         m.context("master task")?.context("master failed")?;

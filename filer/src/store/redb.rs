@@ -89,7 +89,7 @@ fn apply_one(db: &Database, muts: Vec<Mutation>, durable: bool) -> Result<(), St
 /// one job's failure never touches another's; only the last transaction of a round is
 /// durable (fsync), which makes every earlier one of the round durable too, and no job
 /// is answered before that.
-fn commit_rounds(db: &Database, group: &std::sync::Mutex<Group>) {
+fn commit_rounds(db: &std::sync::Weak<Database>, group: &std::sync::Mutex<Group>) {
     loop {
         let jobs = {
             let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
@@ -99,11 +99,21 @@ fn commit_rounds(db: &Database, group: &std::sync::Mutex<Group>) {
             }
             std::mem::take(&mut g.jobs)
         };
+        // Hold the database only while committing: once the callers have their answers
+        // they may close the store and reopen it at once.
+        let Some(db) = db.upgrade() else {
+            for (_, tx) in jobs {
+                let _ = tx.send(Err(StoreError::Backend(
+                    "the filer store was closed".into(),
+                )));
+            }
+            continue;
+        };
         let n = jobs.len();
         let mut results = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
         for (i, (muts, tx)) in jobs.into_iter().enumerate() {
-            results.push(apply_one(db, muts, i + 1 == n));
+            results.push(apply_one(&db, muts, i + 1 == n));
             senders.push(tx);
         }
         // If the durable last job failed, an empty durable commit still flushes the rest.
@@ -121,6 +131,7 @@ fn commit_rounds(db: &Database, group: &std::sync::Mutex<Group>) {
                 }
             }
         }
+        drop(db);
         for (tx, r) in senders.into_iter().zip(results) {
             let _ = tx.send(r);
         }
@@ -521,7 +532,7 @@ impl FilerStore for RedbStore {
             !std::mem::replace(&mut g.running, true)
         };
         if lead {
-            let (db, group) = (self.db.clone(), self.group.clone());
+            let (db, group) = (Arc::downgrade(&self.db), self.group.clone());
             tokio::task::spawn_blocking(move || commit_rounds(&db, &group));
         }
         rx.await

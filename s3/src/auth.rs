@@ -1,0 +1,499 @@
+//! Identities and authorization, SeaweedFS style: `s3.json` identities with access keys
+//! and actions (`Admin`, `Read`, `Write`, `List`, `Tagging`, … optionally scoped as
+//! `Action:bucket` or `Action:bucket/prefix*`), an `anonymous` identity for unsigned
+//! requests, and an admin from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`. s3s checks
+//! signatures with the secret keys ([`IamAuth`]); [`IamAccess`] decides what a checked
+//! caller may do and hands the caller to the operations as a [`Caller`] extension.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::path::S3Path;
+use s3s::{S3Request, S3Result};
+use serde::Deserialize;
+
+use crate::error::{GResult, GatewayError};
+
+/// What a request does, for authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Admin,
+    Read,
+    Write,
+    List,
+    Tagging,
+    ReadAcp,
+    WriteAcp,
+    DeleteBucket,
+    /// Anything at all on the bucket (HeadBucket, GetBucketLocation, ListBuckets).
+    Any,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "Admin" => Action::Admin,
+            "Read" => Action::Read,
+            "Write" => Action::Write,
+            "List" => Action::List,
+            "Tagging" => Action::Tagging,
+            "ReadAcp" => Action::ReadAcp,
+            "WriteAcp" => Action::WriteAcp,
+            "DeleteBucket" => Action::DeleteBucket,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Grant {
+    action: Action,
+    /// `bucket` or `bucket/key-pattern` (with `*` and `?`); `None` for every bucket.
+    resource: Option<String>,
+}
+
+/// `*` matches any run of characters, `?` any one character.
+fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+impl Grant {
+    fn covers(&self, action: Action, bucket: &str, key: Option<&str>) -> bool {
+        let permits =
+            self.action == Action::Admin || action == Action::Any || self.action == action;
+        permits
+            && match &self.resource {
+                None => true,
+                Some(r) => match r.split_once('/') {
+                    None => glob(r, bucket),
+                    Some((b, kp)) => {
+                        glob(b, bucket)
+                            && (action == Action::Any || key.is_some_and(|k| glob(kp, k)))
+                    }
+                },
+            }
+    }
+}
+
+/// One identity of `s3.json`.
+#[derive(Debug)]
+pub struct Identity {
+    pub name: String,
+    grants: Vec<Grant>,
+}
+
+impl Identity {
+    /// May this identity do `action` on `bucket` (and `key`, for object operations)?
+    pub fn allows(&self, action: Action, bucket: &str, key: Option<&str>) -> bool {
+        self.grants.iter().any(|g| g.covers(action, bucket, key))
+    }
+
+    /// May this identity do `action` on some keys of `bucket`? (Per-key checks follow.)
+    pub fn allows_some(&self, action: Action, bucket: &str) -> bool {
+        self.grants.iter().any(|g| {
+            (g.action == action || g.action == Action::Admin) && g.covers(Action::Any, bucket, None)
+        })
+    }
+
+    fn may_admin_everything(&self) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.action == Action::Admin && g.resource.is_none())
+    }
+}
+
+/// The checked identity of a request (a request extension).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Identity>);
+
+#[derive(Deserialize)]
+struct S3Json {
+    #[serde(default)]
+    identities: Vec<IdentityJson>,
+}
+
+#[derive(Deserialize)]
+struct IdentityJson {
+    name: String,
+    #[serde(default)]
+    credentials: Vec<CredentialJson>,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Deserialize)]
+struct CredentialJson {
+    #[serde(rename = "accessKey", alias = "access_key")]
+    access_key: String,
+    #[serde(rename = "secretKey", alias = "secret_key")]
+    secret_key: String,
+}
+
+/// Every identity the gateway knows. None at all means the gateway is open.
+#[derive(Debug, Default)]
+pub struct Identities {
+    all: Vec<Arc<Identity>>,
+    keys: HashMap<String, (Arc<Identity>, String)>,
+    anonymous: Option<Arc<Identity>>,
+}
+
+impl Identities {
+    /// No identities: the gateway accepts every request, signed with any key or not.
+    pub fn open() -> Identities {
+        Identities::default()
+    }
+
+    /// True when no identity is configured.
+    pub fn is_open(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Parses SeaweedFS's `s3.json`.
+    pub fn from_json(text: &str) -> GResult<Identities> {
+        let doc: S3Json = serde_json::from_str(text)
+            .map_err(|e| GatewayError::Config(format!("the identities file is not valid: {e}")))?;
+        let mut ids = Identities::default();
+        for i in doc.identities.into_iter().filter(|i| !i.disabled) {
+            let mut grants = Vec::new();
+            for a in &i.actions {
+                let (name, resource) = match a.split_once(':') {
+                    Some((n, r)) => (n, Some(r.to_string()).filter(|r| !r.is_empty() && r != "*")),
+                    None => (a.as_str(), None),
+                };
+                match Action::parse(name) {
+                    Some(action) => grants.push(Grant { action, resource }),
+                    None => {
+                        tracing::warn!(identity = %i.name, action = %a, "unknown S3 action ignored")
+                    }
+                }
+            }
+            let id = Arc::new(Identity {
+                name: i.name.clone(),
+                grants,
+            });
+            if i.name == "anonymous" {
+                ids.anonymous = Some(id.clone());
+            }
+            for c in i.credentials {
+                ids.add_key(&id, c.access_key, c.secret_key)?;
+            }
+            ids.all.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn add_key(&mut self, id: &Arc<Identity>, access: String, secret: String) -> GResult<()> {
+        if access.is_empty() || secret.is_empty() {
+            return Err(GatewayError::Config(format!(
+                "identity {}: access and secret keys must not be empty",
+                id.name
+            )));
+        }
+        if self.keys.contains_key(&access) {
+            return Err(GatewayError::Config(format!(
+                "access key {access} is given to two identities"
+            )));
+        }
+        self.keys.insert(access, (id.clone(), secret));
+        Ok(())
+    }
+
+    /// Adds an identity allowed everything, unless the access key is already known.
+    pub fn with_admin(mut self, name: &str, access: &str, secret: &str) -> GResult<Identities> {
+        if self.keys.contains_key(access) {
+            return Ok(self);
+        }
+        let id = Arc::new(Identity {
+            name: name.to_string(),
+            grants: vec![Grant {
+                action: Action::Admin,
+                resource: None,
+            }],
+        });
+        self.add_key(&id, access.to_string(), secret.to_string())?;
+        self.all.push(id);
+        Ok(self)
+    }
+
+    /// Reads `file` (if any), then adds an admin from the `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` environment variables when both are set.
+    pub fn load(file: Option<&Path>) -> GResult<Identities> {
+        let ids = match file {
+            Some(f) => {
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    GatewayError::Config(format!(
+                        "cannot read the identities file {}: {e}",
+                        f.display()
+                    ))
+                })?;
+                Identities::from_json(&text)?
+            }
+            None => Identities::open(),
+        };
+        match (
+            std::env::var("AWS_ACCESS_KEY_ID"),
+            std::env::var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => ids.with_admin("env-admin", &a, &s),
+            _ => Ok(ids),
+        }
+    }
+
+    /// How many identities are configured, and whether one may administer everything.
+    pub fn summary(&self) -> (usize, bool) {
+        (
+            self.all.len(),
+            self.all.iter().any(|i| i.may_admin_everything()),
+        )
+    }
+
+    fn by_key(&self, access: &str) -> Option<&Arc<Identity>> {
+        self.keys.get(access).map(|(i, _)| i)
+    }
+}
+
+/// Secret keys for s3s's signature checks.
+pub struct IamAuth(pub Arc<Identities>);
+
+#[async_trait::async_trait]
+impl S3Auth for IamAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.0.keys.get(access_key) {
+            Some((_, secret)) => Ok(SecretKey::from(secret.as_str())),
+            None => Err(GatewayError::InvalidAccessKeyId(format!(
+                "the access key {access_key} does not exist"
+            ))
+            .into()),
+        }
+    }
+}
+
+/// Per-request authorization.
+pub struct IamAccess(pub Arc<Identities>);
+
+/// The action an operation needs; `None` for those every identity may call.
+fn action_of(op: &str) -> Option<Action> {
+    Some(match op {
+        "ListBuckets" => return None,
+        "GetObject" | "HeadObject" | "GetObjectAttributes" | "SelectObjectContent" => Action::Read,
+        "GetObjectAcl" | "GetBucketAcl" => Action::ReadAcp,
+        "PutObjectAcl" | "PutBucketAcl" => Action::WriteAcp,
+        "PutObject"
+        | "CopyObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "ListParts"
+        | "PostObject" => Action::Write,
+        "ListObjects" | "ListObjectsV2" | "ListMultipartUploads" | "ListObjectVersions" => {
+            Action::List
+        }
+        "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" => Action::Tagging,
+        "HeadBucket" | "GetBucketLocation" => Action::Any,
+        "DeleteBucket" => Action::DeleteBucket,
+        _ => Action::Admin,
+    })
+}
+
+/// The `prefix` query parameter of a listing.
+fn query_prefix(uri: &http::Uri) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let v = kv.strip_prefix("prefix=")?.replace('+', " ");
+        percent_encoding::percent_decode_str(&v)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    })
+}
+
+fn denied(who: &str, what: &str) -> s3s::S3Error {
+    GatewayError::AccessDenied(format!("{who} may not {what}")).into()
+}
+
+impl IamAccess {
+    fn caller(&self, creds: Option<&s3s::auth::Credentials>) -> S3Result<Arc<Identity>> {
+        match creds {
+            Some(c) => self.0.by_key(&c.access_key).cloned().ok_or_else(|| {
+                GatewayError::InvalidAccessKeyId(format!(
+                    "the access key {} does not exist",
+                    c.access_key
+                ))
+                .into()
+            }),
+            None => self.0.anonymous.clone().ok_or_else(|| {
+                GatewayError::AccessDenied(
+                    "anonymous access is not allowed: sign the request with an access key".into(),
+                )
+                .into()
+            }),
+        }
+    }
+
+    fn check_source<T>(req: &S3Request<T>, src: &CopySource) -> S3Result<()> {
+        let Some(Caller(id)) = req.extensions.get::<Caller>() else {
+            return Err(denied("an unchecked caller", "copy"));
+        };
+        match src {
+            CopySource::Bucket { bucket, key, .. }
+                if id.allows(Action::Read, bucket, Some(key)) =>
+            {
+                Ok(())
+            }
+            CopySource::Bucket { bucket, key, .. } => Err(denied(
+                &id.name,
+                &format!("read the copy source {bucket}/{key}"),
+            )),
+            _ => Err(GatewayError::NotImplemented(
+                "access point copy sources are not supported".into(),
+            )
+            .into()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for IamAccess {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let id = self.caller(cx.credentials())?;
+        let op = cx.s3_op().name().to_string();
+        if op == "ListBuckets" && cx.credentials().is_none() {
+            return Err(denied("an anonymous caller", "list buckets"));
+        }
+        if let Some(action) = action_of(&op) {
+            let ok = match cx.s3_path() {
+                S3Path::Root => action == Action::Any || id.allows(Action::Admin, "", None),
+                // The keys are in the body: the operation checks each.
+                S3Path::Bucket { bucket } if op == "DeleteObjects" => {
+                    id.allows_some(action, bucket)
+                }
+                S3Path::Bucket { bucket } => {
+                    let prefix = (action == Action::List)
+                        .then(|| query_prefix(cx.uri()))
+                        .flatten();
+                    id.allows(action, bucket, prefix.as_deref())
+                }
+                S3Path::Object { bucket, key } => {
+                    id.allows(action, bucket, Some(key))
+                        || (op == "GetObjectTagging" && id.allows(Action::Read, bucket, Some(key)))
+                }
+            };
+            if !ok {
+                return Err(denied(&id.name, &format!("call {op} here")));
+            }
+        }
+        cx.extensions_mut().insert(Caller(id));
+        Ok(())
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        Self::check_source(req, &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        Self::check_source(req, &req.input.copy_source)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = r#"{"identities":[
+        {"name":"anonymous","actions":["Read:public"]},
+        {"name":"admin","credentials":[{"accessKey":"AK1","secretKey":"SK1"}],"actions":["Admin"]},
+        {"name":"u2","credentials":[{"accessKey":"AK2","secretKey":"SK2"}],
+         "actions":["Read:b1","Write:b1/up/*","List:b1","Tagging:b*","Bogus"]},
+        {"name":"off","disabled":true,"credentials":[{"accessKey":"AK3","secretKey":"SK3"}],"actions":["Admin"]}
+    ]}"#;
+
+    #[test]
+    fn globs() {
+        assert!(glob("a*", "abc"));
+        assert!(glob("a?c", "abc"));
+        assert!(glob("*", ""));
+        assert!(glob("up/*", "up/x/y"));
+        assert!(!glob("up/*", "upx"));
+        assert!(glob("*.jpg", "a/b.jpg"));
+        assert!(!glob("a", "ab"));
+    }
+
+    #[test]
+    fn parses_and_scopes() {
+        let ids = Identities::from_json(JSON).unwrap();
+        assert!(!ids.is_open());
+        assert_eq!(ids.summary(), (3, true));
+        assert!(ids.by_key("AK3").is_none());
+        let u2 = ids.by_key("AK2").unwrap();
+        assert!(u2.allows(Action::Read, "b1", Some("any")));
+        assert!(!u2.allows(Action::Read, "b2", Some("any")));
+        assert!(u2.allows(Action::Write, "b1", Some("up/file")));
+        assert!(!u2.allows(Action::Write, "b1", Some("other")));
+        assert!(!u2.allows(Action::Write, "b1", None));
+        assert!(u2.allows(Action::Tagging, "b9", Some("k")));
+        assert!(!u2.allows(Action::Tagging, "c9", Some("k")));
+        assert!(u2.allows(Action::Any, "b1", None));
+        assert!(!u2.allows(Action::Any, "c2", None));
+        assert!(!u2.allows(Action::Admin, "b1", None));
+        assert!(u2.allows_some(Action::Write, "b1"));
+        assert!(!u2.allows_some(Action::Write, "c1"));
+        assert!(!u2.allows_some(Action::Admin, "b1"));
+        let admin = ids.by_key("AK1").unwrap();
+        assert!(admin.allows(Action::DeleteBucket, "x", None));
+        let anon = ids.anonymous.clone().unwrap();
+        assert!(anon.allows(Action::Read, "public", Some("k")));
+        assert!(!anon.allows(Action::Write, "public", Some("k")));
+    }
+
+    #[test]
+    fn env_style_admin_and_errors() {
+        let ids = Identities::open().with_admin("env", "A", "S").unwrap();
+        assert!(!ids.is_open());
+        assert!(ids.by_key("A").unwrap().allows(Action::Admin, "b", None));
+        assert!(Identities::from_json("{").is_err());
+        let dup = r#"{"identities":[{"name":"a","credentials":[{"accessKey":"K","secretKey":"S"}]},
+                                   {"name":"b","credentials":[{"accessKey":"K","secretKey":"T"}]}]}"#;
+        assert!(Identities::from_json(dup).is_err());
+        assert!(
+            Identities::from_json(r#"{"identities":[]}"#)
+                .unwrap()
+                .is_open()
+        );
+    }
+
+    #[test]
+    fn query_prefixes() {
+        let u: http::Uri = "/b?list-type=2&prefix=a%2Fb+c&max-keys=1".parse().unwrap();
+        assert_eq!(query_prefix(&u).as_deref(), Some("a/b c"));
+        let u: http::Uri = "/b?list-type=2".parse().unwrap();
+        assert_eq!(query_prefix(&u), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! Bucket operations: a bucket is the filer directory `<buckets_dir>/<name>`.
+//! CreateBucket, HeadBucket, ListBuckets, DeleteBucket (only when it holds no object)
+//! and GetBucketLocation.
+
+use std::time::{Duration, SystemTime};
+
+use kelp_filer::entry::Entry;
+use kelp_filer::store::ListOptions;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response};
+
+use crate::auth::Action;
+use crate::error::{GResult, GatewayError};
+use crate::gateway::{Gateway, owner};
+use crate::keys::check_bucket_name;
+use crate::walk::has_objects;
+
+impl Gateway {
+    pub async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> GResult<S3Response<CreateBucketOutput>> {
+        let name = &req.input.bucket;
+        check_bucket_name(name)?;
+        let dir = self.paths.bucket(name);
+        if let Some(e) = self.filer.find(&dir).await? {
+            return Err(if e.is_directory {
+                GatewayError::BucketAlreadyOwnedByYou(name.clone())
+            } else {
+                GatewayError::Conflict(format!("{dir} exists in the filer and is a file"))
+            });
+        }
+        self.filer.mkdir(&dir).await?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }))
+    }
+
+    pub async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> GResult<S3Response<HeadBucketOutput>> {
+        self.bucket_entry(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> GResult<S3Response<GetBucketLocationOutput>> {
+        self.bucket_entry(&req.input.bucket).await?;
+        // us-east-1 is reported as an empty constraint, as S3 does.
+        let location_constraint = (self.region != "us-east-1")
+            .then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
+    }
+
+    pub async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> GResult<S3Response<ListBucketsOutput>> {
+        let root = self.paths.root().to_string();
+        let prefix = req.input.prefix.clone().filter(|p| !p.is_empty());
+        let mut buckets = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let opts = ListOptions {
+                start_after: after.clone(),
+                inclusive: false,
+                limit: 1000,
+                prefix: prefix.clone(),
+            };
+            let page = self.filer.list(&root, &opts).await?;
+            let full = page.len() == opts.limit;
+            after = page.last().map(|e| e.name().to_string());
+            for e in page.into_iter().filter(|e| e.is_directory) {
+                let name = e.name().to_string();
+                let visible = [Action::List, Action::Read, Action::Write]
+                    .into_iter()
+                    .any(|a| self.allowed(&req.extensions, a, &name, None));
+                if visible {
+                    buckets.push(bucket_dto(&e, &self.region));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner()),
+            prefix: req.input.prefix.clone(),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> GResult<S3Response<DeleteBucketOutput>> {
+        let name = &req.input.bucket;
+        let e = self.bucket_entry(name).await?;
+        if has_objects(&self.filer, &self.paths.uploads(name), &e, "").await? {
+            return Err(GatewayError::BucketNotEmpty(name.clone()));
+        }
+        // What is left are empty directories and unfinished multipart uploads.
+        self.filer.delete(&e.path, true).await?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+}
+
+fn bucket_dto(e: &Entry, region: &str) -> Bucket {
+    let secs = u64::try_from(e.attr.crtime).unwrap_or(0);
+    Bucket {
+        name: Some(e.name().to_string()),
+        creation_date: Some(Timestamp::from(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        )),
+        bucket_region: Some(region.to_string()),
+    }
+}

@@ -1,0 +1,218 @@
+//! A decoder for `aws-chunked` request bodies (`<hex size>[;chunk-signature=…]\r\n<data>\r\n`
+//! …, a `0` chunk, optional trailers, `\r\n`), used when the gateway runs open: then
+//! s3s verifies no signature and the body must be unwrapped here. (With identities
+//! configured s3s decodes and verifies such bodies itself.)
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::Stream;
+use s3s::StdError;
+
+/// The longest chunk header or trailer line accepted.
+const MAX_LINE: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Header,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// Yields the payload of an `aws-chunked` body.
+pub struct AwsChunked<S> {
+    inner: S,
+    buf: BytesMut,
+    state: State,
+    eof: bool,
+    /// The decoded length, when the request announced it.
+    decoded_len: Option<u64>,
+}
+
+fn bad(msg: impl Into<String>) -> StdError {
+    Box::new(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        msg.into(),
+    ))
+}
+
+impl<S> AwsChunked<S> {
+    pub fn new(inner: S, decoded_len: Option<u64>) -> AwsChunked<S> {
+        AwsChunked {
+            inner,
+            buf: BytesMut::new(),
+            state: State::Header,
+            eof: false,
+            decoded_len,
+        }
+    }
+
+    /// Takes one `\r\n`-terminated line off the buffer.
+    fn line(&mut self) -> Result<Option<Bytes>, StdError> {
+        match self.buf.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => {
+                let l = self.buf.split_to(i).freeze();
+                self.buf.advance(2);
+                Ok(Some(l))
+            }
+            None if self.buf.len() > MAX_LINE => Err(bad("aws-chunked: header line too long")),
+            None => Ok(None),
+        }
+    }
+
+    /// Advances the state machine on buffered bytes: `Some(item)` to yield, `None` when
+    /// more input is needed (or the body is done).
+    fn step(&mut self) -> Option<Result<Bytes, StdError>> {
+        loop {
+            match self.state {
+                State::Done => return None,
+                State::Header => {
+                    let l = match self.line() {
+                        Ok(Some(l)) => l,
+                        Ok(None) => return None,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    let text = String::from_utf8_lossy(&l);
+                    let size = text.split(';').next().unwrap_or("").trim();
+                    match u64::from_str_radix(size, 16) {
+                        Ok(0) => self.state = State::Trailers,
+                        Ok(n) => self.state = State::Data(n),
+                        Err(_) => {
+                            return Some(Err(bad(format!(
+                                "aws-chunked: bad chunk header {text:?}"
+                            ))));
+                        }
+                    }
+                }
+                State::Data(n) => {
+                    if self.buf.is_empty() {
+                        return None;
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
+                    let out = self.buf.split_to(take).freeze();
+                    let left = n - take as u64;
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
+                    return Some(Ok(out));
+                }
+                State::DataEnd => {
+                    if self.buf.len() < 2 {
+                        return None;
+                    }
+                    if &self.buf[..2] != b"\r\n" {
+                        return Some(Err(bad("aws-chunked: chunk data is not followed by CRLF")));
+                    }
+                    self.buf.advance(2);
+                    self.state = State::Header;
+                }
+                State::Trailers => match self.line() {
+                    Ok(Some(l)) if l.is_empty() => self.state = State::Done,
+                    Ok(Some(_)) => {}
+                    Ok(None) => return None,
+                    Err(e) => return Some(Err(e)),
+                },
+            }
+        }
+    }
+}
+
+impl<S, E> Stream for AwsChunked<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<StdError>,
+{
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(item) = self.step() {
+                return Poll::Ready(Some(item));
+            }
+            if self.state == State::Done {
+                return Poll::Ready(None);
+            }
+            if self.eof {
+                // A body may end right after the last chunk's trailers without the
+                // final empty line; anything earlier is a truncated body.
+                return Poll::Ready(match self.state {
+                    State::Trailers if self.buf.is_empty() => None,
+                    _ => Some(Err(bad(
+                        "aws-chunked: the body ended in the middle of a chunk",
+                    ))),
+                });
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(b))) => self.buf.extend_from_slice(&b),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => self.eof = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S, E> s3s::stream::ByteStream for AwsChunked<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<StdError>,
+{
+    fn remaining_length(&self) -> s3s::stream::RemainingLength {
+        match (self.decoded_len, self.state) {
+            (Some(n), State::Header) if self.buf.is_empty() => {
+                s3s::stream::RemainingLength::new_exact(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            _ => s3s::stream::RemainingLength::unknown(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    async fn decode(pieces: Vec<&'static [u8]>) -> Result<Vec<u8>, String> {
+        let inner = futures::stream::iter(
+            pieces
+                .into_iter()
+                .map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p))),
+        );
+        let mut s = AwsChunked::new(inner, None);
+        let mut out = Vec::new();
+        while let Some(item) = s.next().await {
+            out.extend_from_slice(&item.map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn signed_chunks() {
+        let body: &[u8] = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\n\r\n";
+        assert_eq!(decode(vec![body]).await.unwrap(), b"hello world");
+        // Split at every byte.
+        let pieces: Vec<&'static [u8]> = body.chunks(1).collect();
+        assert_eq!(decode(pieces).await.unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn trailers_and_lenient_end() {
+        let body: &[u8] = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        assert_eq!(decode(vec![body]).await.unwrap(), b"abc");
+        assert_eq!(decode(vec![b"3\r\nabc\r\n0\r\n"]).await.unwrap(), b"abc");
+    }
+
+    #[tokio::test]
+    async fn broken_bodies_fail() {
+        assert!(decode(vec![b"5\r\nabc"]).await.is_err());
+        assert!(decode(vec![b"zz\r\nabc\r\n"]).await.is_err());
+        assert!(decode(vec![b"3\r\nabcXX0\r\n\r\n"]).await.is_err());
+        assert!(decode(vec![b"3\r\nabc\r\n"]).await.is_err());
+    }
+}

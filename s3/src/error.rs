@@ -1,0 +1,185 @@
+//! [`GatewayError`]: every way an S3 operation fails, and the one place (its
+//! `From<GatewayError> for S3Error`) that turns it into an S3 error code and HTTP status.
+
+use http::StatusCode;
+use kelp_filer::FilerError;
+use s3s::{S3Error, S3ErrorCode};
+
+/// Why an S3 request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the bucket {0} does not exist")]
+    NoSuchBucket(String),
+    #[error("the key {0} does not exist")]
+    NoSuchKey(String),
+    #[error("the upload {0} does not exist: it was completed, aborted or never created")]
+    NoSuchUpload(String),
+    #[error("{0}")]
+    InvalidBucketName(String),
+    #[error("you already own the bucket {0}")]
+    BucketAlreadyOwnedByYou(String),
+    #[error("the bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    /// A key that cannot name a filer path (`..`, `//`, a leading `/`, `.uploads/`).
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    KeyTooLong(String),
+    #[error("the Content-MD5 you specified did not match what was received: nothing was stored")]
+    BadDigest,
+    #[error("{0}")]
+    InvalidDigest(String),
+    #[error("the requested range is not satisfiable")]
+    InvalidRange,
+    #[error("{0}")]
+    InvalidPartNumber(String),
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
+    #[error("not modified")]
+    NotModified,
+    #[error("{0}")]
+    InvalidPart(String),
+    #[error("the list of parts was not in ascending order of part number")]
+    InvalidPartOrder,
+    #[error("part {part} is {size} bytes; every part but the last must be at least 5 MiB")]
+    EntityTooSmall { part: i32, size: u64 },
+    #[error("{0}")]
+    EntityTooLarge(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    MalformedXml(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    InvalidAccessKeyId(String),
+    #[error("{0}")]
+    SignatureDoesNotMatch(String),
+    #[error("{0}")]
+    ContentSha256Mismatch(String),
+    #[error("{0}")]
+    IncompleteBody(String),
+    /// The identities file cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// A key and a directory (or a file and a key below it) collide in the filer.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Filer(#[from] FilerError),
+}
+
+fn err(code: S3ErrorCode, msg: String) -> S3Error {
+    S3Error::with_message(code, msg)
+}
+
+fn custom(code: &str, status: StatusCode, msg: String) -> S3Error {
+    let Ok(code) = code.parse::<S3ErrorCode>();
+    let mut e = S3Error::with_message(code, msg);
+    e.set_status_code(status);
+    e
+}
+
+impl From<GatewayError> for S3Error {
+    fn from(e: GatewayError) -> S3Error {
+        use GatewayError as G;
+        use S3ErrorCode as C;
+        let msg = e.to_string();
+        match e {
+            G::NoSuchBucket(_) => err(C::NoSuchBucket, msg),
+            G::NoSuchKey(_) => err(C::NoSuchKey, msg),
+            G::NoSuchUpload(_) => err(C::NoSuchUpload, msg),
+            G::InvalidBucketName(_) => err(C::InvalidBucketName, msg),
+            G::BucketAlreadyOwnedByYou(_) => err(C::BucketAlreadyOwnedByYou, msg),
+            G::BucketNotEmpty(_) => err(C::BucketNotEmpty, msg),
+            G::InvalidKey(_) => err(C::InvalidArgument, msg),
+            G::KeyTooLong(_) => err(C::KeyTooLongError, msg),
+            G::BadDigest => err(C::BadDigest, msg),
+            G::InvalidDigest(_) => err(C::InvalidDigest, msg),
+            G::InvalidRange => err(C::InvalidRange, msg),
+            G::InvalidPartNumber(_) => {
+                custom("InvalidPartNumber", StatusCode::RANGE_NOT_SATISFIABLE, msg)
+            }
+            G::PreconditionFailed => err(C::PreconditionFailed, msg),
+            G::NotModified => err(C::NotModified, msg),
+            G::InvalidPart(_) => err(C::InvalidPart, msg),
+            G::InvalidPartOrder => err(C::InvalidPartOrder, msg),
+            G::EntityTooSmall { .. } => err(C::EntityTooSmall, msg),
+            G::EntityTooLarge(_) => err(C::EntityTooLarge, msg),
+            G::InvalidArgument(_) => err(C::InvalidArgument, msg),
+            G::InvalidRequest(_) => err(C::InvalidRequest, msg),
+            G::InvalidTag(_) => err(C::InvalidTag, msg),
+            G::MalformedXml(_) => err(C::MalformedXML, msg),
+            G::AccessDenied(_) => err(C::AccessDenied, msg),
+            G::InvalidAccessKeyId(_) => err(C::InvalidAccessKeyId, msg),
+            G::SignatureDoesNotMatch(_) => err(C::SignatureDoesNotMatch, msg),
+            G::ContentSha256Mismatch(_) => {
+                custom("XAmzContentSHA256Mismatch", StatusCode::BAD_REQUEST, msg)
+            }
+            G::IncompleteBody(_) => err(C::IncompleteBody, msg),
+            G::Config(_) | G::Internal(_) => err(C::InternalError, msg),
+            G::Conflict(_) => custom("PathConflict", StatusCode::CONFLICT, msg),
+            G::NotImplemented(_) => err(C::NotImplemented, msg),
+            G::Filer(f) => match f {
+                FilerError::NotFound(_) => err(C::NoSuchKey, msg),
+                FilerError::BadRequest(_) => err(C::InvalidArgument, msg),
+                FilerError::Conflict(_) => custom("PathConflict", StatusCode::CONFLICT, msg),
+                FilerError::Unavailable(_) | FilerError::NoSpace(_) => {
+                    err(C::ServiceUnavailable, msg)
+                }
+                FilerError::Internal(_) => err(C::InternalError, msg),
+            },
+        }
+    }
+}
+
+/// Shorthand for results of gateway operations.
+pub type GResult<T> = Result<T, GatewayError>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn code(e: GatewayError) -> (String, Option<StatusCode>) {
+        let s: S3Error = e.into();
+        (s.code().as_str().to_string(), s.status_code())
+    }
+
+    #[test]
+    fn codes_and_statuses() {
+        assert_eq!(
+            code(GatewayError::NoSuchBucket("b".into())),
+            ("NoSuchBucket".into(), Some(StatusCode::NOT_FOUND))
+        );
+        assert_eq!(
+            code(GatewayError::BucketNotEmpty("b".into())).1,
+            Some(StatusCode::CONFLICT)
+        );
+        assert_eq!(
+            code(GatewayError::NotModified).1,
+            Some(StatusCode::NOT_MODIFIED)
+        );
+        assert_eq!(
+            code(GatewayError::PreconditionFailed).1,
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            code(GatewayError::Conflict("x".into())),
+            ("PathConflict".into(), Some(StatusCode::CONFLICT))
+        );
+        assert_eq!(
+            code(GatewayError::Filer(FilerError::Unavailable("m".into()))).1,
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        );
+        assert_eq!(code(GatewayError::BadDigest).0, "BadDigest");
+    }
+}

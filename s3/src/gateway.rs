@@ -1,0 +1,224 @@
+//! [`Gateway`]: the `s3s::S3` implementation. Each operation lives in the module of its
+//! family (`bucket`, `object`, `copy`, `list`, `multipart`); this file only routes to
+//! them and turns their [`GatewayError`]s into S3 errors through the one mapping.
+
+use std::sync::Arc;
+
+use kelp_filer::Filer;
+use kelp_filer::entry::Entry;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+use crate::auth::Caller;
+use crate::error::{GResult, GatewayError};
+use crate::keys::Paths;
+
+/// The S3 API over one filer.
+pub struct Gateway {
+    pub filer: Arc<Filer>,
+    pub paths: Paths,
+    pub region: String,
+    /// Identities are configured: every request carries a checked [`Caller`].
+    pub auth: bool,
+}
+
+/// The owner reported in listings (kelp has no accounts).
+pub fn owner() -> Owner {
+    Owner {
+        display_name: Some("kelp".into()),
+        id: Some("kelp".into()),
+    }
+}
+
+impl Gateway {
+    /// The bucket's directory entry, or NoSuchBucket.
+    pub async fn bucket_entry(&self, bucket: &str) -> GResult<Entry> {
+        match self.filer.find(&self.paths.bucket(bucket)).await? {
+            Some(e) if e.is_directory => Ok(e),
+            _ => Err(GatewayError::NoSuchBucket(bucket.to_string())),
+        }
+    }
+
+    /// May the caller of a request do `action` on `bucket`/`key`? (Always, when open.)
+    pub fn allowed(
+        &self,
+        ext: &http::Extensions,
+        action: crate::auth::Action,
+        bucket: &str,
+        key: Option<&str>,
+    ) -> bool {
+        if !self.auth {
+            return true;
+        }
+        ext.get::<Caller>()
+            .is_some_and(|c| c.0.allows(action, bucket, key))
+    }
+}
+
+fn ok<T>(r: GResult<S3Response<T>>) -> S3Result<S3Response<T>> {
+    r.map_err(Into::into)
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        ok(self.create_bucket(req).await)
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        ok(self.delete_bucket(req).await)
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        ok(self.head_bucket(req).await)
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        ok(self.list_buckets(req).await)
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        ok(self.get_bucket_location(req).await)
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        ok(self.put_object(req).await)
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        ok(self.get_object(req).await)
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        ok(self.head_object(req).await)
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        ok(self.delete_object(req).await)
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        ok(self.delete_objects(req).await)
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        ok(self.copy_object(req).await)
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        ok(self.get_object_tagging(req).await)
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        ok(self.put_object_tagging(req).await)
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        ok(self.delete_object_tagging(req).await)
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        ok(self.list_objects(req).await)
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        ok(self.list_objects_v2(req).await)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        ok(self.create_multipart_upload(req).await)
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        ok(self.upload_part(req).await)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        ok(self.upload_part_copy(req).await)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        ok(self.complete_multipart_upload(req).await)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        ok(self.abort_multipart_upload(req).await)
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        ok(self.list_parts(req).await)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        ok(self.list_multipart_uploads(req).await)
+    }
+}

@@ -1,0 +1,465 @@
+//! Multipart uploads. An upload is the directory `<bucket>/.uploads/<uploadId>` (its
+//! extended attributes hold the key and the object's metadata); part N is the file
+//! `<uploadId>/<NNNN>`, written like any object. Completing writes one entry whose chunk
+//! list is the parts' chunks with rebased offsets (no byte is copied; the store's chunk
+//! reference counts keep them alive when the upload directory goes).
+
+use std::collections::BTreeMap;
+
+use kelp_filer::WriteOptions;
+use kelp_filer::entry::Entry;
+use kelp_filer::store::ListOptions;
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response};
+
+use crate::conditional::{Conditions, copy_source_range};
+use crate::copy::{now_secs, reference_chunks, reference_md5};
+use crate::error::{GResult, GatewayError};
+use crate::gateway::{Gateway, owner};
+use crate::list::url_encode;
+use crate::meta::{self, ContentHeaders, ETAG_KEY, ObjectMeta, PARTS_KEY, UPLOAD_KEY, hex, unhex};
+use crate::object::decode_md5;
+
+/// Every part but the last must be at least this big.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+const MAX_PART_NUMBER: i32 = 10_000;
+
+fn check_part_number(n: i32) -> GResult<()> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(())
+    } else {
+        Err(GatewayError::InvalidArgument(format!(
+            "part number {n} is not between 1 and {MAX_PART_NUMBER}"
+        )))
+    }
+}
+
+impl Gateway {
+    /// The upload directory of `id`, if it is an upload of `key` in `bucket`.
+    async fn upload_dir(&self, bucket: &str, key: &str, id: &str) -> GResult<Entry> {
+        let dir = self.paths.upload(bucket, id)?;
+        match self.filer.find(&dir).await? {
+            Some(e)
+                if e.is_directory
+                    && e.extended.get(UPLOAD_KEY).map(Vec::as_slice) == Some(key.as_bytes()) =>
+            {
+                Ok(e)
+            }
+            _ => {
+                self.bucket_entry(bucket).await?;
+                Err(GatewayError::NoSuchUpload(id.to_string()))
+            }
+        }
+    }
+
+    /// Every stored part of an upload, by part number.
+    async fn parts(&self, dir: &str) -> GResult<BTreeMap<i32, Entry>> {
+        let mut out = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let opts = ListOptions {
+                start_after: after.clone(),
+                limit: 1000,
+                ..ListOptions::default()
+            };
+            let page = self.filer.list(dir, &opts).await?;
+            let full = page.len() == opts.limit;
+            after = page.last().map(|e| e.name().to_string());
+            for e in page {
+                if let Ok(n) = e.name().parse::<i32>()
+                    && !e.is_directory
+                {
+                    out.insert(n, e);
+                }
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> GResult<S3Response<CreateMultipartUploadOutput>> {
+        let i = &req.input;
+        let op = self.paths.object(&i.bucket, &i.key)?;
+        if op.dir_marker {
+            return Err(GatewayError::InvalidRequest(
+                "a key ending in '/' is a directory marker and cannot be uploaded in parts".into(),
+            ));
+        }
+        self.bucket_entry(&i.bucket).await?;
+        let m = ObjectMeta::new(
+            i.content_type.as_deref(),
+            ContentHeaders {
+                cache_control: i.cache_control.as_deref(),
+                content_disposition: i.content_disposition.as_deref(),
+                content_encoding: i.content_encoding.as_deref(),
+                content_language: i.content_language.as_deref(),
+                expires: None,
+            },
+            i.metadata.as_ref(),
+            i.tagging.as_deref(),
+        )?;
+        let id = format!("{:032x}", rand::random::<u128>());
+        let mut e = Entry::new_dir(self.paths.upload(&i.bucket, &id)?, now_secs());
+        e.attr.mime = m.content_type.clone().unwrap_or_default();
+        e.extended = m.extended().into_iter().collect();
+        e.extended
+            .insert(UPLOAD_KEY.into(), i.key.clone().into_bytes());
+        self.filer.put_entry(e).await?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> GResult<S3Response<UploadPartOutput>> {
+        let i = req.input;
+        check_part_number(i.part_number)?;
+        let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
+        let expect_md5 = i.content_md5.as_deref().map(decode_md5).transpose()?;
+        let opts = WriteOptions {
+            expect_md5,
+            size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
+            ..WriteOptions::default()
+        };
+        let path = format!("{}/{:04}", dir.path, i.part_number);
+        let e = self.write_body(&path, i.body, opts).await?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(meta::etag_dto(&e)),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> GResult<S3Response<UploadPartCopyOutput>> {
+        let i = &req.input;
+        check_part_number(i.part_number)?;
+        let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
+        let cond = Conditions {
+            if_match: i.copy_source_if_match.as_ref(),
+            if_none_match: i.copy_source_if_none_match.as_ref(),
+            if_modified_since: i.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
+        };
+        let src = self.copy_source_entry(&i.copy_source, cond).await?;
+        let size = meta::size(&src);
+        let (start, end) = match i.copy_source_range.as_deref() {
+            Some(r) => copy_source_range(r, size)?,
+            None => (0, size),
+        };
+        let path = format!("{}/{:04}", dir.path, i.part_number);
+        let e = match reference_chunks(&src, start, end) {
+            Some(chunks) => {
+                let mut e = Entry::new_file(path, now_secs());
+                e.attr.md5 = if (start, end) == (0, size) && src.attr.md5.len() == 16 {
+                    src.attr.md5.clone()
+                } else {
+                    reference_md5(&chunks)
+                };
+                e.chunks = chunks;
+                e.attr.file_size = end - start;
+                self.filer.put_entry(e).await?
+            }
+            None => {
+                // The range starts inside a chunk: copy those bytes.
+                let body = self.filer.read_stream(src, start, end);
+                let opts = WriteOptions {
+                    size_hint: Some(end - start),
+                    ..WriteOptions::default()
+                };
+                self.filer.write_fresh(&path, Box::pin(body), opts).await?
+            }
+        };
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(meta::etag_dto(&e)),
+                last_modified: Some(meta::last_modified(&e)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> GResult<S3Response<CompleteMultipartUploadOutput>> {
+        let i = &req.input;
+        let op = self.paths.object(&i.bucket, &i.key)?;
+        let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
+        let asked = i
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                GatewayError::MalformedXml("you must specify at least one part".into())
+            })?;
+        let stored = self.parts(&dir.path).await?;
+        let mut chunks = Vec::new();
+        let mut sizes = Vec::new();
+        let mut digests = Md5::new();
+        let mut offset = 0u64;
+        let mut prev = 0;
+        for (idx, p) in asked.iter().enumerate() {
+            let n = p
+                .part_number
+                .ok_or_else(|| GatewayError::MalformedXml("a part has no PartNumber".into()))?;
+            if n <= prev {
+                return Err(GatewayError::InvalidPartOrder);
+            }
+            prev = n;
+            let e = stored.get(&n).ok_or_else(|| {
+                GatewayError::InvalidPart(format!("part {n} was not uploaded (or was aborted)"))
+            })?;
+            let etag = meta::etag(e);
+            if let Some(t) = &p.e_tag
+                && t.value().trim_matches('"') != etag
+            {
+                return Err(GatewayError::InvalidPart(format!(
+                    "part {n} has ETag {etag}, not {}",
+                    t.value()
+                )));
+            }
+            let size = e.attr.file_size;
+            if idx + 1 < asked.len() && size < MIN_PART_SIZE {
+                return Err(GatewayError::EntityTooSmall { part: n, size });
+            }
+            if !e.content.is_empty() {
+                return Err(GatewayError::Internal(format!(
+                    "part {n} is stored inline and cannot be shared"
+                )));
+            }
+            let digest = unhex(&etag)
+                .filter(|d| d.len() == 16)
+                .ok_or_else(|| GatewayError::Internal(format!("part {n} has no MD5")))?;
+            digests.update(&digest);
+            chunks.extend(e.chunks.iter().map(|c| {
+                let mut c = c.clone();
+                c.offset += offset;
+                c
+            }));
+            offset += size;
+            sizes.push(size.to_string());
+        }
+        let etag = format!("{}-{}", hex(&digests.finalize()), asked.len());
+        if i.if_match.is_some() || i.if_none_match.is_some() {
+            let c = Conditions {
+                if_match: i.if_match.as_ref(),
+                if_none_match: i.if_none_match.as_ref(),
+                ..Conditions::default()
+            };
+            match self.find_object(&op).await? {
+                Some(e) => c.check(&meta::etag(&e), e.attr.mtime, false)?,
+                None => c.check_missing()?,
+            }
+        }
+        let mut e = Entry::new_file(op.path.clone(), now_secs());
+        e.chunks = chunks;
+        e.attr.file_size = offset;
+        e.attr.mime = dir.attr.mime.clone();
+        e.extended = dir.extended.clone();
+        e.extended.remove(UPLOAD_KEY);
+        e.extended
+            .insert(ETAG_KEY.into(), etag.clone().into_bytes());
+        e.extended
+            .insert(PARTS_KEY.into(), sizes.join(",").into_bytes());
+        self.filer.put_entry(e).await?;
+        // The object now references the parts' chunks: dropping the parts frees nothing
+        // it uses, and frees the parts that were left out.
+        self.filer.delete(&dir.path, true).await?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            e_tag: Some(ETag::Strong(etag)),
+            location: Some(format!("/{}/{}", i.bucket, i.key)),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> GResult<S3Response<AbortMultipartUploadOutput>> {
+        let i = &req.input;
+        let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
+        self.filer.delete(&dir.path, true).await?;
+        Ok(S3Response::with_status(
+            AbortMultipartUploadOutput::default(),
+            http::StatusCode::NO_CONTENT,
+        ))
+    }
+
+    pub async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> GResult<S3Response<ListPartsOutput>> {
+        let i = &req.input;
+        let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
+        let marker = i.part_number_marker.unwrap_or(0);
+        let max = usize::try_from(i.max_parts.unwrap_or(1000))
+            .unwrap_or(1000)
+            .min(1000);
+        let stored = self.parts(&dir.path).await?;
+        let mut after = stored.range(marker + 1..);
+        let parts: Vec<Part> = after
+            .by_ref()
+            .take(max)
+            .map(|(n, e)| Part {
+                part_number: Some(*n),
+                e_tag: Some(meta::etag_dto(e)),
+                size: i64::try_from(e.attr.file_size).ok(),
+                last_modified: Some(meta::last_modified(e)),
+                ..Default::default()
+            })
+            .collect();
+        let truncated = after.next().is_some();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            upload_id: Some(i.upload_id.clone()),
+            part_number_marker: i.part_number_marker,
+            next_part_number_marker: parts
+                .last()
+                .and_then(|p| p.part_number)
+                .filter(|_| truncated),
+            max_parts: i32::try_from(max).ok(),
+            is_truncated: Some(truncated),
+            initiator: Some(Initiator {
+                display_name: Some("kelp".into()),
+                id: Some("kelp".into()),
+            }),
+            owner: Some(owner()),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            parts: Some(parts),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> GResult<S3Response<ListMultipartUploadsOutput>> {
+        let i = &req.input;
+        self.bucket_entry(&i.bucket).await?;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let mut uploads: Vec<(String, i64, String)> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let opts = ListOptions {
+                start_after: after.clone(),
+                limit: 1000,
+                ..ListOptions::default()
+            };
+            let page = self
+                .filer
+                .list(&self.paths.uploads(&i.bucket), &opts)
+                .await?;
+            let full = page.len() == opts.limit;
+            after = page.last().map(|e| e.name().to_string());
+            for e in page {
+                if let Some(k) = e.extended.get(UPLOAD_KEY)
+                    && let Ok(k) = String::from_utf8(k.clone())
+                    && k.starts_with(&prefix)
+                {
+                    uploads.push((k, e.attr.crtime, e.name().to_string()));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        uploads.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        let key_marker = i.key_marker.clone().unwrap_or_default();
+        let id_marker = i.upload_id_marker.clone();
+        let max = usize::try_from(i.max_uploads.unwrap_or(1000))
+            .unwrap_or(1000)
+            .min(1000);
+        let enc = |s: &str| match &i.encoding_type {
+            Some(t) if t.as_str() == EncodingType::URL => url_encode(s),
+            _ => s.to_string(),
+        };
+        let delim = i.delimiter.clone().filter(|d| !d.is_empty());
+        let (mut out, mut prefixes) = (Vec::new(), Vec::<String>::new());
+        let mut truncated = false;
+        let (mut next_key, mut next_id) = (None, None);
+        for (k, t, id) in uploads {
+            let past_marker = key_marker.is_empty()
+                || k > key_marker
+                || (k == key_marker && id_marker.as_ref().is_some_and(|m| id > *m));
+            if !past_marker {
+                continue;
+            }
+            let cp = delim.as_deref().and_then(|d| {
+                k[prefix.len()..]
+                    .find(d)
+                    .map(|j| k[..prefix.len() + j + d.len()].to_string())
+            });
+            if let Some(cp) = &cp
+                && prefixes.last() == Some(cp)
+            {
+                continue;
+            }
+            if out.len() + prefixes.len() == max {
+                truncated = true;
+                break;
+            }
+            next_key = Some(k.clone());
+            next_id = Some(id.clone());
+            match cp {
+                Some(cp) => prefixes.push(cp),
+                None => out.push(MultipartUpload {
+                    key: Some(enc(&k)),
+                    upload_id: Some(id),
+                    initiated: Some(meta::last_modified(&Entry {
+                        attr: kelp_filer::entry::Attributes {
+                            mtime: t,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    })),
+                    initiator: Some(Initiator {
+                        display_name: Some("kelp".into()),
+                        id: Some("kelp".into()),
+                    }),
+                    owner: Some(owner()),
+                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                    ..Default::default()
+                }),
+            }
+        }
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket.clone()),
+            prefix: Some(enc(&prefix)),
+            delimiter: i.delimiter.as_deref().map(enc),
+            key_marker: Some(enc(&key_marker)),
+            upload_id_marker: i.upload_id_marker.clone(),
+            next_key_marker: next_key.filter(|_| truncated).map(|k| enc(&k)),
+            next_upload_id_marker: next_id.filter(|_| truncated),
+            max_uploads: i32::try_from(max).ok(),
+            is_truncated: Some(truncated),
+            encoding_type: i.encoding_type.clone(),
+            uploads: Some(out),
+            common_prefixes: Some(
+                prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(&p)),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,563 @@
+//! Object operations: PutObject (streamed into the filer, never buffered), GetObject and
+//! HeadObject (conditionals, ranges, part numbers, streamed from the filer),
+//! DeleteObject(s) (pruning directories the delete left empty), and object tagging.
+
+use bytes::Bytes;
+use kelp_filer::entry::Entry;
+use kelp_filer::store::ListOptions;
+use kelp_filer::{FilerError, WriteOptions};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response};
+
+use crate::auth::Action;
+use crate::conditional::{Conditions, byte_range};
+use crate::error::{GResult, GatewayError};
+use crate::gateway::Gateway;
+use crate::keys::ObjectPath;
+use crate::meta::{self, ContentHeaders, DIR_MARKER_KEY, ObjectMeta, TAG_PREFIX};
+
+/// S3's largest single PUT.
+const MAX_PUT: i64 = 5 << 30;
+
+/// The 16 bytes of a `Content-MD5` header.
+pub fn decode_md5(v: &str) -> GResult<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .ok()
+        .filter(|b| b.len() == 16)
+        .ok_or_else(|| {
+            GatewayError::InvalidDigest(format!("Content-MD5 {v:?} is not a base64 MD5"))
+        })
+}
+
+/// Maps a failed filer write: a Content-MD5 mismatch is BadDigest.
+pub fn write_error(e: FilerError, md5_given: bool) -> GatewayError {
+    match e {
+        FilerError::BadRequest(m) if md5_given && m.contains("Content-MD5") => {
+            GatewayError::BadDigest
+        }
+        other => GatewayError::Filer(other),
+    }
+}
+
+fn format_http_date(t: &Timestamp) -> Option<String> {
+    let mut buf = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+/// What GetObject and HeadObject answer for one entry.
+struct ObjectView {
+    size: u64,
+    range: Option<(u64, u64)>,
+    parts_count: Option<i32>,
+}
+
+impl Gateway {
+    /// The object stored under `op`, if any (a directory only counts as the marker key).
+    pub async fn find_object(&self, op: &ObjectPath) -> GResult<Option<Entry>> {
+        Ok(match self.filer.find(&op.path).await? {
+            Some(e) if op.dir_marker => {
+                (e.is_directory && e.extended.contains_key(DIR_MARKER_KEY)).then_some(e)
+            }
+            Some(e) if !e.is_directory => Some(e),
+            _ => None,
+        })
+    }
+
+    /// NoSuchBucket if the bucket is missing, else NoSuchKey.
+    pub async fn missing(&self, bucket: &str, key: &str) -> GatewayError {
+        match self.bucket_entry(bucket).await {
+            Err(e) => e,
+            Ok(_) => GatewayError::NoSuchKey(key.to_string()),
+        }
+    }
+
+    pub async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> GResult<S3Response<PutObjectOutput>> {
+        let i = req.input;
+        let op = self.paths.object(&i.bucket, &i.key)?;
+        self.bucket_entry(&i.bucket).await?;
+        if i.content_length.is_some_and(|n| n > MAX_PUT) {
+            return Err(GatewayError::EntityTooLarge(
+                "a single PUT holds at most 5 GiB: use a multipart upload".into(),
+            ));
+        }
+        let meta = ObjectMeta::new(
+            i.content_type.as_deref(),
+            ContentHeaders {
+                cache_control: i.cache_control.as_deref(),
+                content_disposition: i.content_disposition.as_deref(),
+                content_encoding: i.content_encoding.as_deref(),
+                content_language: i.content_language.as_deref(),
+                expires: i.expires.as_ref().and_then(format_http_date),
+            },
+            i.metadata.as_ref(),
+            i.tagging.as_deref(),
+        )?;
+        let expect_md5 = i.content_md5.as_deref().map(decode_md5).transpose()?;
+        if i.if_match.is_some() || i.if_none_match.is_some() {
+            let c = Conditions {
+                if_match: i.if_match.as_ref(),
+                if_none_match: i.if_none_match.as_ref(),
+                ..Conditions::default()
+            };
+            match self.find_object(&op).await? {
+                Some(e) => c.check(&meta::etag(&e), e.attr.mtime, false)?,
+                None => c.check_missing()?,
+            }
+        }
+        let body = i.body;
+        if op.dir_marker {
+            let e = self.put_dir_marker(&op.path, body, meta).await?;
+            return Ok(S3Response::new(PutObjectOutput {
+                e_tag: Some(meta::etag_dto(&e)),
+                ..Default::default()
+            }));
+        }
+        let opts = WriteOptions {
+            mime: meta.content_type.clone().unwrap_or_default(),
+            extended: meta.extended(),
+            expect_md5,
+            size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
+            ..WriteOptions::default()
+        };
+        let e = self.write_body(&op.path, body, opts).await?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(meta::etag_dto(&e)),
+            size: i64::try_from(e.attr.file_size).ok(),
+            ..Default::default()
+        }))
+    }
+
+    /// Streams a request body into a new file at `path` (see `Filer::write_fresh`);
+    /// a failure of the body itself is reported as such.
+    pub async fn write_body(
+        &self,
+        path: &str,
+        body: Option<StreamingBlob>,
+        opts: WriteOptions,
+    ) -> GResult<Entry> {
+        let md5_given = opts.expect_md5.is_some();
+        let written = match body {
+            Some(b) => {
+                let (b, errors) = crate::body::watch(b);
+                let r = self.filer.write_fresh(path, b, opts).await;
+                if r.is_err()
+                    && let Some(e) = errors.classify()
+                {
+                    return Err(e);
+                }
+                r
+            }
+            None => {
+                let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
+                self.filer.write_fresh(path, empty, opts).await
+            }
+        };
+        written.map_err(|e| write_error(e, md5_given))
+    }
+
+    /// `PUT <dir>/`: the directory carries the marker (and the object's metadata).
+    async fn put_dir_marker(
+        &self,
+        dir: &str,
+        body: Option<StreamingBlob>,
+        meta: ObjectMeta,
+    ) -> GResult<Entry> {
+        if let Some(mut b) = body {
+            use futures::StreamExt;
+            while let Some(chunk) = b.next().await {
+                let chunk = chunk
+                    .map_err(|e| GatewayError::InvalidRequest(format!("reading the body: {e}")))?;
+                if !chunk.is_empty() {
+                    return Err(GatewayError::InvalidRequest(
+                        "a key ending in '/' is a directory marker and cannot hold data".into(),
+                    ));
+                }
+            }
+        }
+        let mut e = match self.filer.find(dir).await? {
+            Some(e) if e.is_directory => e,
+            Some(_) => {
+                return Err(GatewayError::Conflict(format!(
+                    "an object already holds the directory name {dir}"
+                )));
+            }
+            None => Entry::new_dir(dir, 0),
+        };
+        e.extended
+            .retain(|k, _| !meta::is_replaceable_meta(k) && !k.starts_with(TAG_PREFIX));
+        e.extended.extend(meta.extended());
+        e.extended.insert(DIR_MARKER_KEY.into(), b"1".to_vec());
+        e.attr.mime = meta.content_type.unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        e.attr.mtime = now;
+        if e.attr.crtime == 0 {
+            e.attr.crtime = now;
+        }
+        Ok(self.filer.put_entry(e).await?)
+    }
+
+    async fn view(
+        &self,
+        bucket: &str,
+        key: &str,
+        cond: Conditions<'_>,
+        range: Option<&Range>,
+        part_number: Option<i32>,
+    ) -> GResult<(Entry, ObjectView)> {
+        let op = self.paths.object(bucket, key)?;
+        let Some(e) = self.find_object(&op).await? else {
+            return Err(self.missing(bucket, key).await);
+        };
+        cond.check(&meta::etag(&e), e.attr.mtime, true)?;
+        let size = meta::size(&e);
+        let (range, parts_count) = match part_number {
+            None => (byte_range(range, size)?, None),
+            Some(n) => part_range(&e, n)?,
+        };
+        Ok((
+            e,
+            ObjectView {
+                size,
+                range,
+                parts_count,
+            },
+        ))
+    }
+
+    pub async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> GResult<S3Response<GetObjectOutput>> {
+        let i = &req.input;
+        let cond = Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        };
+        let (e, v) = self
+            .view(&i.bucket, &i.key, cond, i.range.as_ref(), i.part_number)
+            .await?;
+        let (start, end) = v.range.unwrap_or((0, v.size));
+        let body = (end > start)
+            .then(|| StreamingBlob::wrap(self.filer.read_stream(e.clone(), start, end)));
+        let out = GetObjectOutput {
+            body,
+            content_length: i64::try_from(end - start).ok(),
+            content_range: v
+                .range
+                .map(|(s, t)| format!("bytes {s}-{}/{}", t.saturating_sub(1), v.size)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(meta::etag_dto(&e)),
+            last_modified: Some(meta::last_modified(&e)),
+            content_type: Some(meta::content_type(&e)),
+            cache_control: meta::header(&e, "Cache-Control"),
+            content_disposition: meta::header(&e, "Content-Disposition"),
+            content_encoding: meta::header(&e, "Content-Encoding"),
+            content_language: meta::header(&e, "Content-Language"),
+            metadata: meta::user_metadata(&e),
+            tag_count: tag_count(&e),
+            parts_count: v.parts_count,
+            ..Default::default()
+        };
+        Ok(with_expires(S3Response::new(out), &e))
+    }
+
+    pub async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> GResult<S3Response<HeadObjectOutput>> {
+        let i = &req.input;
+        let cond = Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        };
+        let (e, v) = self
+            .view(&i.bucket, &i.key, cond, i.range.as_ref(), i.part_number)
+            .await?;
+        let (start, end) = v.range.unwrap_or((0, v.size));
+        let out = HeadObjectOutput {
+            content_length: i64::try_from(end - start).ok(),
+            content_range: v
+                .range
+                .map(|(s, t)| format!("bytes {s}-{}/{}", t.saturating_sub(1), v.size)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(meta::etag_dto(&e)),
+            last_modified: Some(meta::last_modified(&e)),
+            content_type: Some(meta::content_type(&e)),
+            cache_control: meta::header(&e, "Cache-Control"),
+            content_disposition: meta::header(&e, "Content-Disposition"),
+            content_encoding: meta::header(&e, "Content-Encoding"),
+            content_language: meta::header(&e, "Content-Language"),
+            metadata: meta::user_metadata(&e),
+            parts_count: v.parts_count,
+            ..Default::default()
+        };
+        let mut resp = with_expires(S3Response::new(out), &e);
+        if v.range.is_some() {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    /// Deletes the object under `op` (nothing to do if absent), then removes the
+    /// directories it leaves empty up to the bucket.
+    pub async fn delete_key(&self, bucket: &str, op: &ObjectPath) -> GResult<()> {
+        let Some(e) = self.find_object(op).await? else {
+            return Ok(());
+        };
+        if op.dir_marker {
+            match self.filer.delete(&e.path, false).await {
+                Ok(()) => {}
+                Err(FilerError::Conflict(_)) => {
+                    // Not empty: only the marker (and its metadata) goes.
+                    let drop: Vec<String> = e
+                        .extended
+                        .keys()
+                        .filter(|k| {
+                            k.as_str() == DIR_MARKER_KEY
+                                || meta::is_replaceable_meta(k)
+                                || k.starts_with(TAG_PREFIX)
+                        })
+                        .cloned()
+                        .collect();
+                    self.filer.set_extended(&e.path, vec![], Some(drop)).await?;
+                    return Ok(());
+                }
+                Err(other) => return Err(other.into()),
+            }
+        } else {
+            match self.filer.delete(&e.path, false).await {
+                Ok(()) | Err(FilerError::NotFound(_)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        self.prune(bucket, &e.path).await
+    }
+
+    /// Removes the empty, unmarked ancestors of `path` below the bucket directory.
+    async fn prune(&self, bucket: &str, path: &str) -> GResult<()> {
+        let top = self.paths.bucket(bucket);
+        let mut cur = kelp_filer::path::parent(path).map(str::to_string);
+        while let Some(dir) = cur {
+            if dir == top || !kelp_filer::path::is_within(&dir, &top) {
+                break;
+            }
+            match self.filer.find(&dir).await? {
+                Some(d) if d.is_directory && !d.extended.contains_key(DIR_MARKER_KEY) => {}
+                _ => break,
+            }
+            if !self
+                .filer
+                .list(&dir, &ListOptions::first(1))
+                .await?
+                .is_empty()
+            {
+                break;
+            }
+            match self.filer.delete(&dir, false).await {
+                Ok(()) => {}
+                // Refilled or removed by a concurrent request meanwhile.
+                Err(FilerError::Conflict(_) | FilerError::NotFound(_)) => break,
+                Err(e) => return Err(e.into()),
+            }
+            cur = kelp_filer::path::parent(&dir).map(str::to_string);
+        }
+        Ok(())
+    }
+
+    pub async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> GResult<S3Response<DeleteObjectOutput>> {
+        let i = &req.input;
+        let op = self.paths.object(&i.bucket, &i.key)?;
+        self.bucket_entry(&i.bucket).await?;
+        self.delete_key(&i.bucket, &op).await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    pub async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> GResult<S3Response<DeleteObjectsOutput>> {
+        let i = &req.input;
+        self.bucket_entry(&i.bucket).await?;
+        if i.delete.objects.len() > 1000 {
+            return Err(GatewayError::MalformedXml(
+                "DeleteObjects takes at most 1000 keys".into(),
+            ));
+        }
+        let quiet = i.delete.quiet.unwrap_or(false);
+        let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+        for o in &i.delete.objects {
+            let r = if self.allowed(&req.extensions, Action::Write, &i.bucket, Some(&o.key)) {
+                match self.paths.object(&i.bucket, &o.key) {
+                    Ok(op) => self.delete_key(&i.bucket, &op).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                Err(GatewayError::AccessDenied(format!(
+                    "you may not delete {}",
+                    o.key
+                )))
+            };
+            match r {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(o.key.clone()),
+                    ..Default::default()
+                }),
+                Err(e) => {
+                    let s3: s3s::S3Error = e.into();
+                    errors.push(Error {
+                        code: Some(s3.code().as_str().to_string()),
+                        key: Some(o.key.clone()),
+                        message: s3.message().map(str::to_string),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    pub async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> GResult<S3Response<GetObjectTaggingOutput>> {
+        let i = &req.input;
+        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let tag_set = meta::tags(&e)
+            .into_iter()
+            .map(|(k, v)| Tag {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect();
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set,
+            version_id: None,
+        }))
+    }
+
+    pub async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> GResult<S3Response<PutObjectTaggingOutput>> {
+        let i = &req.input;
+        let tags: Vec<(String, String)> = i
+            .tagging
+            .tag_set
+            .iter()
+            .map(|t| {
+                (
+                    t.key.clone().unwrap_or_default(),
+                    t.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        meta::check_tags(&tags)?;
+        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let set = tags
+            .into_iter()
+            .map(|(k, v)| (format!("{TAG_PREFIX}{k}"), v.into_bytes()))
+            .collect();
+        self.filer
+            .set_extended(&e.path, set, Some(tag_keys(&e)))
+            .await?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    pub async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> GResult<S3Response<DeleteObjectTaggingOutput>> {
+        let i = &req.input;
+        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let keys = tag_keys(&e);
+        if !keys.is_empty() {
+            self.filer.set_extended(&e.path, vec![], Some(keys)).await?;
+        }
+        Ok(S3Response::with_status(
+            DeleteObjectTaggingOutput::default(),
+            http::StatusCode::NO_CONTENT,
+        ))
+    }
+
+    /// The object's entry, or NoSuchBucket / NoSuchKey.
+    pub async fn object_entry(&self, bucket: &str, key: &str) -> GResult<Entry> {
+        let op = self.paths.object(bucket, key)?;
+        match self.find_object(&op).await? {
+            Some(e) => Ok(e),
+            None => Err(self.missing(bucket, key).await),
+        }
+    }
+}
+
+fn tag_keys(e: &Entry) -> Vec<String> {
+    e.extended
+        .keys()
+        .filter(|k| k.starts_with(TAG_PREFIX))
+        .cloned()
+        .collect()
+}
+
+fn tag_count(e: &Entry) -> Option<i32> {
+    let n = e
+        .extended
+        .keys()
+        .filter(|k| k.starts_with(TAG_PREFIX))
+        .count();
+    (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+fn with_expires<T>(mut resp: S3Response<T>, e: &Entry) -> S3Response<T> {
+    if let Some(v) = meta::header(e, "Expires")
+        && let Ok(v) = http::HeaderValue::from_str(&v)
+    {
+        resp.headers.insert(http::header::EXPIRES, v);
+    }
+    resp
+}
+
+/// The byte range (if not the whole object) and the parts count of a multipart object.
+type PartView = (Option<(u64, u64)>, Option<i32>);
+
+/// The byte range of part `n` (1-based) of a multipart object.
+fn part_range(e: &Entry, n: i32) -> GResult<PartView> {
+    let bad = || GatewayError::InvalidPartNumber(format!("the object has no part {n}"));
+    let idx = usize::try_from(n)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(bad)?
+        - 1;
+    match meta::part_sizes(e) {
+        Some(sizes) => {
+            let len = *sizes.get(idx).ok_or_else(bad)?;
+            let start: u64 = sizes[..idx].iter().sum();
+            let count = i32::try_from(sizes.len()).unwrap_or(i32::MAX);
+            if len == 0 {
+                return Ok((None, Some(count)));
+            }
+            Ok((Some((start, start + len)), Some(count)))
+        }
+        None if idx == 0 => Ok((None, None)),
+        None => Err(bad()),
+    }
+}

@@ -1,0 +1,250 @@
+//! The S3 HTTP server: hyper connections on an already-bound listener, each request
+//! handed to the s3s service (path-style addressing), graceful shutdown. In open mode
+//! (no identities) request signatures are stripped before s3s sees them, so any key is
+//! accepted, and `aws-chunked` bodies are unwrapped here.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use kelp_filer::Filer;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::stream::DynByteStream;
+
+use crate::S3Config;
+use crate::auth::{IamAccess, IamAuth, Identities};
+use crate::chunked::AwsChunked;
+use crate::gateway::Gateway;
+use crate::keys::Paths;
+
+/// Query parameters of presigned URLs (SigV4 and SigV2).
+const PRESIGN_PARAMS: [&str; 10] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
+];
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+}
+
+/// Serves the S3 API for `filer` on `listener` until `shutdown` resolves. Identities
+/// come from `cfg.identities_file` and the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+/// environment variables; with none the gateway is open (and says so loudly).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    filer: Arc<Filer>,
+    cfg: S3Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let file = cfg
+        .identities_file
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty());
+    let ids = Identities::load(file).map_err(invalid)?;
+    serve_with_identities(listener, filer, cfg, ids, shutdown).await
+}
+
+/// [`serve`] with the identities given (`cfg.identities_file` and the environment are
+/// not read): what tests and embedders use.
+pub async fn serve_with_identities(
+    listener: tokio::net::TcpListener,
+    filer: Arc<Filer>,
+    cfg: S3Config,
+    ids: Identities,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let paths = Paths::new(&cfg.buckets_dir).map_err(invalid)?;
+    if let Err(e) = filer.mkdir(paths.root()).await {
+        tracing::warn!(dir = %paths.root(), error = %e, "cannot create the buckets directory yet");
+    }
+    let open = ids.is_open();
+    let gateway = Gateway {
+        filer,
+        paths,
+        region: cfg.region.clone(),
+        auth: !open,
+    };
+    let mut builder = S3ServiceBuilder::new(gateway);
+    let addr = listener.local_addr()?;
+    if open {
+        tracing::warn!(
+            %addr,
+            "S3 gateway is OPEN: no identities are configured, so every request is accepted \
+             with any access key or none. Pass an s3.json identities file (-s3.config) or set \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY to require signatures."
+        );
+    } else {
+        let (n, admin) = ids.summary();
+        tracing::info!(%addr, identities = n, admin, "S3 gateway requires signed requests");
+        let ids = Arc::new(ids);
+        builder.set_auth(IamAuth(ids.clone()));
+        builder.set_access(IamAccess(ids));
+    }
+    let service = builder.build();
+    run(listener, service, open, shutdown).await
+}
+
+async fn run(
+    listener: tokio::net::TcpListener,
+    service: S3Service,
+    open: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "S3 accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = service.clone();
+        let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let svc = svc.clone();
+            async move { Ok::<_, Infallible>(handle(&svc, req, open).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), handler);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "S3 connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("S3 connections still open after 10 s; closing them");
+        }
+    }
+    Ok(())
+}
+
+/// `Expect: 100-continue` on an empty body: the answer comes without a `100 Continue`
+/// (there is nothing to continue), which botocore (aws cli, boto3) misreads on the
+/// *next* request of that connection, stalling it until its read timeout. Closing such
+/// connections after the answer sidesteps that.
+fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    h.get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && h.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+}
+
+async fn handle(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s3s::Body> {
+    let close = expects_continue_without_body(&req);
+    let mut resp = call(svc, req, open).await;
+    if close {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+async fn call(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s3s::Body> {
+    let req = if open {
+        unsigned(req)
+    } else {
+        req.map(s3s::Body::from)
+    };
+    match svc.call(req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = ?e, "S3 request failed outside the S3 error model");
+            let mut r = Response::new(s3s::Body::from("internal error".to_string()));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    }
+}
+
+/// Open mode: drops the signature (header or presigned query) so s3s treats the
+/// request as anonymous, and unwraps `aws-chunked` bodies.
+fn unsigned(req: Request<Incoming>) -> Request<s3s::Body> {
+    let (mut parts, body) = req.into_parts();
+    parts.headers.remove(AUTHORIZATION);
+    if let Some(q) = parts.uri.query() {
+        let kept: Vec<&str> = q
+            .split('&')
+            .filter(|kv| {
+                let name = kv.split('=').next().unwrap_or("");
+                !PRESIGN_PARAMS.contains(&name)
+            })
+            .collect();
+        if kept.len() != q.split('&').count() {
+            let pq = if kept.is_empty() {
+                parts.uri.path().to_string()
+            } else {
+                format!("{}?{}", parts.uri.path(), kept.join("&"))
+            };
+            if let Ok(u) = pq.parse() {
+                parts.uri = u;
+            }
+        }
+    }
+    let mut body = s3s::Body::from(body);
+    let streaming = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+    if streaming {
+        let decoded: Option<u64> = parts
+            .headers
+            .remove("x-amz-decoded-content-length")
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        parts.headers.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_static("UNSIGNED-PAYLOAD"),
+        );
+        match decoded {
+            Some(n) => {
+                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            None => {
+                parts.headers.remove(CONTENT_LENGTH);
+            }
+        }
+        if let Some(enc) = parts.headers.remove(CONTENT_ENCODING) {
+            let rest: Vec<&str> = enc
+                .to_str()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            if !rest.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&rest.join(", "))
+            {
+                parts.headers.insert(CONTENT_ENCODING, v);
+            }
+        }
+        let stream: DynByteStream = Box::pin(AwsChunked::new(body, decoded));
+        body = s3s::Body::from(stream);
+    }
+    Request::from_parts(parts, body)
+}

@@ -1,0 +1,294 @@
+//! An in-process kelp stack for the S3 tests: master, volume server, filer (REST, for
+//! chunk GC) and the S3 gateway, each on a 127.0.0.1:0 listener in a temp dir, run on
+//! a background runtime and stopped on drop. Plus helpers to drive the real `aws` cli,
+//! `python3` + boto3 and `curl` against it. A missing client fails the test.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kelp_filer::{Filer, FilerConfig};
+use kelp_s3::{Identities, S3Config};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const AK: &str = "AKIDKELPTEST";
+pub const SK: &str = "kelp/secret+KEY/for/tests";
+
+/// An s3.json with an admin (AK/SK), a reader of `shared`, a writer limited to
+/// `shared/up/*`, and an anonymous identity that may read the bucket `public`.
+pub fn identities_json() -> String {
+    format!(
+        r#"{{"identities":[
+  {{"name":"admin","credentials":[{{"accessKey":"{AK}","secretKey":"{SK}"}}],"actions":["Admin"]}},
+  {{"name":"reader","credentials":[{{"accessKey":"READERKEY","secretKey":"readersecret"}}],
+    "actions":["Read:shared","List:shared"]}},
+  {{"name":"uploader","credentials":[{{"accessKey":"UPKEY","secretKey":"upsecret"}}],
+    "actions":["Write:shared/up/*","Read:shared/up/*","List:shared/up/"]}},
+  {{"name":"anonymous","actions":["Read:public","List:public"]}}
+]}}"#
+    )
+}
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>` of the S3 gateway.
+    pub endpoint: String,
+    /// `http://127.0.0.1:<port>` of the filer's REST API (for comparisons).
+    pub filer_endpoint: String,
+    pub filer: Arc<Filer>,
+    rt: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,s3s=off".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+impl Stack {
+    /// A stack whose gateway is open (no identities).
+    pub fn open() -> Stack {
+        Stack::start(Identities::open())
+    }
+
+    /// A stack whose gateway uses the identities of [`identities_json`].
+    pub fn with_auth() -> Stack {
+        Stack::start(Identities::from_json(&identities_json()).unwrap())
+    }
+
+    pub fn start(ids: Identities) -> Stack {
+        init_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let root = dir.path().to_path_buf();
+        let (endpoint, filer_endpoint, filer, tasks) = rt.block_on(async move {
+            let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+            let (ml, vl, fl, sl) = (bind().await, bind().await, bind().await, bind().await);
+            let mport = ml.local_addr().unwrap().port();
+            let vport = vl.local_addr().unwrap().port();
+            let master_addr = format!("127.0.0.1:{mport}");
+            let mcfg = kelp_master::MasterConfig {
+                ip: "127.0.0.1".into(),
+                port: mport,
+                mdir: root.join("master"),
+                peers: vec![],
+                volume_size_limit_mb: 1024,
+                default_replication: "000".parse().unwrap(),
+                garbage_threshold: 0.3,
+                vacuum_interval_secs: 0,
+                pulse_secs: 1,
+            };
+            std::fs::create_dir_all(&mcfg.mdir).unwrap();
+            let master = kelp_master::start(mcfg).await.unwrap();
+            let store = kelp_volume::Store::open(
+                vec![kelp_volume::DiskLocation::new(root.join("volume"), 8)],
+                kelp_volume::StoreOptions {
+                    volume_size_limit: 1024 << 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let vcfg = kelp_volume::http::VolumeServerConfig {
+                ip: "127.0.0.1".into(),
+                port: vport,
+                public_url: String::new(),
+                masters: vec![master_addr.clone()],
+                data_center: String::new(),
+                rack: String::new(),
+                file_size_limit: 256 << 20,
+                fsync: false,
+                heartbeat_secs: 1,
+            };
+            std::fs::create_dir_all(root.join("filer")).unwrap();
+            let fstore = kelp_filer::store::redb::RedbStore::open(&root.join("filer")).unwrap();
+            let filer = Arc::new(Filer::new(
+                Arc::new(fstore),
+                FilerConfig {
+                    masters: vec![master_addr],
+                    ..FilerConfig::default()
+                },
+            ));
+            let endpoint = format!("http://{}", sl.local_addr().unwrap());
+            let filer_endpoint = format!("http://{}", fl.local_addr().unwrap());
+            let cfg = S3Config::default();
+            let tasks = vec![
+                tokio::spawn(kelp_master::http::serve(ml, master, stopped())),
+                tokio::spawn(kelp_volume::http::serve(
+                    vl,
+                    Arc::new(store),
+                    vcfg,
+                    stopped(),
+                )),
+                tokio::spawn(kelp_filer::http::serve(fl, filer.clone(), stopped())),
+                tokio::spawn(kelp_s3::serve_with_identities(
+                    sl,
+                    filer.clone(),
+                    cfg,
+                    ids,
+                    stopped(),
+                )),
+            ];
+            // Ready when the master can hand out a file id (leader elected, volume
+            // server registered, volumes grown).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let req = kelp_proto::master_api::AssignRequest::default();
+                match filer.master.assign(&req).await {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() > deadline => {
+                        panic!("stack not ready after 60 s: {e}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            (endpoint, filer_endpoint, filer, tasks)
+        });
+        Stack {
+            dir,
+            endpoint,
+            filer_endpoint,
+            filer,
+            rt: Some(rt),
+            stop,
+            tasks,
+        }
+    }
+
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.as_ref().unwrap().block_on(f)
+    }
+
+    /// A scratch directory for client files.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("client").join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// Runs `aws --endpoint-url <s3> <args>` with the given keys.
+    pub fn aws_as(&self, ak: &str, sk: &str, args: &[&str]) -> Output {
+        self.aws_configured(ak, sk, "", args)
+    }
+
+    /// Runs `aws` with an AWS_CONFIG_FILE holding `config`.
+    pub fn aws_configured(&self, ak: &str, sk: &str, config: &str, args: &[&str]) -> Output {
+        let cfg = self.dir.path().join(format!("aws-config-{}", config.len()));
+        std::fs::write(&cfg, config).unwrap();
+        Command::new("aws")
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ACCESS_KEY_ID", ak)
+            .env("AWS_SECRET_ACCESS_KEY", sk)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", &cfg)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &cfg)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args(["--endpoint-url", &self.endpoint, "--cli-read-timeout", "15"])
+            .args(args)
+            .output()
+            .expect("the aws cli must be installed (it is part of the test toolchain)")
+    }
+
+    /// `aws` as the admin; panics with its output unless it succeeds.
+    pub fn aws(&self, args: &[&str]) -> String {
+        let out = self.aws_as(AK, SK, args);
+        assert!(out.status.success(), "aws {args:?} failed:\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `tests/py/s3_checks.py <scenario> <endpoint> <extra...>`; panics with its
+    /// output unless it succeeds.
+    pub fn python(&self, scenario: &str, extra: &[&str]) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/s3_checks.py");
+        let out = Command::new("python3")
+            .env_remove("AWS_CA_BUNDLE")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .arg(&script)
+            .arg(scenario)
+            .arg(&self.endpoint)
+            .args(extra)
+            .output()
+            .expect("python3 (with boto3) must be installed");
+        assert!(
+            out.status.success(),
+            "python {scenario} failed:\n{}",
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs curl; returns (http status, body).
+pub fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl must be installed");
+    assert!(out.status.success(), "curl {args:?} failed: {}", show(&out));
+    let body = out.stdout;
+    let nl = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&body[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap();
+    (status, body[..nl].to_vec())
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(rt) = self.rt.take() {
+            let tasks = std::mem::take(&mut self.tasks);
+            rt.block_on(async {
+                for t in tasks {
+                    let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
