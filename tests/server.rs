@@ -38,7 +38,10 @@ fn one_machine_start_write_restart_stop() {
         volume: free_port(),
         filer: free_port(),
     };
-    let mut s = KelpProcess::start("server", root.path(), &server_args(&data, &p, &[]));
+    let s3_port = free_port();
+    let s3 = format!("127.0.0.1:{s3_port}");
+    let with_s3 = ["-s3=true".to_string(), format!("-s3.port={s3_port}")];
+    let mut s = KelpProcess::start("server", root.path(), &server_args(&data, &p, &with_s3));
     let filer = format!("127.0.0.1:{}", p.filer);
     let master = format!("127.0.0.1:{}", p.master);
     s.wait_http_ok(&filer, "/", Duration::from_secs(30));
@@ -48,6 +51,7 @@ fn one_machine_start_write_restart_stop() {
         "master: http://",
         "volume server: http://",
         "filer: http://",
+        "s3: http://",
     ] {
         assert!(log.contains(role), "startup line {role:?} missing:\n{log}");
     }
@@ -56,6 +60,18 @@ fn one_machine_start_write_restart_stop() {
             .unwrap()
             .status,
         201
+    );
+    // S3 (open mode: unsigned requests are accepted): a bucket and an object.
+    assert_eq!(http("PUT", &s3, "/bucket1", b"").unwrap().status, 200);
+    assert_eq!(
+        http("PUT", &s3, "/bucket1/k.txt", b"via s3")
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        http("GET", &s3, "/bucket1/k.txt", b"").unwrap().body,
+        b"via s3"
     );
     let a = http("GET", &master, "/dir/assign", b"").unwrap().json();
     let fid = a["fid"].as_str().unwrap().to_string();
@@ -81,6 +97,10 @@ fn one_machine_start_write_restart_stop() {
         http("GET", &filer, "/notes/a.txt", b"").unwrap().text(),
         "kept across restarts"
     );
+    wait_until("the S3 gateway to be back", Duration::from_secs(30), || {
+        http("GET", &s3, "/bucket1/k.txt", b"")
+            .is_ok_and(|r| r.status == 200 && r.body == b"via s3")
+    });
     wait_until(
         "the volume server to be back",
         Duration::from_secs(30),
