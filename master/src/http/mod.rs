@@ -128,7 +128,7 @@ pub async fn serve(
     ];
     tracing::info!(addr = %master.cfg.addr(), peers = ?master.cfg.peers, "master listening");
     let app = router(master.clone(), http);
-    let res = axum::serve(listener, app)
+    let res = axum::serve(kelp_proto::server::nodelay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await;
     for t in tasks {

@@ -148,7 +148,7 @@ pub async fn serve(
     let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx));
     tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
     let app = router(state);
-    let res = axum::serve(listener, app)
+    let res = axum::serve(kelp_proto::server::nodelay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_tx.send(true);
