@@ -145,21 +145,27 @@ async fn run(
     Ok(())
 }
 
-/// `Expect: 100-continue` on an empty body: the answer comes without a `100 Continue`
-/// (there is nothing to continue), which botocore (aws cli, boto3) misreads on the
-/// *next* request of that connection, stalling it until its read timeout. Closing such
-/// connections after the answer sidesteps that.
-fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
+/// `Expect: 100-continue` requests whose connection must close after the answer:
+/// - an empty body: the answer comes without a `100 Continue` (there is nothing to
+///   continue), which botocore (aws cli, boto3) misreads on the *next* request of that
+///   connection, stalling it until its read timeout;
+/// - any answer that is not a success: the body may not have been read, yet botocore
+///   sends it anyway after the answer, and those bytes would be parsed as the start of
+///   the next request on the connection (seen as spurious `SignatureDoesNotMatch`,
+///   `NotImplemented` or 400 answers).
+fn expects_continue<B>(req: &Request<B>) -> (bool, bool) {
     let h = req.headers();
-    h.get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-        && h.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+    let expects = h
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty = h.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+    (expects, expects && empty)
 }
 
 async fn handle(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s3s::Body> {
-    let close = expects_continue_without_body(&req);
+    let (expects, empty) = expects_continue(&req);
     let mut resp = call(svc, req, open).await;
-    if close {
+    if empty || (expects && !resp.status().is_success()) {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }

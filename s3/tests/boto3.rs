@@ -15,10 +15,19 @@ fn boto3_listing_order_and_pagination() {
     println!("{}", s.python("listing", &["ANY", "KEY"]));
 }
 
+/// Object semantics, signed. Many of its requests are refused before their body is
+/// read; this once desynchronised keep-alive connections (fixed in `server.rs`).
 #[test]
 fn boto3_objects_signed() {
     let s = Stack::with_auth();
     s.python("objects", &[AK, SK]);
+}
+
+/// The same object semantics with no identities configured.
+#[test]
+fn boto3_objects_open() {
+    let s = Stack::open();
+    s.python("objects", &["ANY", "KEY"]);
 }
 
 #[test]
