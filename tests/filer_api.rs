@@ -575,3 +575,44 @@ fn expired_entries_read_as_404_and_are_collected() {
         404
     );
 }
+
+#[test]
+fn an_interrupted_upload_leaves_no_chunks_behind() {
+    use std::io::Write;
+    let s = server(); // 4 MiB chunks
+    // Promise 10 MiB, send 6 MiB, hang up: one 4 MiB chunk is stored before the body breaks.
+    let mut sock = std::net::TcpStream::connect(&s.filer).unwrap();
+    let head = format!(
+        "PUT /cut/file.bin HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        s.filer,
+        10 << 20
+    );
+    sock.write_all(head.as_bytes()).unwrap();
+    sock.write_all(&vec![3u8; 6 << 20]).unwrap();
+    drop(sock);
+    let counts = || {
+        let (_, st) = get_json(&s.volume, "/status");
+        st["Volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .fold((0, 0), |(f, d), v| {
+                (
+                    f + v["fileCount"].as_u64().unwrap(),
+                    d + v["deleteCount"].as_u64().unwrap(),
+                )
+            })
+    };
+    wait_until(
+        "the stored chunk to be written, then collected",
+        Duration::from_secs(30),
+        || {
+            let (files, deletes) = counts();
+            files >= 1 && files == deletes
+        },
+    );
+    assert_eq!(
+        http("GET", &s.filer, "/cut/file.bin", b"").unwrap().status,
+        404
+    );
+}

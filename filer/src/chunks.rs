@@ -117,6 +117,14 @@ pub(crate) fn hex(b: &[u8]) -> String {
 /// Reads `body` to its end, storing every `chunk_size` bytes as one chunk (at most
 /// `parallel` uploads in flight, so memory stays at about `(parallel + 1) * chunk_size`).
 /// Chunk offsets start at `base_offset`. `size_hint` (Content-Length) sizes id batches.
+/// A failed upload, with the chunks it had already stored (no entry references them;
+/// the caller queues them for deletion).
+#[derive(Debug)]
+pub struct UploadError {
+    pub error: FilerError,
+    pub stored: Vec<FileChunk>,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn upload_stream<S, E>(
     master: Arc<MasterClient>,
@@ -127,7 +135,7 @@ pub async fn upload_stream<S, E>(
     parallel: usize,
     base_offset: u64,
     size_hint: Option<u64>,
-) -> Result<Uploaded, FilerError>
+) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -148,8 +156,9 @@ where
     let mut offset = base_offset;
     let mut total = 0u64;
     let mut chunks = Vec::new();
+    let mut failed: Option<FilerError> = None;
     let mut done = false;
-    while !done {
+    'read: while !done {
         match body.next().await {
             Some(Ok(b)) => {
                 md5.update(&b);
@@ -157,27 +166,39 @@ where
                 buf.extend_from_slice(&b);
             }
             Some(Err(e)) => {
-                tasks.abort_all();
-                return Err(FilerError::BadRequest(format!(
+                failed = Some(FilerError::BadRequest(format!(
                     "reading the request body: {e}"
                 )));
+                break 'read;
             }
             None => done = true,
         }
         while buf.len() >= chunk_size || (done && !buf.is_empty()) {
             let take = buf.len().min(chunk_size);
             let data = buf.split_to(take).freeze();
-            let permit = sem
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| FilerError::Internal("upload semaphore closed".into()))?;
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                failed = Some(FilerError::Internal("upload semaphore closed".into()));
+                break 'read;
+            };
             // Collect finished uploads as we go, failing fast.
             while let Some(r) = tasks.try_join_next() {
-                chunks.push(r.map_err(|e| FilerError::Internal(e.to_string()))??);
+                match r {
+                    Ok(Ok(c)) => chunks.push(c),
+                    Ok(Err(e)) => failed = Some(e),
+                    Err(e) => failed = Some(FilerError::Internal(e.to_string())),
+                }
+            }
+            if failed.is_some() {
+                break 'read;
             }
             let want = expected_chunks.saturating_sub(chunks.len() as u64 + tasks.len() as u64);
-            let (fid, url) = pool.next(want.max(1)).await?;
+            let (fid, url) = match pool.next(want.max(1)).await {
+                Ok(f) => f,
+                Err(e) => {
+                    failed = Some(e);
+                    break 'read;
+                }
+            };
             let (volumes, target) = (volumes.clone(), target.clone());
             let at = offset;
             offset += data.len() as u64;
@@ -188,8 +209,23 @@ where
             });
         }
     }
+    // Let uploads in flight finish either way, so every stored chunk is accounted for.
     while let Some(r) = tasks.join_next().await {
-        chunks.push(r.map_err(|e| FilerError::Internal(e.to_string()))??);
+        match r {
+            Ok(Ok(c)) => chunks.push(c),
+            Ok(Err(e)) => {
+                failed.get_or_insert(e);
+            }
+            Err(e) => {
+                failed.get_or_insert(FilerError::Internal(e.to_string()));
+            }
+        }
+    }
+    if let Some(error) = failed {
+        return Err(UploadError {
+            error,
+            stored: chunks,
+        });
     }
     chunks.sort_by_key(|c| c.offset);
     Ok(Uploaded {

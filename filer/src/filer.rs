@@ -209,17 +209,9 @@ impl Filer {
             0
         };
         let target = target_of(&opts, &self.cfg);
-        let up = chunks::upload_stream(
-            self.master.clone(),
-            self.volumes.clone(),
-            target.clone(),
-            body,
-            self.cfg.chunk_size,
-            self.cfg.upload_parallel,
-            base,
-            opts.size_hint,
-        )
-        .await?;
+        let up = self
+            .upload(target.clone(), body, base, opts.size_hint)
+            .await?;
         if let Some(want) = &opts.expect_md5
             && want.as_slice() != up.md5
         {
@@ -277,8 +269,43 @@ impl Filer {
         Ok(entry)
     }
 
+    /// Stores `body` as chunks (offsets from `base`). When the upload fails midway the
+    /// chunks it already stored are queued for deletion, so nothing leaks.
+    pub(crate) async fn upload<S, E>(
+        &self,
+        target: WriteTarget,
+        body: S,
+        base: u64,
+        size_hint: Option<u64>,
+    ) -> Result<chunks::Uploaded, FilerError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let r = chunks::upload_stream(
+            self.master.clone(),
+            self.volumes.clone(),
+            target,
+            body,
+            self.cfg.chunk_size,
+            self.cfg.upload_parallel,
+            base,
+            size_hint,
+        )
+        .await;
+        match r {
+            Ok(up) => Ok(up),
+            Err(chunks::UploadError { error, stored }) => {
+                if !stored.is_empty() {
+                    self.discard(&stored).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Queues chunks no entry references (an upload that was refused).
-    async fn discard(&self, chunks: &[FileChunk]) {
+    pub(crate) async fn discard(&self, chunks: &[FileChunk]) {
         // A throwaway entry that is put then deleted in one transaction leaves exactly
         // these chunks in the store's collection queue.
         let tmp = format!("/.kelp-discard-{}", chunks::now_ns());
@@ -513,17 +540,7 @@ impl Filer {
         if target.replication.is_empty() {
             target.replication = self.cfg.replication.clone();
         }
-        let up = chunks::upload_stream(
-            self.master.clone(),
-            self.volumes.clone(),
-            target,
-            body,
-            self.cfg.chunk_size,
-            self.cfg.upload_parallel,
-            0,
-            opts.size_hint,
-        )
-        .await?;
+        let up = self.upload(target, body, 0, opts.size_hint).await?;
         if let Some(want) = &opts.expect_md5
             && want.as_slice() != up.md5
         {

@@ -58,17 +58,21 @@ impl Filer {
                 .max()
                 .unwrap_or(start);
             let newest = group.iter().map(|c| c.modified_ts_ns).max().unwrap_or(0);
-            let up = chunks::upload_stream(
-                self.master.clone(),
-                self.volumes.clone(),
-                target.clone(),
-                stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(blob))]),
-                usize::MAX,
-                1,
-                0,
-                Some(1),
-            )
-            .await?;
+            let up = self
+                .upload(
+                    target.clone(),
+                    stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(blob))]),
+                    0,
+                    Some(1),
+                )
+                .await?;
+            if up.chunks.len() != 1 {
+                self.discard(&up.chunks).await;
+                return Err(FilerError::Internal(
+                    "a manifest blob must fit in one chunk: lower -manifestBatch or raise -maxMB"
+                        .into(),
+                ));
+            }
             let Some(stored) = up.chunks.into_iter().next() else {
                 return Err(FilerError::Internal(
                     "manifest upload stored nothing".into(),
