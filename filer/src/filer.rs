@@ -209,18 +209,7 @@ impl Filer {
             0
         };
         let target = target_of(&opts, &self.cfg);
-        let up = self
-            .upload(target.clone(), body, base, opts.size_hint)
-            .await?;
-        if let Some(want) = &opts.expect_md5
-            && want.as_slice() != up.md5
-        {
-            // The chunks were stored but no entry points at them: queue them for deletion.
-            self.discard(&up.chunks).await;
-            return Err(FilerError::BadRequest(
-                "Content-MD5 does not match the body: nothing was stored".into(),
-            ));
-        }
+        let up = self.upload_checked(&target, body, base, &opts).await?;
         // Fold only the chunks this write uploaded: nothing else references them, so the
         // manifest becomes their only owner. Chunks an entry already holds are never
         // folded: dropping the entry's direct reference would queue them for deletion
@@ -267,6 +256,33 @@ impl Filer {
         self.store.apply(muts).await?;
         self.gc_wake.notify_one();
         Ok(entry)
+    }
+
+    /// Uploads `body` and checks it against the Content-MD5 the client promised; on a
+    /// mismatch the stored chunks are queued for deletion and nothing else happens.
+    async fn upload_checked<S, E>(
+        &self,
+        target: &WriteTarget,
+        body: S,
+        base: u64,
+        opts: &WriteOptions,
+    ) -> Result<chunks::Uploaded, FilerError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let up = self
+            .upload(target.clone(), body, base, opts.size_hint)
+            .await?;
+        if let Some(want) = &opts.expect_md5
+            && want.as_slice() != up.md5
+        {
+            self.discard(&up.chunks).await;
+            return Err(FilerError::BadRequest(
+                "Content-MD5 does not match the body: nothing was stored".into(),
+            ));
+        }
+        Ok(up)
     }
 
     /// Stores `body` as chunks (offsets from `base`). When the upload fails midway the
@@ -533,22 +549,9 @@ impl Filer {
         }
         // Fails before any upload when an ancestor is a file.
         self.parents(&p).await?;
-        let mut target = opts.target.clone();
-        if target.collection.is_empty() {
-            target.collection = self.cfg.collection.clone();
-        }
-        if target.replication.is_empty() {
-            target.replication = self.cfg.replication.clone();
-        }
-        let up = self.upload(target, body, 0, opts.size_hint).await?;
-        if let Some(want) = &opts.expect_md5
-            && want.as_slice() != up.md5
-        {
-            self.discard(&up.chunks).await;
-            return Err(FilerError::BadRequest(
-                "Content-MD5 does not match the body: nothing was stored".into(),
-            ));
-        }
+        let up = self
+            .upload_checked(&target_of(&opts, &self.cfg), body, 0, &opts)
+            .await?;
         let mut e = Entry::new_file(&p, now_secs());
         e.chunks = up.chunks;
         e.attr.file_size = up.size;
