@@ -61,6 +61,21 @@ pub struct WriteOptions {
     pub expect_md5: Option<Vec<u8>>,
     /// Content-Length, to size file id batches.
     pub size_hint: Option<u64>,
+    /// Extended attributes known only once the body has been read (an S3 checksum sent
+    /// as an `aws-chunked` trailer): the body stream fills it before it ends, and the
+    /// write sets them after `extended`.
+    pub late_extended: Option<LateExtended>,
+}
+
+/// See [`WriteOptions::late_extended`].
+pub type LateExtended = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// The attributes a body stream left in `opts.late_extended`.
+fn late_attrs(opts: &WriteOptions) -> Vec<(String, Vec<u8>)> {
+    opts.late_extended
+        .as_ref()
+        .and_then(|l| l.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+        .unwrap_or_default()
 }
 
 pub struct Filer {
@@ -243,7 +258,8 @@ impl Filer {
             entry.attr.mode = m;
         }
         entry.attr.ttl_sec = opts.ttl_sec;
-        for (k, v) in opts.extended {
+        let late = late_attrs(&opts);
+        for (k, v) in opts.extended.into_iter().chain(late) {
             entry.extended.insert(k, v);
         }
         let mut muts = self.parents(&p).await?;
@@ -552,6 +568,7 @@ impl Filer {
         let up = self
             .upload_checked(&target_of(&opts, &self.cfg), body, 0, &opts)
             .await?;
+        let late = late_attrs(&opts);
         let mut e = Entry::new_file(&p, now_secs());
         e.chunks = up.chunks;
         e.attr.file_size = up.size;
@@ -561,7 +578,7 @@ impl Filer {
             e.attr.mode = m;
         }
         e.attr.ttl_sec = opts.ttl_sec;
-        e.extended = opts.extended.into_iter().collect();
+        e.extended = opts.extended.into_iter().chain(late).collect();
         let stored = e.chunks.clone();
         match self.put_entry(e).await {
             Ok(e) => Ok(e),

@@ -12,4 +12,4 @@ pub mod path;
 pub mod store;
 
 pub use error::FilerError;
-pub use filer::{Filer, FilerConfig, WriteOptions};
+pub use filer::{Filer, FilerConfig, LateExtended, WriteOptions};

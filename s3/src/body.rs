@@ -24,6 +24,10 @@ impl BodyErrors {
             GatewayError::SignatureDoesNotMatch(
                 "a chunk signature of the streamed body does not match".into(),
             )
+        } else if let Some(m) = msg.strip_prefix("BadDigest: ") {
+            GatewayError::BadDigest(m.to_string())
+        } else if let Some(m) = msg.strip_prefix("InvalidChecksum: ") {
+            GatewayError::InvalidRequest(m.to_string())
         } else if msg.contains("Sha256Mismatch") {
             GatewayError::ContentSha256Mismatch(
                 "the body does not match its x-amz-content-sha256".into(),

@@ -10,8 +10,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
 use s3s::StdError;
 
+use crate::checksum::OpenTrailers;
+
 /// The longest chunk header or trailer line accepted.
 const MAX_LINE: usize = 4096;
+/// The most trailer lines accepted.
+const MAX_TRAILERS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -30,6 +34,9 @@ pub struct AwsChunked<S> {
     eof: bool,
     /// The decoded length, when the request announced it.
     decoded_len: Option<u64>,
+    /// Where the trailers go (`name:value` lines after the last chunk).
+    trailers: OpenTrailers,
+    trailer_count: usize,
 }
 
 fn bad(msg: impl Into<String>) -> StdError {
@@ -40,13 +47,15 @@ fn bad(msg: impl Into<String>) -> StdError {
 }
 
 impl<S> AwsChunked<S> {
-    pub fn new(inner: S, decoded_len: Option<u64>) -> AwsChunked<S> {
+    pub fn new(inner: S, decoded_len: Option<u64>, trailers: OpenTrailers) -> AwsChunked<S> {
         AwsChunked {
             inner,
             buf: BytesMut::new(),
             state: State::Header,
             eof: false,
             decoded_len,
+            trailers,
+            trailer_count: 0,
         }
     }
 
@@ -113,7 +122,21 @@ impl<S> AwsChunked<S> {
                 }
                 State::Trailers => match self.line() {
                     Ok(Some(l)) if l.is_empty() => self.state = State::Done,
-                    Ok(Some(_)) => {}
+                    Ok(Some(l)) => {
+                        self.trailer_count += 1;
+                        if self.trailer_count > MAX_TRAILERS {
+                            return Some(Err(bad("aws-chunked: too many trailers")));
+                        }
+                        let text = String::from_utf8_lossy(&l);
+                        match text.split_once(':') {
+                            Some((name, value)) => self.trailers.push(name, value),
+                            None => {
+                                return Some(Err(bad(format!(
+                                    "aws-chunked: bad trailer line {text:?}"
+                                ))));
+                            }
+                        }
+                    }
                     Ok(None) => return None,
                     Err(e) => return Some(Err(e)),
                 },
@@ -184,7 +207,7 @@ mod tests {
                 .into_iter()
                 .map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p))),
         );
-        let mut s = AwsChunked::new(inner, None);
+        let mut s = AwsChunked::new(inner, None, OpenTrailers::default());
         let mut out = Vec::new();
         while let Some(item) = s.next().await {
             out.extend_from_slice(&item.map_err(|e| e.to_string())?);

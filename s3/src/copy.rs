@@ -175,12 +175,18 @@ impl Gateway {
         e.attr.mtime = now;
         e.attr.crtime = now;
         let e = self.filer.put_entry(e).await?;
+        let mut result = CopyObjectResult {
+            e_tag: Some(meta::etag_dto(&e)),
+            last_modified: Some(meta::last_modified(&e)),
+            ..Default::default()
+        };
+        // The bytes are the source's, so is their checksum.
+        if let Some((c, t)) = crate::checksum::stored(&e) {
+            crate::checksum::set_checksums!(result, c);
+            result.checksum_type = Some(t);
+        }
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(meta::etag_dto(&e)),
-                last_modified: Some(meta::last_modified(&e)),
-                ..Default::default()
-            }),
+            copy_object_result: Some(result),
             ..Default::default()
         }))
     }

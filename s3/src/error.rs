@@ -25,8 +25,9 @@ pub enum GatewayError {
     InvalidKey(String),
     #[error("{0}")]
     KeyTooLong(String),
-    #[error("the Content-MD5 you specified did not match what was received: nothing was stored")]
-    BadDigest,
+    /// A Content-MD5 or `x-amz-checksum-*` that does not match the body.
+    #[error("{0}: nothing was stored")]
+    BadDigest(String),
     #[error("{0}")]
     InvalidDigest(String),
     #[error("the requested range is not satisfiable")]
@@ -102,7 +103,7 @@ impl From<GatewayError> for S3Error {
             G::BucketNotEmpty(_) => err(C::BucketNotEmpty, msg),
             G::InvalidKey(_) => err(C::InvalidArgument, msg),
             G::KeyTooLong(_) => err(C::KeyTooLongError, msg),
-            G::BadDigest => err(C::BadDigest, msg),
+            G::BadDigest(_) => err(C::BadDigest, msg),
             G::InvalidDigest(_) => err(C::InvalidDigest, msg),
             G::InvalidRange => err(C::InvalidRange, msg),
             G::InvalidPartNumber(_) => {
@@ -180,6 +181,6 @@ mod tests {
             code(GatewayError::Filer(FilerError::Unavailable("m".into()))).1,
             Some(StatusCode::SERVICE_UNAVAILABLE)
         );
-        assert_eq!(code(GatewayError::BadDigest).0, "BadDigest");
+        assert_eq!(code(GatewayError::BadDigest("x".into())).0, "BadDigest");
     }
 }

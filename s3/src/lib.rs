@@ -6,6 +6,7 @@
 mod auth;
 mod body;
 mod bucket;
+mod checksum;
 mod chunked;
 mod conditional;
 mod copy;

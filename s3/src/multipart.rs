@@ -13,6 +13,7 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
+use crate::checksum::{self, Trailers, UPLOAD_CHECKSUM_KEY, Wanted, checksums_of, set_checksums};
 use crate::conditional::{Conditions, copy_source_range};
 use crate::copy::{now_secs, reference_chunks, reference_md5};
 use crate::error::{GResult, GatewayError};
@@ -103,17 +104,29 @@ impl Gateway {
             i.metadata.as_ref(),
             i.tagging.as_deref(),
         )?;
+        let sum =
+            checksum::upload_checksum(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
         let id = format!("{:032x}", rand::random::<u128>());
         let mut e = Entry::new_dir(self.paths.upload(&i.bucket, &id)?, now_secs());
         e.attr.mime = m.content_type.clone().unwrap_or_default();
         e.extended = m.extended().into_iter().collect();
         e.extended
             .insert(UPLOAD_KEY.into(), i.key.clone().into_bytes());
+        if let Some((a, t)) = &sum {
+            e.extended.insert(
+                UPLOAD_CHECKSUM_KEY.into(),
+                checksum::encode_upload_checksum(*a, t),
+            );
+        }
         self.filer.put_entry(e).await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             upload_id: Some(id),
+            checksum_algorithm: sum
+                .as_ref()
+                .map(|(a, _)| ChecksumAlgorithm::from_static(a.name())),
+            checksum_type: sum.map(|(_, t)| t),
             ..Default::default()
         }))
     }
@@ -122,21 +135,50 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> GResult<S3Response<UploadPartOutput>> {
+        let trailers = Trailers::of(&req);
         let i = req.input;
         check_part_number(i.part_number)?;
         let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
         let expect_md5 = i.content_md5.as_deref().map(decode_md5).transpose()?;
+        let given = checksums_of!(i);
+        let mut want = checksum::requested(&given, i.checksum_algorithm.as_ref(), &req.headers)?;
+        // An upload created with an algorithm checksums every part with it.
+        if let Some((algo, _)) = checksum::decode_upload_checksum(&dir) {
+            match &want {
+                None => want = Some(Wanted::compute(algo)),
+                Some(w) if w.algo != algo => {
+                    return Err(GatewayError::InvalidRequest(format!(
+                        "the upload was created with the {} checksum; this part carries {}",
+                        algo.name(),
+                        w.algo.name()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let (body, late) = match want {
+            Some(w) => {
+                let (b, late) = checksum::check_body(i.body, w, trailers);
+                (Some(b), Some(late))
+            }
+            None => (i.body, None),
+        };
         let opts = WriteOptions {
             expect_md5,
             size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
+            late_extended: late,
             ..WriteOptions::default()
         };
         let path = format!("{}/{:04}", dir.path, i.part_number);
-        let e = self.write_body(&path, i.body, opts).await?;
-        Ok(S3Response::new(UploadPartOutput {
+        let e = self.write_body(&path, body, opts).await?;
+        let mut out = UploadPartOutput {
             e_tag: Some(meta::etag_dto(&e)),
             ..Default::default()
-        }))
+        };
+        if let Some((c, _)) = checksum::stored(&e) {
+            set_checksums!(out, c);
+        }
+        Ok(S3Response::new(out))
     }
 
     pub async fn upload_part_copy(
@@ -207,6 +249,7 @@ impl Gateway {
                 GatewayError::MalformedXml("you must specify at least one part".into())
             })?;
         let stored = self.parts(&dir.path).await?;
+        let mut used: Vec<(&Entry, u64)> = Vec::with_capacity(asked.len());
         let mut chunks = Vec::new();
         let mut sizes = Vec::new();
         let mut digests = Md5::new();
@@ -232,7 +275,10 @@ impl Gateway {
                     t.value()
                 )));
             }
+            let listed = checksums_of!(p);
+            checksum::check_listed_part(n, &listed, e)?;
             let size = e.attr.file_size;
+            used.push((e, size));
             if idx + 1 < asked.len() && size < MIN_PART_SIZE {
                 return Err(GatewayError::EntityTooSmall { part: n, size });
             }
@@ -254,6 +300,22 @@ impl Gateway {
             sizes.push(size.to_string());
         }
         let etag = format!("{}-{}", hex(&digests.finalize()), asked.len());
+        let object_sum = match checksum::decode_upload_checksum(&dir) {
+            Some((algo, t)) => checksum::combine_parts(algo, &t, &used).map(|v| (algo, v, t)),
+            None => None,
+        };
+        let claimed = checksums_of!(i);
+        // A COMPOSITE value may be given with or without its `-N`.
+        let bare = |v: &str| v.trim().split('-').next().unwrap_or("").to_string();
+        if let Some((algo, v, _)) = &object_sum
+            && let Some(c) = algo.field(&claimed)
+            && bare(c) != bare(v)
+        {
+            return Err(GatewayError::BadDigest(format!(
+                "the object's {} is {v}, not {c}",
+                algo.name()
+            )));
+        }
         if i.if_match.is_some() || i.if_none_match.is_some() {
             let c = Conditions {
                 if_match: i.if_match.as_ref(),
@@ -271,6 +333,10 @@ impl Gateway {
         e.attr.mime = dir.attr.mime.clone();
         e.extended = dir.extended.clone();
         e.extended.remove(UPLOAD_KEY);
+        e.extended.remove(UPLOAD_CHECKSUM_KEY);
+        if let Some((algo, v, t)) = &object_sum {
+            e.extended.extend(checksum::attrs(*algo, v.clone(), t));
+        }
         e.extended
             .insert(ETAG_KEY.into(), etag.clone().into_bytes());
         e.extended
@@ -279,13 +345,18 @@ impl Gateway {
         // The object now references the parts' chunks: dropping the parts frees nothing
         // it uses, and frees the parts that were left out.
         self.filer.delete(&dir.path, true).await?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             e_tag: Some(ETag::Strong(etag)),
             location: Some(format!("/{}/{}", i.bucket, i.key)),
             ..Default::default()
-        }))
+        };
+        if let Some((algo, v, t)) = object_sum {
+            set_checksums!(out, checksum::one(algo, v));
+            out.checksum_type = Some(t);
+        }
+        Ok(S3Response::new(out))
     }
 
     pub async fn abort_multipart_upload(
@@ -316,12 +387,18 @@ impl Gateway {
         let parts: Vec<Part> = after
             .by_ref()
             .take(max)
-            .map(|(n, e)| Part {
-                part_number: Some(*n),
-                e_tag: Some(meta::etag_dto(e)),
-                size: i64::try_from(e.attr.file_size).ok(),
-                last_modified: Some(meta::last_modified(e)),
-                ..Default::default()
+            .map(|(n, e)| {
+                let mut p = Part {
+                    part_number: Some(*n),
+                    e_tag: Some(meta::etag_dto(e)),
+                    size: i64::try_from(e.attr.file_size).ok(),
+                    last_modified: Some(meta::last_modified(e)),
+                    ..Default::default()
+                };
+                if let Some((c, _)) = checksum::stored(e) {
+                    set_checksums!(p, c);
+                }
+                p
             })
             .collect();
         let truncated = after.next().is_some();

@@ -10,6 +10,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
 use crate::auth::Action;
+use crate::checksum::{self, Trailers, checksums_of, set_checksums};
 use crate::conditional::{Conditions, byte_range};
 use crate::error::{GResult, GatewayError};
 use crate::gateway::Gateway;
@@ -35,7 +36,9 @@ pub fn decode_md5(v: &str) -> GResult<Vec<u8>> {
 pub fn write_error(e: FilerError, md5_given: bool) -> GatewayError {
     match e {
         FilerError::BadRequest(m) if md5_given && m.contains("Content-MD5") => {
-            GatewayError::BadDigest
+            GatewayError::BadDigest(
+                "the Content-MD5 you specified did not match what was received".into(),
+            )
         }
         other => GatewayError::Filer(other),
     }
@@ -45,6 +48,20 @@ fn format_http_date(t: &Timestamp) -> Option<String> {
     let mut buf = Vec::new();
     t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
     String::from_utf8(buf).ok()
+}
+
+/// The stored checksum a GET or HEAD returns: only when asked (`x-amz-checksum-mode:
+/// ENABLED`) and for the whole object, as S3 does (a range has no stored checksum).
+fn returned_checksum(
+    e: &Entry,
+    v: &ObjectView,
+    mode: Option<&ChecksumMode>,
+) -> Option<(Checksum, ChecksumType)> {
+    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
+    if !enabled || v.range.is_some() || v.parts_count.is_some() {
+        return None;
+    }
+    checksum::stored(e)
 }
 
 /// What GetObject and HeadObject answer for one entry.
@@ -78,9 +95,12 @@ impl Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> GResult<S3Response<PutObjectOutput>> {
+        let trailers = Trailers::of(&req);
         let i = req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
         self.bucket_entry(&i.bucket).await?;
+        let given = checksums_of!(i);
+        let want = checksum::requested(&given, i.checksum_algorithm.as_ref(), &req.headers)?;
         if i.content_length.is_some_and(|n| n > MAX_PUT) {
             return Err(GatewayError::EntityTooLarge(
                 "a single PUT holds at most 5 GiB: use a multipart upload".into(),
@@ -110,7 +130,13 @@ impl Gateway {
                 None => c.check_missing()?,
             }
         }
-        let body = i.body;
+        let (body, late) = match want {
+            Some(w) if !op.dir_marker => {
+                let (b, late) = checksum::check_body(i.body, w, trailers);
+                (Some(b), Some(late))
+            }
+            _ => (i.body, None),
+        };
         if op.dir_marker {
             let e = self.put_dir_marker(&op.path, body, meta).await?;
             return Ok(S3Response::new(PutObjectOutput {
@@ -123,14 +149,20 @@ impl Gateway {
             extended: meta.extended(),
             expect_md5,
             size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
+            late_extended: late,
             ..WriteOptions::default()
         };
         let e = self.write_body(&op.path, body, opts).await?;
-        Ok(S3Response::new(PutObjectOutput {
+        let mut out = PutObjectOutput {
             e_tag: Some(meta::etag_dto(&e)),
             size: i64::try_from(e.attr.file_size).ok(),
             ..Default::default()
-        }))
+        };
+        if let Some((c, t)) = checksum::stored(&e) {
+            set_checksums!(out, c);
+            out.checksum_type = Some(t);
+        }
+        Ok(S3Response::new(out))
     }
 
     /// Streams a request body into a new file at `path` (see `Filer::write_fresh`);
@@ -269,6 +301,11 @@ impl Gateway {
             parts_count: v.parts_count,
             ..Default::default()
         };
+        let mut out = out;
+        if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
+            set_checksums!(out, c);
+            out.checksum_type = Some(t);
+        }
         Ok(with_expires(S3Response::new(out), &e))
     }
 
@@ -304,6 +341,11 @@ impl Gateway {
             parts_count: v.parts_count,
             ..Default::default()
         };
+        let mut out = out;
+        if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
+            set_checksums!(out, c);
+            out.checksum_type = Some(t);
+        }
         let mut resp = with_expires(S3Response::new(out), &e);
         if v.range.is_some() {
             resp.status = Some(http::StatusCode::PARTIAL_CONTENT);

@@ -18,6 +18,7 @@ use s3s::stream::DynByteStream;
 
 use crate::S3Config;
 use crate::auth::{IamAccess, IamAuth, Identities};
+use crate::checksum::OpenTrailers;
 use crate::chunked::AwsChunked;
 use crate::gateway::Gateway;
 use crate::keys::Paths;
@@ -249,7 +250,9 @@ fn unsigned(req: Request<Incoming>) -> Request<s3s::Body> {
                 parts.headers.insert(CONTENT_ENCODING, v);
             }
         }
-        let stream: DynByteStream = Box::pin(AwsChunked::new(body, decoded));
+        let trailers = OpenTrailers::default();
+        parts.extensions.insert(trailers.clone());
+        let stream: DynByteStream = Box::pin(AwsChunked::new(body, decoded, trailers));
         body = s3s::Body::from(stream);
     }
     Request::from_parts(parts, body)

@@ -25,6 +25,26 @@ fn md5_hex(b: &[u8]) -> String {
         .collect()
 }
 
+/// `s3api head-object` of a key in `cli-bucket`, asking for its checksum.
+fn head_object(s: &Stack, key: &str) -> serde_json::Value {
+    json(&s.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "cli-bucket",
+        "--key",
+        key,
+        "--checksum-mode",
+        "ENABLED",
+    ]))
+}
+
+fn crc32_b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(s3s::crypto::Crc32::checksum_u32(b).to_be_bytes())
+}
+
 fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -66,11 +86,14 @@ fn aws_cli_workflow_signed() {
         "{ls}"
     );
 
-    // 1 byte, 10 MiB (single PUT above the 8 MiB chunk size), 21 MiB (multipart 8+8+5).
+    // 1 byte, 10 MiB (single PUT above the 8 MiB chunk size), 21 MiB (multipart 8+8+5),
+    // 200 MiB (25 parts). The aws cli sends a CRC32 with every PUT and part, and checks
+    // the one a whole-object GET returns.
     let files = [
         ("one.bin", 1usize),
         ("ten.bin", 10 << 20),
         ("big.bin", 21 << 20),
+        ("large.bin", 200 << 20),
     ];
     for (i, (name, n)) in files.iter().enumerate() {
         std::fs::write(up.join(name), data(*n, i as u64 + 1)).unwrap();
@@ -81,25 +104,26 @@ fn aws_cli_workflow_signed() {
             &format!("s3://cli-bucket/files/{name}"),
         ]);
     }
-    let head = json(&s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "cli-bucket",
-        "--key",
-        "files/big.bin",
-    ]));
+    let head = head_object(&s, "files/big.bin");
     assert_eq!(head["ContentLength"], 21 << 20);
     assert!(head["ETag"].as_str().unwrap().ends_with("-3\""), "{head}");
+    // The part CRC32s combine into a COMPOSITE checksum (crc32 of the part crc32s).
+    let big = data(21 << 20, 3);
+    let mut raw = Vec::new();
+    for part in big.chunks(8 << 20) {
+        raw.extend(s3s::crypto::Crc32::checksum_u32(part).to_be_bytes());
+    }
+    assert_eq!(
+        head["ChecksumCRC32"],
+        format!("{}-3", crc32_b64(&raw)),
+        "{head}"
+    );
+    assert_eq!(head["ChecksumType"], "COMPOSITE", "{head}");
+    let head = head_object(&s, "files/one.bin");
+    assert_eq!(head["ChecksumCRC32"], crc32_b64(&data(1, 1)), "{head}");
+    assert_eq!(head["ChecksumType"], "FULL_OBJECT", "{head}");
     // aws s3 cp uploads 10 MiB in two parts (8 MiB threshold); s3api put-object in one PUT.
-    let head = json(&s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "cli-bucket",
-        "--key",
-        "files/ten.bin",
-    ]));
+    let head = head_object(&s, "files/ten.bin");
     let ten_etag = head["ETag"].as_str().unwrap().to_string();
     assert!(ten_etag.ends_with("-2\""), "{head}");
     let ten_path = up.join("ten.bin");
@@ -115,14 +139,7 @@ fn aws_cli_workflow_signed() {
     ]));
     let md5_ten = format!("\"{}\"", md5_hex(&data(10 << 20, 2)));
     assert_eq!(put["ETag"].as_str().unwrap(), md5_ten);
-    let head = json(&s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "cli-bucket",
-        "--key",
-        "files/ten-put.bin",
-    ]));
+    let head = head_object(&s, "files/ten-put.bin");
     assert_eq!(head["ETag"].as_str().unwrap(), md5_ten);
     assert_eq!(head["ContentLength"], 10 << 20);
     for (i, (name, n)) in files.iter().enumerate() {
@@ -276,14 +293,7 @@ fn aws_cli_workflow_signed() {
         down.join("copied.bin").to_str().unwrap(),
     ]);
     assert!(std::fs::read(down.join("copied.bin")).unwrap() == data(21 << 20, 3));
-    let h = json(&s.aws(&[
-        "s3api",
-        "head-object",
-        "--bucket",
-        "cli-bucket",
-        "--key",
-        "copy/ten.bin",
-    ]));
+    let h = head_object(&s, "copy/ten.bin");
     assert_eq!(h["ETag"].as_str().unwrap(), ten_etag);
 
     // Tagging.

@@ -1,7 +1,7 @@
 //! The S3 gateway driven by boto3 (`tests/py/s3_checks.py`): listing order and
 //! pagination over 2,500 keys, objects (metadata, conditionals, ranges, Content-MD5,
 //! awkward keys, directory markers, copies), DeleteObjects, multipart rules and errors,
-//! and authorization with an s3.json.
+//! additional checksums (headers and trailers), and authorization with an s3.json.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,6 +46,18 @@ fn boto3_multipart_signed() {
 fn boto3_auth_identities() {
     let s = Stack::with_auth();
     s.python("auth", &[AK, SK]);
+}
+
+/// `x-amz-checksum-*`: verified, stored, echoed; multipart COMPOSITE and FULL_OBJECT;
+/// checksums in aws-chunked trailers, signed (s3s decodes) and open (the gateway does).
+#[test]
+fn boto3_checksums() {
+    let s = Stack::with_auth();
+    s.python("checksums", &[AK, SK]);
+    s.python("trailers", &[AK, SK]);
+    drop(s);
+    let s = Stack::open();
+    s.python("trailers", &["ANY", "KEY"]);
 }
 
 #[test]

@@ -123,6 +123,7 @@ fn options(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok()),
+        late_extended: None,
     })
 }
 

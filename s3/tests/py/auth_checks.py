@@ -81,9 +81,12 @@ def auth(endpoint, ak, sk):
 
 # ---------------------------------------------------------------- streaming signatures
 
-def sigv4_stream_put(endpoint, ak, sk, bucket, key, chunks, tamper=False, md5=True):
-    """PUT with `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` (aws-chunked, as minio-go/restic
-    sends over plain HTTP). Returns (status, body)."""
+def sigv4_stream_put(endpoint, ak, sk, bucket, key, chunks, tamper=False, md5=True,
+                     trailer=None, signed_chunks=True):
+    """PUT with an aws-chunked body: `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` (as minio-go and
+    restic send over plain HTTP); with `trailer=(name, value)` the `-TRAILER` variant, or
+    with `signed_chunks=False` `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (as AWS SDKs send
+    checksums). Returns (status, body)."""
     import hmac
     import http.client
     import urllib.parse
@@ -101,25 +104,41 @@ def sigv4_stream_put(endpoint, ak, sk, bucket, key, chunks, tamper=False, md5=Tr
     decoded = sum(len(c) for c in chunks)
 
     def frame(data, sig):
+        if not signed_chunks:
+            return f"{len(data):x}\r\n".encode() + data + b"\r\n"
         return f"{len(data):x};chunk-signature={sig}\r\n".encode() + data + b"\r\n"
 
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+    if trailer:
+        mode += "-TRAILER"
+    if not signed_chunks:
+        mode = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    trailer_block = b""
+    if trailer:
+        trailer_block = f"{trailer[0]}:{trailer[1]}\r\n".encode()
+        if signed_chunks:
+            trailer_block += b"x-amz-trailer-signature:" + b"0" * 64 + b"\r\n"
     # Every frame has a 64-hex signature, so the encoded length is known up front.
     total = sum(len(frame(c, "0" * 64)) for c in chunks + [b""])
+    if trailer:
+        # The last frame's data CRLF is replaced by the trailers and a blank line.
+        total += len(trailer_block)
     headers = {
         "content-encoding": "aws-chunked",
         "content-length": str(total),
         "host": host,
-        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "x-amz-content-sha256": mode,
         "x-amz-date": amz_date,
         "x-amz-decoded-content-length": str(decoded),
     }
+    if trailer:
+        headers["x-amz-trailer"] = trailer[0]
     if md5:
         headers["content-md5"] = base64.b64encode(hashlib.md5(b"".join(chunks)).digest()).decode()
     names = sorted(headers)
     path = "/" + bucket + "/" + urllib.parse.quote(key, safe="/~")
     canonical = "\n".join(
-        ["PUT", path, ""] + [f"{n}:{headers[n]}" for n in names] + ["", ";".join(names),
-                                                                      "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"]
+        ["PUT", path, ""] + [f"{n}:{headers[n]}" for n in names] + ["", ";".join(names), mode]
     )
     sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, sha(canonical.encode())])
     prev = hmac.new(signing, sts.encode(), hashlib.sha256).hexdigest()
@@ -133,7 +152,15 @@ def sigv4_stream_put(endpoint, ak, sk, bucket, key, chunks, tamper=False, md5=Tr
         if tamper and c:
             c = b"X" + c[1:]
         payload += frame(c, prev)
-    assert len(payload) == total
+    if trailer:
+        payload = payload[:-2] + f"{trailer[0]}:{trailer[1]}\r\n".encode()
+        if signed_chunks:
+            canonical_trailer = f"{trailer[0]}:{trailer[1]}\n".encode()
+            tsts = "\n".join(["AWS4-HMAC-SHA256-TRAILER", amz_date, scope, prev, sha(canonical_trailer)])
+            tsig = hmac.new(signing, tsts.encode(), hashlib.sha256).hexdigest()
+            payload += f"x-amz-trailer-signature:{tsig}\r\n".encode()
+        payload += b"\r\n"
+    assert len(payload) == total, (len(payload), total)
     conn = http.client.HTTPConnection(host, timeout=30)
     conn.request("PUT", path, body=payload, headers=headers)
     r = conn.getresponse()

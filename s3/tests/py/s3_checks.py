@@ -499,6 +499,10 @@ def main():
         from auth_checks import streaming
 
         streaming(endpoint, ak, sk, sys.argv[5] == "verifies")
+    elif scenario in ("checksums", "trailers"):
+        import checksum_checks
+
+        getattr(checksum_checks, scenario)(endpoint, ak, sk)
     else:
         globals()[scenario](client(endpoint, ak, sk))
     print(f"{scenario}: ok")
