@@ -46,6 +46,12 @@ pub struct Args {
     /// ones, then list the directory in pages of 1000.
     #[arg(long, default_value = "")]
     pub filer: String,
+    /// Benchmark an S3 endpoint (host:port) instead: PUT objects into the bucket
+    /// `kelp-benchmark`, then GET random ones. Requests are unsigned, so the gateway
+    /// must run without identities (kelp, or SeaweedFS `weed server -s3`, without an
+    /// s3.json).
+    #[arg(long, default_value = "")]
+    pub s3: String,
 }
 
 /// A written file and the server it went to.
@@ -205,6 +211,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !args.filer.is_empty() {
             return filer_benchmark(&args, http).await;
         }
+        if !args.s3.is_empty() {
+            return s3_benchmark(&args, http).await;
+        }
         if args.assign_only {
             let (master, req) = (master.clone(), Arc::new(AssignRequest {
                 collection: Some(args.collection.clone()).filter(|c| !c.is_empty()),
@@ -284,48 +293,74 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// Writes, reads and lists files through a filer's REST API.
-async fn filer_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
-    let base = format!("{}/benchmark", base_url(&args.filer));
-    let payload = Arc::new(vec![7u8; args.size]);
+/// PUTs `args.n` bodies of `args.size` bytes to `<base>/f<i>`, then GETs random ones
+/// (unless `-writeOnly`): the filer REST and S3 phases.
+async fn put_get_phases(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    names: [&'static str; 2],
+) -> anyhow::Result<()> {
+    let payload = bytes::Bytes::from(vec![7u8; args.size]);
     let mut write = {
-        let (http, base, payload) = (http.clone(), base.clone(), payload.clone());
-        run_phase("filer create", args.n, args.c, move |i| {
+        let (http, base) = (http.clone(), base.to_string());
+        run_phase(names[0], args.n, args.c, move |i| {
             let (http, base, payload) = (http.clone(), base.clone(), payload.clone());
             async move {
+                let len = payload.len() as u64;
                 let resp = http
                     .put(format!("{base}/f{i:09}"))
-                    .body(payload.to_vec())
+                    .body(payload)
                     .send()
                     .await?;
-                if resp.status().as_u16() != 201 {
-                    anyhow::bail!("create answered {}", resp.status());
+                if !resp.status().is_success() {
+                    anyhow::bail!("PUT answered {}", resp.status());
                 }
-                Ok(payload.len() as u64)
+                Ok(len)
             }
         })
         .await
     };
     write.report();
-    if !args.write_only {
-        let n = args.n;
-        let mut read = {
-            let (http, base) = (http.clone(), base.clone());
-            run_phase("filer random read", args.n, args.c, move |_| {
-                let (http, base) = (http.clone(), base.clone());
-                async move {
-                    let i = rand::random_range(0..n);
-                    let resp = http.get(format!("{base}/f{i:09}")).send().await?;
-                    if !resp.status().is_success() {
-                        anyhow::bail!("read answered {}", resp.status());
-                    }
-                    Ok(resp.bytes().await?.len() as u64)
-                }
-            })
-            .await
-        };
-        read.report();
+    if args.write_only {
+        return Ok(());
     }
+    let n = args.n;
+    let mut read = {
+        let (http, base) = (http.clone(), base.to_string());
+        run_phase(names[1], args.n, args.c, move |_| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let i = rand::random_range(0..n);
+                let resp = http.get(format!("{base}/f{i:09}")).send().await?;
+                if !resp.status().is_success() {
+                    anyhow::bail!("GET answered {}", resp.status());
+                }
+                Ok(resp.bytes().await?.len() as u64)
+            }
+        })
+        .await
+    };
+    read.report();
+    Ok(())
+}
+
+/// Writes and reads objects through an S3 gateway, unsigned.
+async fn s3_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
+    let base = format!("{}/kelp-benchmark", base_url(&args.s3));
+    let resp = http.put(&base).send().await?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() && !text.contains("BucketAlreadyOwnedByYou") {
+        anyhow::bail!("creating the bucket answered {status}: {text}");
+    }
+    put_get_phases(args, &http, &base, ["s3 put", "s3 random get"]).await
+}
+
+/// Writes, reads and lists files through a filer's REST API.
+async fn filer_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
+    let base = format!("{}/benchmark", base_url(&args.filer));
+    put_get_phases(args, &http, &base, ["filer create", "filer random read"]).await?;
     let start = Instant::now();
     let (mut listed, mut last) = (0u64, String::new());
     loop {
