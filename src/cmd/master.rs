@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use kelp_master::{Master, MasterConfig};
 
+use super::maintenance::Maintenance;
+
 use super::common;
 
 /// Flags of `kelp master`.
@@ -41,9 +43,21 @@ pub struct Args {
     /// Seconds between volume server heartbeats (3 missed ones mean a dead server).
     #[arg(long = "pulseSeconds", default_value_t = 5)]
     pub pulse_seconds: u64,
+    /// `kelp shell` commands the leader runs every -maintenance.interval, separated by
+    /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h; ec.rebuild").
+    /// Empty: nothing runs by itself.
+    #[arg(long = "maintenance.scripts", default_value = "")]
+    pub maintenance_scripts: String,
+    /// Time between maintenance rounds (like 17m, 1h, 30s).
+    #[arg(long = "maintenance.interval", default_value = super::maintenance::DEFAULT_INTERVAL)]
+    pub maintenance_interval: String,
 }
 
 impl Args {
+    pub fn maintenance(&self) -> anyhow::Result<Option<Maintenance>> {
+        Maintenance::from_flags(&self.maintenance_scripts, &self.maintenance_interval)
+    }
+
     pub fn config(&self) -> anyhow::Result<MasterConfig> {
         let default_replication = self
             .default_replication
@@ -82,6 +96,7 @@ pub async fn start(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = args.config()?;
+    let maintenance = args.maintenance()?;
     std::fs::create_dir_all(&cfg.mdir)
         .with_context(|| format!("cannot create -mdir {}", cfg.mdir.display()))?;
     let _lock = common::lock_dir(&cfg.mdir)?;
@@ -89,6 +104,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async {
         let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
         let (listener, master) = start(cfg, &bind).await?;
+        if let Some(m) = maintenance {
+            m.spawn(master.clone(), format!("{}:{}", args.ip, args.port));
+        }
         println!("master: http://{}:{}", args.ip, args.port);
         kelp_master::http::serve(listener, master, common::shutdown_signal())
             .await

@@ -3,6 +3,7 @@
 pub mod benchmark;
 pub mod common;
 pub mod filer;
+pub mod maintenance;
 pub mod master;
 pub mod server;
 pub mod shell;

@@ -54,6 +54,22 @@ pub struct Args {
         default_value_t = 0.3
     )]
     pub garbage_threshold: f64,
+    /// `kelp shell` commands the master runs every -maintenance.interval, separated by
+    /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h"). Empty:
+    /// nothing runs by itself.
+    #[arg(
+        long = "maintenance.scripts",
+        alias = "master.maintenance.scripts",
+        default_value = ""
+    )]
+    pub maintenance_scripts: String,
+    /// Time between maintenance rounds (like 17m, 1h, 30s).
+    #[arg(
+        long = "maintenance.interval",
+        alias = "master.maintenance.interval",
+        default_value = super::maintenance::DEFAULT_INTERVAL
+    )]
+    pub maintenance_interval: String,
     /// Volume server HTTP port.
     #[arg(long = "volume.port", default_value_t = 8080)]
     pub volume_port: u16,
@@ -108,6 +124,8 @@ impl Args {
             garbage_threshold: self.garbage_threshold,
             vacuum_interval_seconds: 840,
             pulse_seconds: 5,
+            maintenance_scripts: self.maintenance_scripts.clone(),
+            maintenance_interval: self.maintenance_interval.clone(),
         }
     }
 
@@ -156,12 +174,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let _lock = common::lock_dir(&args.dir)?;
     let master_args = args.master_args();
     let master_cfg = master_args.config()?;
+    let maintenance = master_args.maintenance()?;
     let volume_args = args.volume_args();
     let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
     let rt = common::runtime()?;
     rt.block_on(async {
         let volume_listener = common::bind("volume server", &bind, args.volume_port).await?;
         let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
+        if let Some(m) = maintenance {
+            m.spawn(master.clone(), format!("{}:{}", args.ip, args.master_port));
+        }
         let vol =
             tokio::task::spawn_blocking(move || super::volume::prepare(&volume_args)).await??;
         if args.s3 && !args.filer {

@@ -191,15 +191,14 @@ fn targets(flags: &Flags, all: impl Iterator<Item = (u32, String)>) -> anyhow::R
     Ok(ids)
 }
 
-/// `ec.encode -volumeId=N | -collection=C [-fullPercent=95 -quietFor=1h]`.
+/// `ec.encode -volumeId=N | [-collection=C] [-fullPercent=95 -quietFor=1h]`.
 pub(crate) async fn encode(shell: &Shell, flags: &Flags) -> anyhow::Result<()> {
     let c = cluster(shell).await?;
     let ids = if flags.get("volumeId").is_some() {
         targets(flags, std::iter::empty())?
     } else {
-        let Some(col) = flags.get("collection") else {
-            bail!("give -volumeId=N or -collection=NAME");
-        };
+        // No -collection: the default collection (as in SeaweedFS).
+        let col = flags.0.get("collection").map_or("", String::as_str);
         let full: f64 = flags.num("fullPercent")?.unwrap_or(95.0);
         let quiet = parse_duration(flags.get("quietFor").unwrap_or("1h"))?;
         let now = SystemTime::now()

@@ -7,9 +7,12 @@ mod topo;
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use kelp_proto::client::{MasterClient, VolumeClient, base_url, http_client};
+
+pub(crate) use topo::parse_duration;
 
 /// Flags of `kelp shell`.
 #[derive(Debug, Clone, clap::Args)]
@@ -96,11 +99,75 @@ impl Shell {
     }
 }
 
+/// Set when commands run inside a server (the master's maintenance scripts): progress
+/// lines then go to the log instead of stdout.
+static TO_LOG: AtomicBool = AtomicBool::new(false);
+
 /// Prints a progress line at once (stdout may be a pipe).
 pub(crate) fn say(msg: impl std::fmt::Display) {
+    if TO_LOG.load(Ordering::Relaxed) {
+        tracing::info!(target: "kelp::maintenance", "{msg}");
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{msg}");
     let _ = out.flush();
+}
+
+/// Every command `kelp shell` knows.
+pub(crate) const COMMANDS: &[&str] = &[
+    "lock",
+    "unlock",
+    "cluster.status",
+    "volume.list",
+    "volume.vacuum",
+    "ec.encode",
+    "ec.rebuild",
+    "ec.decode",
+    "ec.balance",
+];
+
+/// Splits a maintenance script (commands separated by `;` or newlines, `#` comments)
+/// into command lines, checking each names a known command with well-formed flags.
+pub(crate) fn parse_script(script: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for line in script.split([';', '\n']).map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !COMMANDS.contains(&words[0]) {
+            bail!(
+                "unknown command {:?} in {line:?} (known: {})",
+                words[0],
+                COMMANDS.join(" ")
+            );
+        }
+        Flags::parse(&words[1..]).with_context(|| format!("in {line:?}"))?;
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// Runs command lines against `masters` with progress going to the log, as the master's
+/// maintenance loop does; returns how many failed (each failure is logged).
+pub(crate) async fn run_logged(masters: Vec<String>, lines: &[String]) -> usize {
+    TO_LOG.store(true, Ordering::Relaxed);
+    let http = http_client();
+    let shell = Shell {
+        master: MasterClient::with_http(masters, http.clone()),
+        volumes: VolumeClient::new(http.clone()),
+        http,
+    };
+    let mut failed = 0;
+    for line in lines {
+        tracing::info!(target: "kelp::maintenance", "running {line:?}");
+        if let Err(e) = execute(&shell, line).await {
+            failed += 1;
+            tracing::warn!(target: "kelp::maintenance", "{line:?} failed: {e:#}");
+        }
+    }
+    failed
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -149,9 +216,7 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
     match cmd {
         "lock" | "unlock" => Ok(()),
         "help" => {
-            say(
-                "commands: lock unlock cluster.status volume.list volume.vacuum ec.encode ec.rebuild ec.decode ec.balance",
-            );
+            say(format!("commands: {}", COMMANDS.join(" ")));
             Ok(())
         }
         "cluster.status" => {
@@ -218,6 +283,24 @@ mod tests {
         assert!(f.num::<u32>("collection").is_err());
         assert!(Flags::parse(&["stray"]).is_err());
         assert!(f.check_known(&["volumeId"]).is_err());
+    }
+
+    #[test]
+    fn maintenance_scripts() {
+        let lines = parse_script(
+            "ec.encode -collection=c -fullPercent=95 -quietFor=1h; ec.rebuild\n# note\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lines,
+            [
+                "ec.encode -collection=c -fullPercent=95 -quietFor=1h",
+                "ec.rebuild"
+            ]
+        );
+        assert!(parse_script("ec.encodee -collection=c").is_err());
+        assert!(parse_script("ec.encode stray").is_err());
+        assert!(parse_script("").unwrap().is_empty());
     }
 
     #[test]

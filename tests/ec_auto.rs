@@ -1,0 +1,138 @@
+//! The master's maintenance scripts with real processes: a master started with
+//! `-maintenance.scripts="ec.encode ..."` erasure-codes full, quiet volumes by itself,
+//! and every needle stays readable byte for byte; a bad script stops the master at start.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+
+fn payload(i: usize) -> Vec<u8> {
+    let len = [1, 700, 5000, 70_000][i % 4];
+    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+}
+
+#[test]
+fn master_encodes_quiet_volumes_by_itself() {
+    let dir = scratch();
+    let mport = free_port();
+    let master = format!("127.0.0.1:{mport}");
+    // Volumes of "auto" that are (any bit) full and quiet for 1 s get encoded; "keep"
+    // is not named, so its volumes stay as they are.
+    let mut m = start_master(
+        dir.path(),
+        "m",
+        mport,
+        &[],
+        &[
+            "-maintenance.interval=1s",
+            "-maintenance.scripts=ec.encode -collection=auto -fullPercent=0 -quietFor=1s",
+        ],
+    );
+    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut vols: Vec<KelpProcess> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            start_volume(
+                dir.path(),
+                &format!("v{i}"),
+                *p,
+                std::slice::from_ref(&master),
+                &[&format!("-rack=r{i}")],
+            )
+        })
+        .collect();
+    wait_for_nodes(&master, 3, Duration::from_secs(30));
+
+    let mut stored = Vec::new();
+    for (i, col) in (0..60).map(|i| (i, if i % 6 == 0 { "keep" } else { "auto" })) {
+        let (st, a) = get_json(&master, &format!("/dir/assign?collection={col}"));
+        assert_eq!(st, 200, "assign: {a}");
+        let fid = a["fid"].as_str().unwrap().to_string();
+        let url = a["url"].as_str().unwrap().to_string();
+        let data = payload(i);
+        let r = http("PUT", &url, &format!("/{fid}"), &data).unwrap();
+        assert_eq!(r.status, 201, "upload {fid}: {}", r.text());
+        let vid: u32 = fid.split(',').next().unwrap().parse().unwrap();
+        stored.push((fid, vid, col, data));
+    }
+    let auto: BTreeSet<u32> = stored
+        .iter()
+        .filter(|s| s.2 == "auto")
+        .map(|s| s.1)
+        .collect();
+    let keep: BTreeSet<u32> = stored
+        .iter()
+        .filter(|s| s.2 == "keep")
+        .map(|s| s.1)
+        .collect();
+
+    // No shell is run: the leader's maintenance loop does the encoding.
+    wait_until(
+        "the master to erasure-code every used volume of \"auto\"",
+        Duration::from_secs(90),
+        || {
+            auto.iter().all(|vid| {
+                let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
+                let shards: BTreeSet<u64> = v["ecLocations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|l| l["ecShards"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|s| s.as_u64())
+                    .collect();
+                let normal = v["locations"]
+                    .as_array()
+                    .map(|a| a.iter().filter(|l| l.get("ecShards").is_none()).count())
+                    .unwrap_or(0);
+                shards.len() == 14 && normal == 0
+            })
+        },
+    );
+    assert!(
+        m.log().contains("maintenance"),
+        "the master logs its maintenance rounds"
+    );
+    for vid in &keep {
+        let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
+        assert!(
+            v["ecLocations"].as_array().is_none_or(|a| a.is_empty()),
+            "volume {vid} of \"keep\" was encoded: {v}"
+        );
+    }
+    // Every needle reads back byte for byte from where the master says it lives.
+    for (fid, _, _, data) in &stored {
+        let vid: u32 = fid.split(',').next().unwrap().parse().unwrap();
+        let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
+        let url = v["locations"][0]["url"]
+            .as_str()
+            .or_else(|| v["ecLocations"][0]["url"].as_str())
+            .unwrap()
+            .to_string();
+        let r = http("GET", &url, &format!("/{fid}"), b"").unwrap();
+        assert_eq!(r.status, 200, "GET {fid} on {url}: {}", r.text());
+        assert!(r.body == *data, "{fid} on {url} differs");
+    }
+
+    for v in &mut vols {
+        v.terminate(Duration::from_secs(10));
+    }
+    m.terminate(Duration::from_secs(10));
+
+    // A script naming an unknown command stops the master with a clear message.
+    let (code, _, err) = run_kelp(&[
+        "master",
+        "-port=0",
+        &format!("-mdir={}", dir.path().join("bad").display()),
+        "-maintenance.scripts=ec.encodee -collection=x",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown command"), "{err}");
+}
