@@ -121,6 +121,40 @@ fn master_encodes_quiet_volumes_by_itself() {
         assert!(r.body == *data, "{fid} on {url} differs");
     }
 
+    // Deleting the collection takes its EC volumes along: no shard file is left, the
+    // shard slots are free again, and the master stops listing the shards.
+    let r = http("POST", &master, "/col/delete?collection=auto", b"").unwrap();
+    assert!(r.status < 300, "col/delete: {}", r.text());
+    let ec_files = || {
+        (0..3)
+            .flat_map(|i| std::fs::read_dir(dir.path().join(format!("v{i}"))).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("auto_") && (n.contains(".ec") || n.ends_with(".vif")))
+            .collect::<Vec<_>>()
+    };
+    assert!(ec_files().is_empty(), "left behind: {:?}", ec_files());
+    wait_until(
+        "the master to drop the deleted collection's shards",
+        Duration::from_secs(30),
+        || {
+            auto.iter().all(|vid| {
+                let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
+                v["ecLocations"].as_array().is_none_or(|a| a.is_empty())
+            })
+        },
+    );
+    for (fid, vid, col, data) in &stored {
+        if *col == "keep" {
+            let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
+            let url = v["locations"][0]["url"].as_str().unwrap().to_string();
+            let r = http("GET", &url, &format!("/{fid}"), b"").unwrap();
+            assert!(
+                r.status == 200 && r.body == *data,
+                "{fid} of \"keep\" after the delete"
+            );
+        }
+    }
+
     for v in &mut vols {
         v.terminate(Duration::from_secs(10));
     }

@@ -328,7 +328,8 @@ impl Master {
     /// Deletes a collection's volumes on every server.
     pub async fn delete_collection(&self, collection: &str) -> Result<(), MasterError> {
         for n in self.topology.nodes() {
-            if n.volumes.values().any(|v| v.collection == collection) {
+            let holds_ec = n.ec_shards.values().any(|e| e.collection == collection);
+            if holds_ec || n.volumes.values().any(|v| v.collection == collection) {
                 self.volumes
                     .delete_collection(&n.url, collection)
                     .await

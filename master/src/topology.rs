@@ -45,8 +45,13 @@ pub struct DataNode {
 }
 
 impl DataNode {
+    /// Volume slots left: `-max` minus normal volumes minus EC shards, counted as one
+    /// slot per started group of 10 shards (a volume's worth of data, as SeaweedFS counts).
     pub fn free_slots(&self) -> u32 {
-        self.max_volumes.saturating_sub(self.volumes.len() as u32)
+        let ec = self.ec_shard_count().div_ceil(EC_SHARDS_PER_SLOT) as u32;
+        self.max_volumes
+            .saturating_sub(self.volumes.len() as u32)
+            .saturating_sub(ec)
     }
 
     pub fn location(&self) -> Location {
@@ -64,6 +69,9 @@ impl DataNode {
         self.ec_shards.values().map(|e| e.shards.len()).sum()
     }
 }
+
+/// EC shards that take up one volume slot: a data shard is a tenth of a volume.
+const EC_SHARDS_PER_SLOT: usize = 10;
 
 /// The soft state of the cluster. Cheap to clone parts out of; all methods lock briefly.
 #[derive(Debug)]
@@ -386,6 +394,10 @@ mod tests {
         t.heartbeat(&a);
         t.heartbeat(&b);
         assert!(t.lookup(7).is_empty());
+        // -max 8: one normal volume, and 3 shards take a slot (a started group of 10).
+        let node = |url: &str| t.nodes().into_iter().find(|n| n.url == url).unwrap();
+        assert_eq!(node("127.0.0.1:1").free_slots(), 6);
+        assert_eq!(node("127.0.0.1:2").free_slots(), 7);
         let ec = t.lookup_ec(7);
         assert_eq!(ec.len(), 2);
         assert_eq!(ec[0].ec_shards, vec![0, 1, 2]);

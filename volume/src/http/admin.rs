@@ -112,7 +112,9 @@ pub(crate) async fn delete_collection(
         .cloned()
         .ok_or_else(|| ApiError::bad_request("missing parameter collection"))?;
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.delete_collection(&collection)).await??;
+    let c = collection.clone();
+    tokio::task::spawn_blocking(move || store.delete_collection(&c)).await??;
+    super::ec::delete_collection(&state, &collection).await?;
     state.volume_changed();
     Ok(Json(json!({})))
 }

@@ -507,6 +507,32 @@ fn remove_shards(dir: &Path, base: &str, shards: &[u8]) -> crate::Result<Option<
     Ok(None)
 }
 
+/// Removes every EC volume of `collection` held here, shard files and all (part of
+/// `/admin/collection/delete`).
+pub(crate) async fn delete_collection(state: &AppState, collection: &str) -> ApiResult<()> {
+    let _g = state.ec.admin.lock().await;
+    let doomed: Vec<Arc<EcVolume>> = rlock(&state.ec.volumes)
+        .values()
+        .filter(|v| layout::collection_of(v.base()) == collection)
+        .cloned()
+        .collect();
+    for v in doomed {
+        let Some((_, vid)) = parse_base(v.base()) else {
+            continue;
+        };
+        state.ec.remove(vid.0);
+        let (dir, base) = (v.dir().to_path_buf(), v.base().to_string());
+        let all: Vec<u8> = (0..ec::MAX_SHARDS as u8).collect();
+        tokio::task::spawn_blocking(move || remove_shards(&dir, &base, &all)).await??;
+        tracing::info!(
+            volume = vid.0,
+            collection,
+            "ec volume deleted with its collection"
+        );
+    }
+    Ok(())
+}
+
 /// `POST /admin/ec/delete-shards?volume=N&shards=1,2`.
 pub(crate) async fn delete_shards(
     State(state): State<Arc<AppState>>,
