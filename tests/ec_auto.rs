@@ -16,13 +16,42 @@ fn payload(i: usize) -> Vec<u8> {
     (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
 }
 
-#[test]
-fn master_encodes_quiet_volumes_by_itself() {
+/// A master whose maintenance loop encodes the volumes of "auto" (any bit full, quiet
+/// for 1 s), four volume servers in four racks (so none holds more than the 4 shards
+/// parity covers), and 60 needles (every 6th in "keep",
+/// which the script does not name). Returns once every used "auto" volume is EC.
+struct Encoded {
+    dir: tempfile::TempDir,
+    master: String,
+    m: KelpProcess,
+    ports: Vec<u16>,
+    vols: Vec<KelpProcess>,
+    /// (fid, volume id, collection, bytes)
+    stored: Vec<(String, u32, &'static str, Vec<u8>)>,
+    auto: BTreeSet<u32>,
+}
+
+fn ec_shards(master: &str, vid: u32) -> (BTreeSet<u64>, usize) {
+    let (_, v) = get_json(master, &format!("/dir/lookup?volumeId={vid}"));
+    let shards = v["ecLocations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|l| l["ecShards"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s.as_u64())
+        .collect();
+    let normal = v["locations"]
+        .as_array()
+        .map(|a| a.iter().filter(|l| l.get("ecShards").is_none()).count())
+        .unwrap_or(0);
+    (shards, normal)
+}
+
+fn encoded_cluster() -> Encoded {
     let dir = scratch();
     let mport = free_port();
     let master = format!("127.0.0.1:{mport}");
-    // Volumes of "auto" that are (any bit) full and quiet for 1 s get encoded; "keep"
-    // is not named, so its volumes stay as they are.
     let mut m = start_master(
         dir.path(),
         "m",
@@ -34,8 +63,8 @@ fn master_encodes_quiet_volumes_by_itself() {
         ],
     );
     m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut vols: Vec<KelpProcess> = ports
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let vols: Vec<KelpProcess> = ports
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -48,7 +77,7 @@ fn master_encodes_quiet_volumes_by_itself() {
             )
         })
         .collect();
-    wait_for_nodes(&master, 3, Duration::from_secs(30));
+    wait_for_nodes(&master, 4, Duration::from_secs(30));
 
     let mut stored = Vec::new();
     for (i, col) in (0..60).map(|i| (i, if i % 6 == 0 { "keep" } else { "auto" })) {
@@ -67,35 +96,44 @@ fn master_encodes_quiet_volumes_by_itself() {
         .filter(|s| s.2 == "auto")
         .map(|s| s.1)
         .collect();
-    let keep: BTreeSet<u32> = stored
-        .iter()
-        .filter(|s| s.2 == "keep")
-        .map(|s| s.1)
-        .collect();
-
     // No shell is run: the leader's maintenance loop does the encoding.
     wait_until(
         "the master to erasure-code every used volume of \"auto\"",
         Duration::from_secs(90),
         || {
             auto.iter().all(|vid| {
-                let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
-                let shards: BTreeSet<u64> = v["ecLocations"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .flat_map(|l| l["ecShards"].as_array().cloned().unwrap_or_default())
-                    .filter_map(|s| s.as_u64())
-                    .collect();
-                let normal = v["locations"]
-                    .as_array()
-                    .map(|a| a.iter().filter(|l| l.get("ecShards").is_none()).count())
-                    .unwrap_or(0);
+                let (shards, normal) = ec_shards(&master, *vid);
                 shards.len() == 14 && normal == 0
             })
         },
     );
+    Encoded {
+        dir,
+        master,
+        m,
+        ports,
+        vols,
+        stored,
+        auto,
+    }
+}
+
+#[test]
+fn master_encodes_quiet_volumes_by_itself() {
+    let Encoded {
+        dir,
+        master,
+        mut m,
+        ports: _,
+        mut vols,
+        stored,
+        auto,
+    } = encoded_cluster();
+    let keep: BTreeSet<u32> = stored
+        .iter()
+        .filter(|s| s.2 == "keep")
+        .map(|s| s.1)
+        .collect();
     assert!(
         m.log().contains("maintenance"),
         "the master logs its maintenance rounds"
@@ -126,7 +164,7 @@ fn master_encodes_quiet_volumes_by_itself() {
     let r = http("POST", &master, "/col/delete?collection=auto", b"").unwrap();
     assert!(r.status < 300, "col/delete: {}", r.text());
     let ec_files = || {
-        (0..3)
+        (0..4)
             .flat_map(|i| std::fs::read_dir(dir.path().join(format!("v{i}"))).unwrap())
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with("auto_") && (n.contains(".ec") || n.ends_with(".vif")))
@@ -169,4 +207,41 @@ fn master_encodes_quiet_volumes_by_itself() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("unknown command"), "{err}");
+}
+
+/// A delete made while a shard holder is down reaches it once it is back: the holders
+/// merge each other's deletion journals.
+#[test]
+fn ec_deletes_missed_by_a_down_holder_are_caught_up() {
+    let mut c = encoded_cluster();
+    let (fid, vid, _, _) = c.stored.iter().find(|s| s.2 == "auto").cloned().unwrap();
+    let down = 0;
+    c.vols[down].kill9();
+    let other = format!("127.0.0.1:{}", c.ports[1]);
+    let r = http("DELETE", &other, &format!("/{fid}"), b"").unwrap();
+    assert!(r.status < 300, "delete {fid} on {other}: {}", r.text());
+    assert_eq!(
+        http("GET", &other, &format!("/{fid}"), b"").unwrap().status,
+        404
+    );
+    c.vols[down].restart();
+    let back = format!("127.0.0.1:{}", c.ports[down]);
+    wait_until(
+        "the restarted holder to learn about the delete",
+        Duration::from_secs(60),
+        || {
+            http("GET", &back, &format!("/{fid}"), b"")
+                .map(|r| r.status == 404)
+                .unwrap_or(false)
+        },
+    );
+    assert!(c.vols[down].log().contains("ec deletions caught up"));
+    // Its journal now holds the key: a restart keeps the delete.
+    let (shards, _) = ec_shards(&c.master, vid);
+    assert_eq!(shards.len(), 14);
+    for v in &mut c.vols {
+        v.terminate(Duration::from_secs(10));
+    }
+    c.m.terminate(Duration::from_secs(10));
+    drop(c.dir);
 }

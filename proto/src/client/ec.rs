@@ -68,16 +68,40 @@ impl VolumeClient {
         size: usize,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
-        let url = format!("{}/admin/ec/shard", base_url(server));
+        let query = [
+            ("volume", vid.to_string()),
+            ("shard", shard.to_string()),
+            ("offset", offset.to_string()),
+            ("size", size.to_string()),
+        ];
+        self.get_bytes(server, "ec/shard", &query, timeout).await
+    }
+
+    /// The deleted needle keys in `server`'s `.ecj` of EC volume `vid`.
+    pub async fn ec_journal(&self, server: &str, vid: u32) -> Result<Vec<u64>, ClientError> {
+        let query = [("volume", vid.to_string()), ("ext", ".ecj".to_string())];
+        let b = self
+            .get_bytes(server, "ec/file", &query, Duration::from_secs(30))
+            .await?;
+        // A torn last entry (a write in progress) is not a key yet.
+        Ok(b.chunks_exact(8)
+            .map(|c| c.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)))
+            .collect())
+    }
+
+    /// `GET /admin/<path>?<query>` on `server`, the whole body.
+    async fn get_bytes(
+        &self,
+        server: &str,
+        path: &str,
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let url = format!("{}/admin/{path}", base_url(server));
         let resp = self
             .http
             .get(&url)
-            .query(&[
-                ("volume", vid.to_string()),
-                ("shard", shard.to_string()),
-                ("offset", offset.to_string()),
-                ("size", size.to_string()),
-            ])
+            .query(query)
             .timeout(timeout)
             .send()
             .await;
@@ -98,24 +122,13 @@ impl VolumeClient {
         size: usize,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
-        let url = format!("{}/admin/ec/shards", base_url(server));
-        let resp = self
-            .http
-            .get(&url)
-            .query(&[
-                ("volume", vid.to_string()),
-                ("shards", ids(shards)),
-                ("offset", offset.to_string()),
-                ("size", size.to_string()),
-            ])
-            .timeout(timeout)
-            .send()
-            .await;
-        let resp = check(&url, resp).await?;
-        resp.bytes().await.map_err(|e| ClientError::Transport {
-            url,
-            message: e.to_string(),
-        })
+        let query = [
+            ("volume", vid.to_string()),
+            ("shards", ids(shards)),
+            ("offset", offset.to_string()),
+            ("size", size.to_string()),
+        ];
+        self.get_bytes(server, "ec/shards", &query, timeout).await
     }
 
     /// Deletes `shards` of EC volume `vid` on `server` (all its EC files when none remain).

@@ -246,6 +246,26 @@ impl EcVolume {
         Ok(e.size)
     }
 
+    /// Applies deletions another holder journaled (a delete made while this server was
+    /// down): every key not yet deleted here that the index holds is deleted as by
+    /// [`EcVolume::delete`]. Returns how many were new.
+    pub fn merge_deletions(&self, keys: &[u64]) -> Result<usize> {
+        let mut applied = 0;
+        for &k in keys {
+            let key = NeedleKey(k);
+            if self.is_deleted(key) {
+                continue;
+            }
+            match self.delete(key) {
+                Ok(_) => applied += 1,
+                // Unknown here (another encoding) or raced with a local delete.
+                Err(VolumeError::NotFound { .. } | VolumeError::Deleted { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(applied)
+    }
+
     /// One shard range, verified, from the local file or else the source; `None` when
     /// neither has it (errors are logged and count as unavailable).
     fn fetch(&self, shard: usize, off: u64, len: usize, src: &dyn ShardSource) -> Option<Vec<u8>> {

@@ -104,6 +104,14 @@ impl EcStore {
         rlock(&self.volumes).len()
     }
 
+    /// Every EC volume held here, by id.
+    pub(crate) fn all(&self) -> Vec<(u32, Arc<EcVolume>)> {
+        rlock(&self.volumes)
+            .iter()
+            .map(|(id, v)| (*id, v.clone()))
+            .collect()
+    }
+
     fn insert(&self, vid: u32, v: EcVolume) -> Arc<EcVolume> {
         let v = Arc::new(v);
         wlock(&self.volumes).insert(vid, v.clone());

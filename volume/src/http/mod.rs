@@ -3,6 +3,7 @@
 
 mod admin;
 mod ec;
+mod ec_journal;
 mod ec_read;
 pub mod error;
 mod heartbeat;
@@ -145,7 +146,8 @@ pub async fn serve(
         ec: ec::EcStore::load(&store),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx));
+    let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx.clone()));
+    let journals = tokio::spawn(ec_journal::run(state.clone(), stop_rx));
     tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
     let app = router(state);
     let res = axum::serve(kelp_proto::server::nodelay(listener), app)
@@ -153,6 +155,7 @@ pub async fn serve(
         .await;
     let _ = stop_tx.send(true);
     let _ = hb.await;
+    let _ = journals.await;
     if let Err(e) = tokio::task::spawn_blocking(move || store.sync_all()).await {
         tracing::error!(error = %e, "syncing volumes at shutdown failed");
     }
