@@ -45,7 +45,9 @@ pub fn source(src: &CopySource) -> GResult<(&str, &str)> {
 
 /// Chunks that present bytes `[start, end)` of `src` as a file of `end - start` bytes,
 /// sharing `src`'s needles. `None` when a piece would start inside a chunk (a chunk
-/// cannot be referenced from an offset; it can be cut short).
+/// cannot be referenced from an offset; it can be cut short) or `src` holds manifest
+/// chunks (their children belong to the manifest and go when it goes): the caller then
+/// copies the bytes.
 pub fn reference_chunks(src: &Entry, start: u64, end: u64) -> Option<Vec<FileChunk>> {
     if !src.content.is_empty() || src.chunks.iter().any(|c| c.is_manifest) {
         return None;
@@ -229,6 +231,11 @@ mod tests {
         assert!(reference_chunks(&src, 5, 25).is_none());
         assert_eq!(reference_md5(&all).len(), 16);
         assert_ne!(reference_md5(&all), reference_md5(&tail));
+        // A manifest's children are owned by the manifest (collected with it, whatever
+        // else points at them): never share them, copy the bytes instead.
+        src.chunks[1].is_manifest = true;
+        assert!(reference_chunks(&src, 0, 25).is_none());
+        assert!(reference_chunks(&src, 20, 25).is_none());
     }
 
     #[test]
