@@ -170,6 +170,33 @@ async fn handle(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
+    with_request_id(resp)
+}
+
+/// Gives every answer an `x-amz-request-id` (and `x-amz-id-2`), and every S3 error
+/// document the same id as `<RequestId>`, so a client's error report can be matched
+/// with the server log.
+fn with_request_id(mut resp: Response<s3s::Body>) -> Response<s3s::Body> {
+    let id = format!("{:016X}", rand::random::<u64>());
+    if resp.status().as_u16() >= 400
+        && let Some(body) = resp.body_mut().take_bytes()
+    {
+        let patched = match std::str::from_utf8(&body) {
+            Ok(text) if text.ends_with("</Error>") && !text.contains("<RequestId>") => {
+                let cut = text.len() - "</Error>".len();
+                format!("{}<RequestId>{id}</RequestId></Error>", &text[..cut]).into()
+            }
+            _ => body,
+        };
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(patched.len()));
+        *resp.body_mut() = s3s::Body::from(patched);
+        tracing::debug!(request_id = %id, status = %resp.status(), "S3 error answered");
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amz-id-2", v.clone());
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
     resp
 }
 

@@ -300,6 +300,13 @@ def objects(s3):
         fails("InvalidArgument", s3.put_object, Bucket=b, Key=k, Body=b"x")
     fails("KeyTooLongError", s3.put_object, Bucket=b, Key="n" * 300, Body=b"x")
     fails("NoSuchKey", s3.get_object, Bucket=b, Key="missing/key")
+    # Errors carry a request id, in the XML and as x-amz-request-id.
+    try:
+        s3.get_object(Bucket=b, Key="missing/key")
+    except ClientError as e:
+        rid = e.response["ResponseMetadata"].get("RequestId", "")
+        assert len(rid) == 16, e.response
+        assert e.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"] == rid
     fails("404", s3.head_object, Bucket=b, Key="dir")  # a directory is not an object
     # A key below an existing object's name collides in the filer.
     fails("409", s3.put_object, Bucket=b, Key="md5/ok/below", Body=b"x")
