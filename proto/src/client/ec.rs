@@ -16,10 +16,25 @@ fn ids(shards: &[u8]) -> String {
 }
 
 impl VolumeClient {
-    /// Encodes the local volume `vid` into shards next to it (the `.dat` stays).
-    pub async fn ec_encode(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
-        self.admin(server, "ec/encode", &[("volume", vid.to_string())])
-            .await
+    /// Encodes the local volume `vid` into `data` + `parity` shards next to it (the
+    /// `.dat` stays).
+    pub async fn ec_encode(
+        &self,
+        server: &str,
+        vid: u32,
+        data: u8,
+        parity: u8,
+    ) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(
+            server,
+            "ec/encode",
+            &[
+                ("volume", vid.to_string()),
+                ("dataShards", data.to_string()),
+                ("parityShards", parity.to_string()),
+            ],
+        )
+        .await
     }
 
     /// Makes `server` pull `shards` of EC volume `vid` (plus `.ecx`/`.ecj`/`.vif` if it

@@ -177,6 +177,8 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
                 "maxParallelization",
                 "rebalance",
                 "diskType",
+                "dataShards",
+                "parityShards",
             ])?;
             ec::encode(shell, &flags).await
         }

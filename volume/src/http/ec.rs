@@ -130,9 +130,12 @@ impl EcStore {
 }
 
 fn status_of(vid: u32, v: &EcVolume) -> EcVolumeStatus {
+    let config = v.info().config;
     EcVolumeStatus {
         id: vid,
         collection: layout::collection_of(v.base()).to_string(),
+        data_shards: config.data_shards,
+        parity_shards: config.parity_shards,
         shards: v
             .local_shards()
             .into_iter()
@@ -184,13 +187,39 @@ fn parse_shards(q: &HashMap<String, String>, k: &str) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
-/// `POST /admin/ec/encode?volume=N`: marks the volume read-only and encodes it into
-/// shards next to it; the `.dat` stays until the volume is deleted.
+/// An optional shard count parameter, `default` when absent.
+fn shard_count(q: &HashMap<String, String>, k: &str, default: u8) -> ApiResult<usize> {
+    match q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(default as usize),
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::bad_request(format!("{k}={s:?} is not a positive whole number"))
+        }),
+    }
+}
+
+/// `dataShards` and `parityShards` of an encode: both at least 1, at most
+/// [`ec::MAX_SHARDS`] in all; 10 and 4 when absent.
+fn geometry_params(q: &HashMap<String, String>) -> ApiResult<(u8, u8)> {
+    let d = shard_count(q, "dataShards", ec::DEFAULT_DATA_SHARDS)?;
+    let p = shard_count(q, "parityShards", ec::DEFAULT_PARITY_SHARDS)?;
+    if d == 0 || p == 0 || d.saturating_add(p) > ec::MAX_SHARDS {
+        return Err(ApiError::bad_request(format!(
+            "dataShards={d} parityShards={p}: each must be at least 1 and together at most {}",
+            ec::MAX_SHARDS
+        )));
+    }
+    Ok((d as u8, p as u8))
+}
+
+/// `POST /admin/ec/encode?volume=N[&dataShards=10&parityShards=4]`: marks the volume
+/// read-only and encodes it into shards next to it; the `.dat` stays until the volume is
+/// deleted.
 pub(crate) async fn encode(
     State(state): State<Arc<AppState>>,
     Query(q): Params,
 ) -> ApiResult<Json<EcVolumeStatus>> {
     let vid = volume_param(&q)?;
+    let (data_shards, parity_shards) = geometry_params(&q)?;
     let vol = state
         .store
         .volume(vid)
@@ -203,8 +232,8 @@ pub(crate) async fn encode(
         let report = ec::encode_volume(
             vol.dir(),
             &base,
-            ec::DEFAULT_DATA_SHARDS,
-            ec::DEFAULT_PARITY_SHARDS,
+            data_shards,
+            parity_shards,
             ec::DEFAULT_BLOCK_SIZE,
         )?;
         Ok((EcVolume::open(vol.dir(), &base)?, report))
@@ -212,6 +241,8 @@ pub(crate) async fn encode(
     .await??;
     tracing::info!(
         volume = vid.0,
+        data_shards,
+        parity_shards,
         needles = report.needles,
         mb_per_sec = report.mb_per_sec,
         "volume encoded"
