@@ -1,6 +1,7 @@
 //! EC volumes with their own geometry, end to end with real processes: `ec.encode
-//! -dataShards=4 -parityShards=2` spreads 6 shards, reads survive two lost shards,
-//! `ec.rebuild` restores all 6.
+//! -dataShards=4 -parityShards=2` spreads 6 shards, reads survive a lost holder,
+//! `ec.rebuild` restores 6 shards; `ec.vacuum` shrinks the shards of a volume after deletes
+//! and keeps the placement, every holder serving the live needles byte for byte.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,6 +75,14 @@ fn infos(servers: &[String], vid: u32) -> BTreeMap<String, serde_json::Value> {
             (r.status == 200).then(|| (s.clone(), r.json()))
         })
         .collect()
+}
+
+fn shard_bytes(servers: &[String], vid: u32) -> u64 {
+    infos(servers, vid)
+        .values()
+        .flat_map(|v| v["shards"].as_array().unwrap().clone())
+        .map(|f| f["size"].as_u64().unwrap())
+        .sum()
 }
 
 #[test]
@@ -174,4 +183,78 @@ fn ec_four_plus_two_encode_lose_rebuild() {
         assert!(on.values().all(|s| s.len() <= 3), "volume {vid}: {on:?}");
     }
     read_all(&stored, &BTreeSet::new(), live_holder, "after rebuild");
+}
+
+#[test]
+fn ec_vacuum_shrinks_shards_and_keeps_placement() {
+    let c = start_cluster(&["r0", "r0", "r1", "r1"]);
+    // 40 needles of 300 KB in one volume: 12 MB, 3 stripes of 4 data blocks.
+    let mut stored: Vec<Stored> = Vec::new();
+    let mut vid = None;
+    let mut i = 0;
+    while stored.len() < 40 {
+        i += 1;
+        let mut data = payload(i * 6 + 5);
+        data.resize(300_000, (i % 251) as u8);
+        let s = put(&c.master, "vac", data);
+        if *vid.get_or_insert(s.vid) == s.vid {
+            stored.push(s);
+        }
+        assert!(i < 2000, "the master never assigned volume {vid:?} again");
+    }
+    let vid = vid.unwrap();
+    let (code, out, err) = shell(
+        &c.master,
+        &format!("ec.encode -volumeId={vid} -dataShards=4 -parityShards=2\n"),
+    );
+    assert_eq!(code, 0, "ec.encode failed:\n{out}\n{err}");
+    let placement = shards_on(&c.servers, vid);
+    assert_eq!(placement.values().map(Vec::len).sum::<usize>(), 6);
+    let before = shard_bytes(&c.servers, vid);
+
+    // Nothing to do under the threshold.
+    let (code, out, err) = shell(&c.master, "ec.vacuum -collection=vac\n");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("0 of 1 volume(s) vacuumed"), "{out}");
+
+    // Delete 30 of the 40 needles through the normal volume URLs.
+    let mut deleted = BTreeSet::new();
+    for (n, s) in stored.iter().enumerate().filter(|(n, _)| n % 4 != 0) {
+        let url = &c.servers[n % c.servers.len()];
+        let url = if placement.contains_key(url) {
+            url
+        } else {
+            placement.keys().next().unwrap()
+        };
+        let r = http("DELETE", url, &format!("/{}", s.fid), b"").unwrap();
+        assert_eq!(r.status, 202, "delete {}: {}", s.fid, r.text());
+        deleted.insert(s.fid.clone());
+    }
+    for (url, v) in infos(&c.servers, vid) {
+        assert_eq!(v["deleted"].as_u64(), Some(30), "{url}: {v}");
+    }
+
+    let (code, out, err) = shell(&c.master, "ec.vacuum -garbageThreshold=0.5\n");
+    assert_eq!(code, 0, "ec.vacuum failed:\n{out}\n{err}");
+    assert!(out.contains("1 of 1 volume(s) vacuumed"), "{out}");
+    let after = shard_bytes(&c.servers, vid);
+    assert!(
+        after * 2 < before,
+        "shards went from {before} to {after} bytes"
+    );
+    assert_eq!(
+        shards_on(&c.servers, vid),
+        placement,
+        "the placement changed\n{out}"
+    );
+    for (url, v) in infos(&c.servers, vid) {
+        assert_eq!(
+            (v["needles"].as_u64(), v["deleted"].as_u64()),
+            (Some(10), Some(0)),
+            "{url}: {v}"
+        );
+    }
+    for holder in placement.keys() {
+        read_all(&stored, &deleted, |_| holder.clone(), "after ec.vacuum");
+    }
 }

@@ -119,6 +119,11 @@ impl EcVolumeStatus {
     pub fn total_shards(&self) -> usize {
         self.data_shards as usize + self.parity_shards as usize
     }
+
+    /// Bytes of the shard files listed.
+    pub fn shard_bytes(&self) -> u64 {
+        self.shards.iter().map(|s| s.size).sum()
+    }
 }
 
 impl Default for EcVolumeStatus {

@@ -37,8 +37,10 @@ impl VolumeClient {
         .await
     }
 
-    /// Makes `server` pull `shards` of EC volume `vid` (plus `.ecx`/`.ecj`/`.vif` if it
-    /// has none) from `from`, then mount them.
+    /// Makes `server` pull `shards` of EC volume `vid` from `from`, then mount them.
+    /// Without `replace`, `.ecx`/`.ecj`/`.vif` are pulled only if `server` has none; with
+    /// it, they are pulled too and `server`'s whole EC set becomes exactly `shards` of
+    /// `from`'s encoding, swapped in crash-safely (after an EC vacuum on `from`).
     pub async fn ec_copy(
         &self,
         server: &str,
@@ -46,6 +48,7 @@ impl VolumeClient {
         collection: &str,
         shards: &[u8],
         from: &str,
+        replace: bool,
     ) -> Result<EcVolumeStatus, ClientError> {
         self.admin(
             server,
@@ -55,9 +58,17 @@ impl VolumeClient {
                 ("collection", collection.to_string()),
                 ("shards", ids(shards)),
                 ("from", from.to_string()),
+                ("replace", replace.to_string()),
             ],
         )
         .await
+    }
+
+    /// Drops the deleted needles of EC volume `vid` on `server` (which must hold at least
+    /// `data_shards` of its shards): every shard is rewritten there.
+    pub async fn ec_vacuum(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(server, "ec/vacuum", &[("volume", vid.to_string())])
+            .await
     }
 
     /// What `server` holds of EC volume `vid`.

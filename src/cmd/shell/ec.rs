@@ -1,5 +1,5 @@
-//! The EC commands of `kelp shell`: `ec.encode`, `ec.rebuild`, `ec.decode`, `ec.balance`.
-//! The volume servers do the work (`/admin/ec/*`); this
+//! The EC commands of `kelp shell`: `ec.encode`, `ec.rebuild`, `ec.decode`, `ec.balance`
+//! (`ec.vacuum` is in `ec_vacuum`). The volume servers do the work (`/admin/ec/*`); this
 //! module plans where shards go, copies them (the target pulls from the source), verifies
 //! every copy and only then removes what it replaced. Each volume's geometry (data and
 //! parity shards) comes from its holders, so volumes of different geometries coexist.
@@ -20,26 +20,26 @@ const DEFAULT_PARITY_SHARDS: u8 = 4;
 /// Bytes compared between source and copy when verifying a shard.
 const VERIFY_BYTES: usize = 4096;
 
-fn fmt_ids(ids: &[u8]) -> String {
+pub(super) fn fmt_ids(ids: &[u8]) -> String {
     ids.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// The shard counts of one EC volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geo {
-    data: usize,
-    parity: usize,
+pub(super) struct Geo {
+    pub data: usize,
+    pub parity: usize,
 }
 
 impl Geo {
-    fn of(st: &EcVolumeStatus) -> Geo {
+    pub(super) fn of(st: &EcVolumeStatus) -> Geo {
         Geo {
             data: st.data_shards as usize,
             parity: st.parity_shards as usize,
         }
     }
 
-    fn total(&self) -> usize {
+    pub(super) fn total(&self) -> usize {
         self.data + self.parity
     }
 
@@ -52,16 +52,18 @@ impl Geo {
 /// A live holder of an EC volume: its url, rack, the shards it reports now and the
 /// volume's geometry (from its `.vif`).
 #[derive(Debug, Clone)]
-struct Holder {
-    url: String,
-    rack: String,
-    shards: Vec<u8>,
-    geo: Geo,
+pub(super) struct Holder {
+    pub url: String,
+    pub rack: String,
+    pub shards: Vec<u8>,
+    pub geo: Geo,
+    /// Bytes of its shard files when asked.
+    pub bytes: u64,
 }
 
 /// Asks every server the master lists for `vid` what it holds; servers that do not
 /// answer are left out (they count as lost).
-async fn live_holders(shell: &Shell, c: &Cluster, vid: u32) -> Vec<Holder> {
+pub(super) async fn live_holders(shell: &Shell, c: &Cluster, vid: u32) -> Vec<Holder> {
     let mut out = Vec::new();
     for n in c.nodes.iter().filter(|n| !n.ec_shards_of(vid).is_empty()) {
         match shell.volumes.ec_info(&n.url, vid).await {
@@ -70,6 +72,7 @@ async fn live_holders(shell: &Shell, c: &Cluster, vid: u32) -> Vec<Holder> {
                 rack: n.rack.clone(),
                 shards: st.shards.iter().map(|s| s.id).collect(),
                 geo: Geo::of(&st),
+                bytes: st.shard_bytes(),
             }),
             // The master's view is a heartbeat old: the shards may have just moved.
             Err(e) if e.status() == Some(404) => {}
@@ -139,14 +142,15 @@ fn plan(nodes: &[Node], prefer: &str, total: usize) -> BTreeMap<String, Vec<u8>>
 }
 
 /// Copies `shards` of `vid` from `from` to `to` and verifies the copy: same file sizes
-/// and the same verified first bytes of every shard on both sides.
-async fn copy_verified(
+/// and the same verified first bytes of every shard on both sides. With `replace`, `to`'s
+/// whole EC set becomes exactly these shards of `from`'s encoding (index files included).
+pub(super) async fn copy_verified(
     shell: &Shell,
     vid: u32,
     collection: &str,
     shards: &[u8],
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
+    replace: bool,
 ) -> anyhow::Result<()> {
     let src = shell
         .volumes
@@ -155,7 +159,7 @@ async fn copy_verified(
         .with_context(|| format!("reading shard sizes on {from}"))?;
     let got: EcVolumeStatus = shell
         .volumes
-        .ec_copy(to, vid, collection, shards, from)
+        .ec_copy(to, vid, collection, shards, from, replace)
         .await
         .with_context(|| format!("copying shards {} to {to}", fmt_ids(shards)))?;
     let t = Duration::from_secs(30);
@@ -181,7 +185,7 @@ async fn copy_verified(
 }
 
 /// Polls the master until `ok` holds for its view of the cluster (10 s at most).
-async fn wait_master(
+pub(super) async fn wait_master(
     shell: &Shell,
     what: &str,
     ok: impl Fn(&Cluster) -> bool,
@@ -200,13 +204,16 @@ async fn wait_master(
     }
 }
 
-fn ec_union(c: &Cluster, vid: u32) -> BTreeSet<u8> {
+pub(super) fn ec_union(c: &Cluster, vid: u32) -> BTreeSet<u8> {
     c.nodes.iter().flat_map(|n| n.ec_shards_of(vid)).collect()
 }
 
 /// Volume ids the command applies to: `-volumeId`, else every volume (of `-collection`)
 /// chosen by `pick`.
-fn targets(flags: &Flags, all: impl Iterator<Item = (u32, String)>) -> anyhow::Result<Vec<u32>> {
+pub(super) fn targets(
+    flags: &Flags,
+    all: impl Iterator<Item = (u32, String)>,
+) -> anyhow::Result<Vec<u32>> {
     if let Some(v) = flags.num::<u32>("volumeId")? {
         return Ok(vec![v]);
     }
@@ -314,7 +321,7 @@ async fn encode_one(shell: &Shell, vid: u32, (data, parity): (u8, u8)) -> anyhow
             "volume {vid}: copying shards {} to {url}",
             fmt_ids(shards)
         ));
-        copy_verified(shell, vid, &st.collection, shards, &source, url).await?;
+        copy_verified(shell, vid, &st.collection, shards, (&source, url), false).await?;
         say(format!(
             "volume {vid}: shards {} verified on {url}",
             fmt_ids(shards)
@@ -441,7 +448,7 @@ pub(crate) async fn balance(shell: &Shell, flags: &Flags) -> anyhow::Result<()> 
 }
 
 /// Returns (duplicate shards removed, shards moved).
-async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> {
+pub(super) async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> {
     let c = cluster(shell).await?;
     let nodes = live_nodes(shell, &c).await;
     if nodes.is_empty() {
@@ -517,7 +524,15 @@ async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> 
             "volume {vid}: moving shard {shard} from {} to {}",
             from.url, dest.url
         ));
-        copy_verified(shell, vid, &collection, &[shard], &from.url, &dest.url).await?;
+        copy_verified(
+            shell,
+            vid,
+            &collection,
+            &[shard],
+            (&from.url, &dest.url),
+            false,
+        )
+        .await?;
         shell
             .volumes
             .ec_delete_shards(&from.url, vid, &[shard])
@@ -533,6 +548,7 @@ async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> 
                 rack: dest.rack.clone(),
                 shards: vec![shard],
                 geo,
+                bytes: 0,
             }),
         }
         if moved > geo.total() * 2 {

@@ -3,6 +3,7 @@
 //! a summary; the exit status is non-zero when any command failed.
 
 mod ec;
+mod ec_vacuum;
 mod topo;
 
 use std::collections::HashMap;
@@ -150,7 +151,7 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
         "lock" | "unlock" => Ok(()),
         "help" => {
             say(
-                "commands: lock unlock cluster.status volume.list volume.vacuum ec.encode ec.rebuild ec.decode ec.balance",
+                "commands: lock unlock cluster.status volume.list volume.vacuum ec.encode ec.rebuild ec.decode ec.balance ec.vacuum",
             );
             Ok(())
         }
@@ -200,6 +201,10 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
                 "shardReplicaPlacement",
             ])?;
             ec::balance(shell, &flags).await
+        }
+        "ec.vacuum" => {
+            flags.check_known(&["volumeId", "collection", "garbageThreshold"])?;
+            ec_vacuum::vacuum(shell, &flags).await
         }
         other => bail!("unknown command {other:?} (try help)"),
     }
