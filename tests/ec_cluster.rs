@@ -8,57 +8,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ec::*;
 use common::*;
-
-/// Runs `kelp shell -master=<m>` with `script` on stdin: (exit code, stdout, stderr).
-fn shell(master: &str, script: &str) -> (i32, String, String) {
-    let mut child = Command::new(kelp_bin())
-        .args(["shell", &format!("-master={master}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kelp shell");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "$ kelp shell <<< {script:?}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn payload(i: usize) -> Vec<u8> {
-    let len = if i.is_multiple_of(50) {
-        2 << 20
-    } else if i.is_multiple_of(10) {
-        256 << 10
-    } else {
-        [1, 100, 1000, 4096, 10_000, 40_000][i % 6]
-    };
-    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `GET` with a `Range` header (HEAD if `head`): (status, Content-Range, body).
 fn get_range(addr: &str, path: &str, range: &str, head: bool) -> (u16, String, Vec<u8>) {
@@ -89,92 +42,6 @@ fn get_range(addr: &str, path: &str, range: &str, head: bool) -> (u16, String, V
         })
         .unwrap_or_default();
     (status, content_range, raw[end + 4..].to_vec())
-}
-
-struct Stored {
-    fid: String,
-    vid: u32,
-    data: Vec<u8>,
-}
-
-/// `(normal locations, ec locations with their shard ids)` of a volume.
-fn lookup(master: &str, vid: u32) -> (Vec<String>, BTreeMap<String, Vec<u8>>) {
-    let (_, v) = get_json(master, &format!("/dir/lookup?volumeId={vid}"));
-    let ec: BTreeMap<String, Vec<u8>> = v["ecLocations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|l| {
-            let shards = l["ecShards"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_u64().unwrap() as u8)
-                .collect();
-            (l["url"].as_str().unwrap().to_string(), shards)
-        })
-        .collect();
-    let normal = v["locations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|l| l.get("ecShards").is_none())
-        .map(|l| l["url"].as_str().unwrap().to_string())
-        .collect();
-    (normal, ec)
-}
-
-/// Shards of `vid` each live server says it holds (asked directly, not the master).
-fn shards_on(servers: &[String], vid: u32) -> BTreeMap<String, Vec<u8>> {
-    servers
-        .iter()
-        .filter_map(|s| {
-            let r = http("GET", s, &format!("/admin/ec/info?volume={vid}"), b"").ok()?;
-            (r.status == 200).then(|| {
-                let ids = r.json()["shards"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f["id"].as_u64().unwrap() as u8)
-                    .collect();
-                (s.clone(), ids)
-            })
-        })
-        .collect()
-}
-
-/// Reads every needle through `server_of(vid)`; deleted ones must be 404.
-fn read_all(
-    stored: &[Stored],
-    deleted: &BTreeSet<String>,
-    server_of: impl Fn(u32) -> String,
-    what: &str,
-) {
-    for s in stored {
-        let url = server_of(s.vid);
-        let r = http("GET", &url, &format!("/{}", s.fid), b"")
-            .unwrap_or_else(|e| panic!("{what}: GET {} on {url}: {e}", s.fid));
-        if deleted.contains(&s.fid) {
-            assert_eq!(r.status, 404, "{what}: deleted {} is still served", s.fid);
-            continue;
-        }
-        assert_eq!(
-            r.status,
-            200,
-            "{what}: GET {} on {url}: {}",
-            s.fid,
-            r.text()
-        );
-        assert!(
-            r.body == s.data,
-            "{what}: {} on {url} differs ({} bytes, want {})",
-            s.fid,
-            r.body.len(),
-            s.data.len()
-        );
-    }
 }
 
 #[test]
@@ -490,23 +357,9 @@ fn ec_read_throughput() {
     measure("ec, 14 of 14 shards", &ec, 16);
     for &vid in &vids {
         for (url, shards) in lookup(&master, vid).1 {
-            let gone: Vec<String> = shards
-                .iter()
-                .filter(|s| **s < 4)
-                .map(|s| s.to_string())
-                .collect();
+            let gone: Vec<u8> = shards.iter().copied().filter(|s| *s < 4).collect();
             if !gone.is_empty() {
-                let r = http(
-                    "POST",
-                    &url,
-                    &format!(
-                        "/admin/ec/delete-shards?volume={vid}&shards={}",
-                        gone.join(",")
-                    ),
-                    b"",
-                )
-                .unwrap();
-                assert_eq!(r.status, 200, "{}", r.text());
+                delete_shards(&url, vid, &gone);
             }
         }
     }

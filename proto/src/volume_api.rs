@@ -77,14 +77,27 @@ pub struct EcShardFile {
     pub size: u64,
 }
 
+fn default_data_shards() -> u8 {
+    10
+}
+
+fn default_parity_shards() -> u8 {
+    4
+}
+
 /// The answer of every `/admin/ec/*` call that changes shards: what the server holds of
 /// that EC volume afterwards.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EcVolumeStatus {
     pub id: u32,
     #[serde(default)]
     pub collection: String,
+    /// The volume's geometry (10 + 4 when a server does not say: older servers).
+    #[serde(default = "default_data_shards")]
+    pub data_shards: u8,
+    #[serde(default = "default_parity_shards")]
+    pub parity_shards: u8,
     /// Shards held here (usable ones), ascending.
     #[serde(default)]
     pub shards: Vec<EcShardFile>,
@@ -99,6 +112,34 @@ pub struct EcVolumeStatus {
     /// Seconds the operation took.
     #[serde(default)]
     pub seconds: f64,
+}
+
+impl EcVolumeStatus {
+    /// `data_shards + parity_shards`.
+    pub fn total_shards(&self) -> usize {
+        self.data_shards as usize + self.parity_shards as usize
+    }
+
+    /// Bytes of the shard files listed.
+    pub fn shard_bytes(&self) -> u64 {
+        self.shards.iter().map(|s| s.size).sum()
+    }
+}
+
+impl Default for EcVolumeStatus {
+    fn default() -> Self {
+        EcVolumeStatus {
+            id: 0,
+            collection: String::new(),
+            data_shards: default_data_shards(),
+            parity_shards: default_parity_shards(),
+            shards: Vec::new(),
+            needles: 0,
+            deleted: 0,
+            rebuilt: Vec::new(),
+            seconds: 0.0,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +159,17 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             serde_json::json!({"name":"hello.txt","size":12,"eTag":"f0ff7292","mime":"text/plain"})
         );
+    }
+
+    #[test]
+    fn ec_status_without_geometry_means_10_plus_4() {
+        let st: EcVolumeStatus = serde_json::from_str(r#"{"id":3}"#).unwrap();
+        assert_eq!(
+            (st.data_shards, st.parity_shards, st.total_shards()),
+            (10, 4, 14)
+        );
+        let st: EcVolumeStatus =
+            serde_json::from_str(r#"{"id":3,"dataShards":4,"parityShards":2}"#).unwrap();
+        assert_eq!(st.total_shards(), 6);
     }
 }

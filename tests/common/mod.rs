@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ec;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -16,14 +16,31 @@ fn ids(shards: &[u8]) -> String {
 }
 
 impl VolumeClient {
-    /// Encodes the local volume `vid` into shards next to it (the `.dat` stays).
-    pub async fn ec_encode(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
-        self.admin(server, "ec/encode", &[("volume", vid.to_string())])
-            .await
+    /// Encodes the local volume `vid` into `data` + `parity` shards next to it (the
+    /// `.dat` stays).
+    pub async fn ec_encode(
+        &self,
+        server: &str,
+        vid: u32,
+        data: u8,
+        parity: u8,
+    ) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(
+            server,
+            "ec/encode",
+            &[
+                ("volume", vid.to_string()),
+                ("dataShards", data.to_string()),
+                ("parityShards", parity.to_string()),
+            ],
+        )
+        .await
     }
 
-    /// Makes `server` pull `shards` of EC volume `vid` (plus `.ecx`/`.ecj`/`.vif` if it
-    /// has none) from `from`, then mount them.
+    /// Makes `server` pull `shards` of EC volume `vid` from `from`, then mount them.
+    /// Without `replace`, `.ecx`/`.ecj`/`.vif` are pulled only if `server` has none; with
+    /// it, they are pulled too and `server`'s whole EC set becomes exactly `shards` of
+    /// `from`'s encoding, swapped in crash-safely (after an EC vacuum on `from`).
     pub async fn ec_copy(
         &self,
         server: &str,
@@ -31,6 +48,7 @@ impl VolumeClient {
         collection: &str,
         shards: &[u8],
         from: &str,
+        replace: bool,
     ) -> Result<EcVolumeStatus, ClientError> {
         self.admin(
             server,
@@ -40,9 +58,17 @@ impl VolumeClient {
                 ("collection", collection.to_string()),
                 ("shards", ids(shards)),
                 ("from", from.to_string()),
+                ("replace", replace.to_string()),
             ],
         )
         .await
+    }
+
+    /// Drops the deleted needles of EC volume `vid` on `server` (which must hold at least
+    /// `data_shards` of its shards): every shard is rewritten there.
+    pub async fn ec_vacuum(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
+        self.admin(server, "ec/vacuum", &[("volume", vid.to_string())])
+            .await
     }
 
     /// What `server` holds of EC volume `vid`.

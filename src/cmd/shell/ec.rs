@@ -1,7 +1,8 @@
-//! The EC commands of `kelp shell`: `ec.encode`, `ec.rebuild`, `ec.decode`, `ec.balance`.
-//! The volume servers do the work (`/admin/ec/*`); this module plans where shards go,
-//! copies them (the target pulls from the source), verifies every copy and only then
-//! removes what it replaced.
+//! The EC commands of `kelp shell`: `ec.encode`, `ec.rebuild`, `ec.decode`, `ec.balance`
+//! (`ec.vacuum` is in `ec_vacuum`). The volume servers do the work (`/admin/ec/*`); this
+//! module plans where shards go, copies them (the target pulls from the source), verifies
+//! every copy and only then removes what it replaced. Each volume's geometry (data and
+//! parity shards) comes from its holders, so volumes of different geometries coexist.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,27 +14,56 @@ use kelp_proto::volume_api::EcVolumeStatus;
 use super::topo::{Cluster, Node, cluster, parse_duration};
 use super::{Flags, Shell, say};
 
-/// Shards per EC volume (the volume servers encode 10 data + 4 parity).
-const TOTAL_SHARDS: usize = 14;
-const DATA_SHARDS: usize = 10;
+/// Default geometry of `ec.encode`.
+const DEFAULT_DATA_SHARDS: u8 = 10;
+const DEFAULT_PARITY_SHARDS: u8 = 4;
 /// Bytes compared between source and copy when verifying a shard.
 const VERIFY_BYTES: usize = 4096;
 
-fn fmt_ids(ids: &[u8]) -> String {
+pub(super) fn fmt_ids(ids: &[u8]) -> String {
     ids.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// A live holder of an EC volume: its url, rack and the shards it reports now.
+/// The shard counts of one EC volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Geo {
+    pub data: usize,
+    pub parity: usize,
+}
+
+impl Geo {
+    pub(super) fn of(st: &EcVolumeStatus) -> Geo {
+        Geo {
+            data: st.data_shards as usize,
+            parity: st.parity_shards as usize,
+        }
+    }
+
+    pub(super) fn total(&self) -> usize {
+        self.data + self.parity
+    }
+
+    /// The geometry the holders report (the first one's: they share the `.vif`).
+    fn from_holders(holders: &[Holder]) -> Option<Geo> {
+        holders.first().map(|h| h.geo)
+    }
+}
+
+/// A live holder of an EC volume: its url, rack, the shards it reports now and the
+/// volume's geometry (from its `.vif`).
 #[derive(Debug, Clone)]
-struct Holder {
-    url: String,
-    rack: String,
-    shards: Vec<u8>,
+pub(super) struct Holder {
+    pub url: String,
+    pub rack: String,
+    pub shards: Vec<u8>,
+    pub geo: Geo,
+    /// Bytes of its shard files when asked.
+    pub bytes: u64,
 }
 
 /// Asks every server the master lists for `vid` what it holds; servers that do not
 /// answer are left out (they count as lost).
-async fn live_holders(shell: &Shell, c: &Cluster, vid: u32) -> Vec<Holder> {
+pub(super) async fn live_holders(shell: &Shell, c: &Cluster, vid: u32) -> Vec<Holder> {
     let mut out = Vec::new();
     for n in c.nodes.iter().filter(|n| !n.ec_shards_of(vid).is_empty()) {
         match shell.volumes.ec_info(&n.url, vid).await {
@@ -41,6 +71,8 @@ async fn live_holders(shell: &Shell, c: &Cluster, vid: u32) -> Vec<Holder> {
                 url: n.url.clone(),
                 rack: n.rack.clone(),
                 shards: st.shards.iter().map(|s| s.id).collect(),
+                geo: Geo::of(&st),
+                bytes: st.shard_bytes(),
             }),
             // The master's view is a heartbeat old: the shards may have just moved.
             Err(e) if e.status() == Some(404) => {}
@@ -94,14 +126,14 @@ fn placement_order(nodes: &[Node], prefer: &str) -> Vec<String> {
 }
 
 /// Shard ids per server: round-robin over the placement order, so no server gets more
-/// than `ceil(14 / servers)` shards and racks get shares as even as their sizes allow.
-fn plan(nodes: &[Node], prefer: &str) -> BTreeMap<String, Vec<u8>> {
+/// than `ceil(total / servers)` shards and racks get shares as even as their sizes allow.
+fn plan(nodes: &[Node], prefer: &str, total: usize) -> BTreeMap<String, Vec<u8>> {
     let order = placement_order(nodes, prefer);
     let mut out: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     if order.is_empty() {
         return out;
     }
-    for s in 0..TOTAL_SHARDS {
+    for s in 0..total {
         out.entry(order[s % order.len()].clone())
             .or_default()
             .push(s as u8);
@@ -110,14 +142,15 @@ fn plan(nodes: &[Node], prefer: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Copies `shards` of `vid` from `from` to `to` and verifies the copy: same file sizes
-/// and the same verified first bytes of every shard on both sides.
-async fn copy_verified(
+/// and the same verified first bytes of every shard on both sides. With `replace`, `to`'s
+/// whole EC set becomes exactly these shards of `from`'s encoding (index files included).
+pub(super) async fn copy_verified(
     shell: &Shell,
     vid: u32,
     collection: &str,
     shards: &[u8],
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
+    replace: bool,
 ) -> anyhow::Result<()> {
     let src = shell
         .volumes
@@ -126,7 +159,7 @@ async fn copy_verified(
         .with_context(|| format!("reading shard sizes on {from}"))?;
     let got: EcVolumeStatus = shell
         .volumes
-        .ec_copy(to, vid, collection, shards, from)
+        .ec_copy(to, vid, collection, shards, from, replace)
         .await
         .with_context(|| format!("copying shards {} to {to}", fmt_ids(shards)))?;
     let t = Duration::from_secs(30);
@@ -152,7 +185,7 @@ async fn copy_verified(
 }
 
 /// Polls the master until `ok` holds for its view of the cluster (10 s at most).
-async fn wait_master(
+pub(super) async fn wait_master(
     shell: &Shell,
     what: &str,
     ok: impl Fn(&Cluster) -> bool,
@@ -171,13 +204,16 @@ async fn wait_master(
     }
 }
 
-fn ec_union(c: &Cluster, vid: u32) -> BTreeSet<u8> {
+pub(super) fn ec_union(c: &Cluster, vid: u32) -> BTreeSet<u8> {
     c.nodes.iter().flat_map(|n| n.ec_shards_of(vid)).collect()
 }
 
 /// Volume ids the command applies to: `-volumeId`, else every volume (of `-collection`)
 /// chosen by `pick`.
-fn targets(flags: &Flags, all: impl Iterator<Item = (u32, String)>) -> anyhow::Result<Vec<u32>> {
+pub(super) fn targets(
+    flags: &Flags,
+    all: impl Iterator<Item = (u32, String)>,
+) -> anyhow::Result<Vec<u32>> {
     if let Some(v) = flags.num::<u32>("volumeId")? {
         return Ok(vec![v]);
     }
@@ -191,8 +227,14 @@ fn targets(flags: &Flags, all: impl Iterator<Item = (u32, String)>) -> anyhow::R
     Ok(ids)
 }
 
-/// `ec.encode -volumeId=N | [-collection=C] [-fullPercent=95 -quietFor=1h]`.
+/// `ec.encode -volumeId=N | [-collection=C] [-fullPercent=95 -quietFor=1h]
+/// [-dataShards=10 -parityShards=4]`.
 pub(crate) async fn encode(shell: &Shell, flags: &Flags) -> anyhow::Result<()> {
+    let data: u8 = flags.num("dataShards")?.unwrap_or(DEFAULT_DATA_SHARDS);
+    let parity: u8 = flags.num("parityShards")?.unwrap_or(DEFAULT_PARITY_SHARDS);
+    if data == 0 || parity == 0 {
+        bail!("-dataShards and -parityShards must be at least 1");
+    }
     let c = cluster(shell).await?;
     let ids = if flags.get("volumeId").is_some() {
         targets(flags, std::iter::empty())?
@@ -231,7 +273,7 @@ pub(crate) async fn encode(shell: &Shell, flags: &Flags) -> anyhow::Result<()> {
     };
     let start = Instant::now();
     for vid in &ids {
-        encode_one(shell, *vid).await?;
+        encode_one(shell, *vid, (data, parity)).await?;
     }
     say(format!(
         "ec.encode: {} volume(s) encoded in {:.1}s",
@@ -241,7 +283,7 @@ pub(crate) async fn encode(shell: &Shell, flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn encode_one(shell: &Shell, vid: u32) -> anyhow::Result<()> {
+async fn encode_one(shell: &Shell, vid: u32, (data, parity): (u8, u8)) -> anyhow::Result<()> {
     let start = Instant::now();
     let (normal, _) = shell
         .master
@@ -259,10 +301,11 @@ async fn encode_one(shell: &Shell, vid: u32) -> anyhow::Result<()> {
             .with_context(|| format!("marking volume {vid} read-only on {}", l.url))?;
     }
     say(format!(
-        "volume {vid}: read-only on {} server(s); encoding on {source}...",
+        "volume {vid}: read-only on {} server(s); encoding on {source} ({data} data + {parity} parity shards)...",
         normal.len()
     ));
-    let st = shell.volumes.ec_encode(&source, vid).await?;
+    let st = shell.volumes.ec_encode(&source, vid, data, parity).await?;
+    let total = Geo::of(&st).total();
     say(format!(
         "volume {vid}: {} shards written in {:.2}s ({} needles)",
         st.shards.len(),
@@ -271,13 +314,13 @@ async fn encode_one(shell: &Shell, vid: u32) -> anyhow::Result<()> {
     ));
     let c = cluster(shell).await?;
     let nodes = live_nodes(shell, &c).await;
-    let placement = plan(&nodes, &source);
+    let placement = plan(&nodes, &source, total);
     for (url, shards) in placement.iter().filter(|(u, _)| **u != source) {
         say(format!(
             "volume {vid}: copying shards {} to {url}",
             fmt_ids(shards)
         ));
-        copy_verified(shell, vid, &st.collection, shards, &source, url).await?;
+        copy_verified(shell, vid, &st.collection, shards, (&source, url), false).await?;
         say(format!(
             "volume {vid}: shards {} verified on {url}",
             fmt_ids(shards)
@@ -303,7 +346,7 @@ async fn encode_one(shell: &Shell, vid: u32) -> anyhow::Result<()> {
         normal.len()
     ));
     wait_master(shell, &format!("all shards of volume {vid}"), |c| {
-        ec_union(c, vid).len() == TOTAL_SHARDS
+        ec_union(c, vid).len() == total
             && c.nodes
                 .iter()
                 .all(|n| n.volumes.iter().all(|v| v.id != vid))
@@ -319,7 +362,7 @@ async fn encode_one(shell: &Shell, vid: u32) -> anyhow::Result<()> {
         .map(|(u, s)| format!("{u}:[{}]", fmt_ids(s)))
         .collect();
     say(format!(
-        "volume {vid}: encoded into {TOTAL_SHARDS} shards on {} servers in {} rack(s) in {:.1}s: {}",
+        "volume {vid}: encoded into {total} shards on {} servers in {} rack(s) in {:.1}s: {}",
         placement.len(),
         racks.len(),
         start.elapsed().as_secs_f64(),
@@ -340,18 +383,22 @@ pub(crate) async fn rebuild(shell: &Shell, flags: &Flags) -> anyhow::Result<()> 
             say(format!("volume {vid}: no ec shards any more, skipped"));
             continue;
         }
+        let Some(geo) = Geo::from_holders(&holders) else {
+            bail!("volume {vid}: no live holder");
+        };
         let present: BTreeSet<u8> = holders.iter().flat_map(|h| h.shards.clone()).collect();
-        let missing: Vec<u8> = (0..TOTAL_SHARDS as u8)
+        let missing: Vec<u8> = (0..geo.total() as u8)
             .filter(|s| !present.contains(s))
             .collect();
         if missing.is_empty() {
-            say(format!("volume {vid}: all {TOTAL_SHARDS} shards present"));
+            say(format!("volume {vid}: all {} shards present", geo.total()));
             continue;
         }
-        if present.len() < DATA_SHARDS {
+        if present.len() < geo.data {
             bail!(
-                "volume {vid}: only {} shards left, {DATA_SHARDS} needed to rebuild",
-                present.len()
+                "volume {vid}: only {} shards left, {} needed to rebuild",
+                present.len(),
+                geo.data
             );
         }
         let Some(target) = holders
@@ -400,13 +447,16 @@ pub(crate) async fn balance(shell: &Shell, flags: &Flags) -> anyhow::Result<()> 
 }
 
 /// Returns (duplicate shards removed, shards moved).
-async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> {
+pub(super) async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> {
     let c = cluster(shell).await?;
     let nodes = live_nodes(shell, &c).await;
     if nodes.is_empty() {
         return Ok((0, 0));
     }
     let mut holders = live_holders(shell, &c, vid).await;
+    let Some(geo) = Geo::from_holders(&holders) else {
+        return Ok((0, 0));
+    };
     let collection = c.ec_volumes().get(&vid).cloned().unwrap_or_default();
     let dups = drop_duplicates(shell, vid, &mut holders).await?;
     let mut moved = 0;
@@ -414,7 +464,7 @@ async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> 
     let cap = total.div_ceil(nodes.len()).max(1);
     let racks: BTreeSet<&str> = nodes.iter().map(|n| n.rack.as_str()).collect();
     let rack_cap = if racks.len() > 1 {
-        (TOTAL_SHARDS - DATA_SHARDS).max(total.div_ceil(racks.len()))
+        geo.parity.max(total.div_ceil(racks.len()))
     } else {
         usize::MAX
     };
@@ -443,8 +493,11 @@ async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> 
                 .iter()
                 .filter(|n| n.url != from.url && count(&n.url, &holders) < cap)
                 .filter(|n| {
+                    // A move inside the rack leaves the rack counts as they are: fine
+                    // for an overloaded server even when the rack has too many (when
+                    // the other racks cannot take more, as with a server down).
                     if n.rack == from.rack {
-                        !rack_over
+                        !rack_over || server_over
                     } else {
                         rack_count(&n.rack, &holders) < rack_cap
                     }
@@ -470,7 +523,15 @@ async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> 
             "volume {vid}: moving shard {shard} from {} to {}",
             from.url, dest.url
         ));
-        copy_verified(shell, vid, &collection, &[shard], &from.url, &dest.url).await?;
+        copy_verified(
+            shell,
+            vid,
+            &collection,
+            &[shard],
+            (&from.url, &dest.url),
+            false,
+        )
+        .await?;
         shell
             .volumes
             .ec_delete_shards(&from.url, vid, &[shard])
@@ -485,9 +546,11 @@ async fn balance_one(shell: &Shell, vid: u32) -> anyhow::Result<(usize, usize)> 
                 url: dest.url.clone(),
                 rack: dest.rack.clone(),
                 shards: vec![shard],
+                geo,
+                bytes: 0,
             }),
         }
-        if moved > TOTAL_SHARDS * 2 {
+        if moved > geo.total() * 2 {
             break;
         }
     }
@@ -599,8 +662,8 @@ mod tests {
             node("d", "r2"),
             node("e", "r3"),
         ];
-        let p = plan(&nodes, "c");
-        assert_eq!(p.values().map(Vec::len).sum::<usize>(), TOTAL_SHARDS);
+        let p = plan(&nodes, "c", 14);
+        assert_eq!(p.values().map(Vec::len).sum::<usize>(), 14);
         assert!(p.values().all(|s| s.len() <= 3), "{p:?}");
         assert_eq!(
             p.get("c").map(Vec::len),
@@ -612,7 +675,10 @@ mod tests {
             *per_rack.entry(&n.rack).or_default() += p.get(&n.url).map_or(0, Vec::len);
         }
         assert!(per_rack.values().all(|&n| n <= 6), "{per_rack:?}");
-        let four = plan(&nodes[..4], "a");
+        let four = plan(&nodes[..4], "a", 14);
         assert!(four.values().all(|s| s.len() <= 4), "{four:?}");
+        let six = plan(&nodes, "a", 6);
+        assert_eq!(six.values().map(Vec::len).sum::<usize>(), 6);
+        assert!(six.values().all(|s| s.len() <= 2), "{six:?}");
     }
 }

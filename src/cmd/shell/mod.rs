@@ -3,6 +3,7 @@
 //! a summary; the exit status is non-zero when any command failed.
 
 mod ec;
+mod ec_vacuum;
 mod topo;
 
 use std::collections::HashMap;
@@ -125,6 +126,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "ec.rebuild",
     "ec.decode",
     "ec.balance",
+    "ec.vacuum",
 ];
 
 /// Splits a maintenance script (commands separated by `;` or newlines, `#` comments)
@@ -242,6 +244,8 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
                 "maxParallelization",
                 "rebalance",
                 "diskType",
+                "dataShards",
+                "parityShards",
             ])?;
             ec::encode(shell, &flags).await
         }
@@ -263,6 +267,10 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
                 "shardReplicaPlacement",
             ])?;
             ec::balance(shell, &flags).await
+        }
+        "ec.vacuum" => {
+            flags.check_known(&["volumeId", "collection", "garbageThreshold"])?;
+            ec_vacuum::vacuum(shell, &flags).await
         }
         other => bail!("unknown command {other:?} (try help)"),
     }

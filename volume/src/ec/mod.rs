@@ -28,7 +28,7 @@ pub use encode::{EcReport, encode_volume, encode_volume_with};
 pub use info::EcInfo;
 pub use layout::{EcConfig, Geometry};
 pub use rebuild::rebuild_missing;
-pub use vacuum::{EcVacuumReport, ec_vacuum};
+pub use vacuum::{EcVacuumReport, commit_staged, ec_vacuum, staged_path};
 pub use volume::{EcVolume, LocalOnly, ShardSource};
 
 /// Default number of data shards.

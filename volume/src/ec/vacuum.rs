@@ -47,6 +47,7 @@ pub(crate) enum Stop {
     /// New files durable, no marker yet.
     BeforeMarker,
     /// Marker written and this many files renamed.
+    #[cfg_attr(not(test), allow(dead_code))]
     AfterRenames(usize),
 }
 
@@ -65,16 +66,7 @@ pub(crate) fn recover_on_open(dir: &Path, base: &str) -> Result<()> {
     let files = set_files(dir, base, MAX_SHARDS);
     if marker.exists() {
         tracing::warn!(volume = base, "finishing an interrupted ec vacuum");
-        for f in &files {
-            let v = with_suffix(f, VAC);
-            if v.exists() {
-                std::fs::rename(&v, f)
-                    .ctx(|| format!("renaming {} to {}", v.display(), f.display()))?;
-            }
-        }
-        sync_dir(dir)?;
-        remove_if_exists(&marker)?;
-        sync_dir(dir)?;
+        rename_staged(dir, &marker, &files)?;
     } else {
         let mut any = false;
         for f in &files {
@@ -86,6 +78,35 @@ pub(crate) fn recover_on_open(dir: &Path, base: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Renames every staged file present over its file, then removes the commit marker.
+fn rename_staged(dir: &Path, marker: &Path, files: &[PathBuf]) -> Result<()> {
+    for f in files {
+        let v = with_suffix(f, VAC);
+        if v.exists() {
+            std::fs::rename(&v, f)
+                .ctx(|| format!("renaming {} to {}", v.display(), f.display()))?;
+        }
+    }
+    sync_dir(dir)?;
+    remove_if_exists(marker)?;
+    sync_dir(dir)
+}
+
+/// Where a replacement of the EC file `path` is written (and fsynced) before
+/// [`commit_staged`] swaps it in; without the commit, the next open throws it away.
+pub fn staged_path(path: &Path) -> PathBuf {
+    with_suffix(path, VAC)
+}
+
+/// Swaps every staged file of `<dir>/<base>` in at once, crash-safely (the same commit
+/// marker as an EC vacuum: a crash midway is finished by the next open).
+pub fn commit_staged(dir: &Path, base: &str) -> Result<()> {
+    sync_dir(dir)?;
+    let marker = ec_path(dir, base, MARKER);
+    write_atomic(&marker, b"commit\n")?;
+    rename_staged(dir, &marker, &set_files(dir, base, MAX_SHARDS))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -187,15 +208,14 @@ pub(crate) fn ec_vacuum_until(
 
     let marker = ec_path(dir, base, MARKER);
     write_atomic(&marker, b"commit\n")?;
-    for (i, (vac, f)) in vacs.iter().zip(&files).enumerate() {
-        if stop == Some(Stop::AfterRenames(i)) {
-            return Ok(report);
+    if let Some(Stop::AfterRenames(n)) = stop {
+        for (vac, f) in vacs.iter().zip(&files).take(n) {
+            std::fs::rename(vac, f)
+                .ctx(|| format!("renaming {} to {}", vac.display(), f.display()))?;
         }
-        std::fs::rename(vac, f).ctx(|| format!("renaming {} to {}", vac.display(), f.display()))?;
+        return Ok(report);
     }
-    sync_dir(dir)?;
-    remove_if_exists(&marker)?;
-    sync_dir(dir)?;
+    rename_staged(dir, &marker, &files)?;
     Ok(report)
 }
 

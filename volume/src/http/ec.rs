@@ -1,6 +1,6 @@
 //! Erasure coding on a running volume server: the loaded [`EcVolume`]s and the
 //! `/admin/ec/*` endpoints (encode, shard ranges, pull-based shard copy, mount, delete,
-//! rebuild, decode) that `kelp shell` orchestrates.
+//! rebuild, decode) that `kelp shell` orchestrates; vacuum is in `ec_vacuum`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub(crate) struct EcStore {
     /// Servers whose shard reads failed lately, skipped until the instant.
     pub(super) down: Mutex<HashMap<String, Instant>>,
     /// Serializes the admin calls that change shard files.
-    admin: tokio::sync::Mutex<()>,
+    pub(super) admin: tokio::sync::Mutex<()>,
 }
 
 fn rlock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -112,7 +112,7 @@ impl EcStore {
             .collect()
     }
 
-    fn insert(&self, vid: u32, v: EcVolume) -> Arc<EcVolume> {
+    pub(super) fn insert(&self, vid: u32, v: EcVolume) -> Arc<EcVolume> {
         let v = Arc::new(v);
         wlock(&self.volumes).insert(vid, v.clone());
         wlock(&self.holders).remove(&vid);
@@ -137,10 +137,13 @@ impl EcStore {
     }
 }
 
-fn status_of(vid: u32, v: &EcVolume) -> EcVolumeStatus {
+pub(super) fn status_of(vid: u32, v: &EcVolume) -> EcVolumeStatus {
+    let config = v.info().config;
     EcVolumeStatus {
         id: vid,
         collection: layout::collection_of(v.base()).to_string(),
+        data_shards: config.data_shards,
+        parity_shards: config.parity_shards,
         shards: v
             .local_shards()
             .into_iter()
@@ -158,7 +161,7 @@ fn status_of(vid: u32, v: &EcVolume) -> EcVolumeStatus {
     }
 }
 
-fn local_ec(state: &AppState, vid: VolumeId) -> ApiResult<Arc<EcVolume>> {
+pub(super) fn local_ec(state: &AppState, vid: VolumeId) -> ApiResult<Arc<EcVolume>> {
     state
         .ec
         .get(vid.0)
@@ -192,13 +195,39 @@ fn parse_shards(q: &HashMap<String, String>, k: &str) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
-/// `POST /admin/ec/encode?volume=N`: marks the volume read-only and encodes it into
-/// shards next to it; the `.dat` stays until the volume is deleted.
+/// An optional shard count parameter, `default` when absent.
+fn shard_count(q: &HashMap<String, String>, k: &str, default: u8) -> ApiResult<usize> {
+    match q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(default as usize),
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::bad_request(format!("{k}={s:?} is not a positive whole number"))
+        }),
+    }
+}
+
+/// `dataShards` and `parityShards` of an encode: both at least 1, at most
+/// [`ec::MAX_SHARDS`] in all; 10 and 4 when absent.
+fn geometry_params(q: &HashMap<String, String>) -> ApiResult<(u8, u8)> {
+    let d = shard_count(q, "dataShards", ec::DEFAULT_DATA_SHARDS)?;
+    let p = shard_count(q, "parityShards", ec::DEFAULT_PARITY_SHARDS)?;
+    if d == 0 || p == 0 || d.saturating_add(p) > ec::MAX_SHARDS {
+        return Err(ApiError::bad_request(format!(
+            "dataShards={d} parityShards={p}: each must be at least 1 and together at most {}",
+            ec::MAX_SHARDS
+        )));
+    }
+    Ok((d as u8, p as u8))
+}
+
+/// `POST /admin/ec/encode?volume=N[&dataShards=10&parityShards=4]`: marks the volume
+/// read-only and encodes it into shards next to it; the `.dat` stays until the volume is
+/// deleted.
 pub(crate) async fn encode(
     State(state): State<Arc<AppState>>,
     Query(q): Params,
 ) -> ApiResult<Json<EcVolumeStatus>> {
     let vid = volume_param(&q)?;
+    let (data_shards, parity_shards) = geometry_params(&q)?;
     let vol = state
         .store
         .volume(vid)
@@ -211,8 +240,8 @@ pub(crate) async fn encode(
         let report = ec::encode_volume(
             vol.dir(),
             &base,
-            ec::DEFAULT_DATA_SHARDS,
-            ec::DEFAULT_PARITY_SHARDS,
+            data_shards,
+            parity_shards,
             ec::DEFAULT_BLOCK_SIZE,
         )?;
         Ok((EcVolume::open(vol.dir(), &base)?, report))
@@ -220,6 +249,8 @@ pub(crate) async fn encode(
     .await??;
     tracing::info!(
         volume = vid.0,
+        data_shards,
+        parity_shards,
         needles = report.needles,
         mb_per_sec = report.mb_per_sec,
         "volume encoded"
@@ -329,14 +360,15 @@ pub(crate) async fn file(
         .into_response())
 }
 
-/// Downloads `<base><ext>` of volume `vid` from `from` into `dir`: temp file, fsync, rename.
+/// Downloads `<base><ext>` of volume `vid` from `from` to `path`: temp file, fsync,
+/// rename.
 async fn pull_file(
     state: &AppState,
     from: &str,
     vid: VolumeId,
-    dir: &Path,
     base: &str,
     ext: &str,
+    path: &Path,
 ) -> ApiResult<u64> {
     let url = format!("{}/admin/ec/file", kelp_proto::client::base_url(from));
     let failed = |e: String| ApiError::internal(format!("copying {base}{ext} from {from}: {e}"));
@@ -352,8 +384,7 @@ async fn pull_file(
         return Err(failed(format!("answered {}", resp.status())));
     }
     let want = resp.content_length();
-    let path = layout::ec_path(dir, base, ext);
-    let tmp = layout::ec_path(dir, base, &format!("{ext}.tmp"));
+    let tmp = layout::with_suffix(path, ".tmp");
     let mut f = tokio::fs::File::create(&tmp)
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -371,7 +402,7 @@ async fn pull_file(
     }
     f.sync_all().await.map_err(|e| failed(e.to_string()))?;
     drop(f);
-    tokio::fs::rename(&tmp, &path)
+    tokio::fs::rename(&tmp, path)
         .await
         .map_err(|e| failed(e.to_string()))?;
     Ok(got)
@@ -402,7 +433,9 @@ fn ec_home(state: &AppState, vid: VolumeId, collection: &str) -> ApiResult<(Path
     Ok((dir, base))
 }
 
-/// Pulls `shards` (and the index files if missing here) from `from`; no mount.
+/// Pulls `shards` (and the index files if missing here) from `from`; no mount. With
+/// `replace`, the index files are pulled too, everything is staged and then swapped in
+/// at once ([`ec::commit_staged`]), and the local shards not in `shards` are removed.
 async fn pull_shards(
     state: &AppState,
     from: &str,
@@ -410,14 +443,38 @@ async fn pull_shards(
     dir: &Path,
     base: &str,
     shards: &[u8],
+    replace: bool,
 ) -> ApiResult<()> {
-    if !layout::ec_path(dir, base, ".ecx").exists() {
-        for ext in [".ecx", ".ecj", ".vif"] {
-            pull_file(state, from, vid, dir, base, ext).await?;
+    let dest = |ext: &str| {
+        let p = layout::ec_path(dir, base, ext);
+        if replace { ec::staged_path(&p) } else { p }
+    };
+    let mut exts: Vec<String> = Vec::new();
+    if replace || !layout::ec_path(dir, base, ".ecx").exists() {
+        exts.extend([".ecx", ".ecj", ".vif"].map(String::from));
+    }
+    exts.extend(shards.iter().map(|s| format!(".ec{s:02}")));
+    for (i, ext) in exts.iter().enumerate() {
+        if let Err(e) = pull_file(state, from, vid, base, ext, &dest(ext)).await {
+            if replace {
+                // Staged files without a commit would only be dropped at the next open.
+                for done in &exts[..i] {
+                    let _ = tokio::fs::remove_file(dest(done)).await;
+                }
+            }
+            return Err(e);
         }
     }
-    for s in shards {
-        pull_file(state, from, vid, dir, base, &format!(".ec{s:02}")).await?;
+    if replace {
+        let stale: Vec<u8> = (0..ec::MAX_SHARDS as u8)
+            .filter(|s| !shards.contains(s))
+            .collect();
+        let (d, b) = (dir.to_path_buf(), base.to_string());
+        tokio::task::spawn_blocking(move || -> crate::Result<()> {
+            ec::commit_staged(&d, &b)?;
+            remove_shard_files(&d, &b, &stale)
+        })
+        .await??;
     }
     sync_dir(dir)?;
     Ok(())
@@ -427,9 +484,10 @@ async fn open_blocking(dir: PathBuf, base: String) -> ApiResult<EcVolume> {
     Ok(tokio::task::spawn_blocking(move || EcVolume::open(&dir, &base)).await??)
 }
 
-/// `POST /admin/ec/copy?volume=N&collection=C&shards=1,2&from=host:port`: pulls shard
-/// files (and `.ecx`/`.ecj`/`.vif` when this server has none) from another server and
-/// mounts them.
+/// `POST /admin/ec/copy?volume=N&collection=C&shards=1,2&from=host:port[&replace=true]`:
+/// pulls shard files (and `.ecx`/`.ecj`/`.vif` when this server has none, or always with
+/// `replace`, which makes `shards` this server's whole set) from another server and mounts
+/// them.
 pub(crate) async fn copy(
     State(state): State<Arc<AppState>>,
     Query(q): Params,
@@ -441,10 +499,24 @@ pub(crate) async fn copy(
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing parameter from"))?;
     let collection = q.get("collection").cloned().unwrap_or_default();
+    let replace = match q.get("replace").map(String::as_str) {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "replace={other:?}: expected true or false"
+            )));
+        }
+    };
+    if replace && shards.is_empty() {
+        return Err(ApiError::bad_request(
+            "replace=true needs at least one shard",
+        ));
+    }
     let start = Instant::now();
     let _g = state.ec.admin.lock().await;
     let (dir, base) = ec_home(&state, vid, &collection)?;
-    pull_shards(&state, from, vid, &dir, &base, &shards).await?;
+    pull_shards(&state, from, vid, &dir, &base, &shards, replace).await?;
     let v = state.ec.insert(vid.0, open_blocking(dir, base).await?);
     state.volume_changed();
     let mut st = status_of(vid.0, &v);
@@ -482,9 +554,8 @@ pub(crate) async fn unmount(
     Ok(Json(json!({})))
 }
 
-/// Removes shard files; when no shard is left, every EC file (and the `.vif` unless a
-/// `.dat` still uses it). Returns the volume reopened, or `None` when all is gone.
-fn remove_shards(dir: &Path, base: &str, shards: &[u8]) -> crate::Result<Option<EcVolume>> {
+/// Removes the files of `shards` that exist.
+fn remove_shard_files(dir: &Path, base: &str, shards: &[u8]) -> crate::Result<()> {
     for s in shards {
         let p = layout::shard_path(dir, base, *s);
         match std::fs::remove_file(&p) {
@@ -498,6 +569,13 @@ fn remove_shards(dir: &Path, base: &str, shards: &[u8]) -> crate::Result<Option<
             }
         }
     }
+    Ok(())
+}
+
+/// Removes shard files; when no shard is left, every EC file (and the `.vif` unless a
+/// `.dat` still uses it). Returns the volume reopened, or `None` when all is gone.
+fn remove_shards(dir: &Path, base: &str, shards: &[u8]) -> crate::Result<Option<EcVolume>> {
+    remove_shard_files(dir, base, shards)?;
     let left = (0..ec::MAX_SHARDS).any(|i| layout::shard_path(dir, base, i as u8).exists());
     if left {
         sync_dir(dir)?;
@@ -598,7 +676,7 @@ async fn gather(
         if want.is_empty() {
             continue;
         }
-        match pull_shards(state, &h.url, vid, dir, base, &want).await {
+        match pull_shards(state, &h.url, vid, dir, base, &want, false).await {
             Ok(()) => {
                 local.extend(&want);
                 fetched.extend(&want);

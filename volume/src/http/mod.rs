@@ -5,6 +5,7 @@ mod admin;
 mod ec;
 mod ec_journal;
 mod ec_read;
+mod ec_vacuum;
 pub mod error;
 mod heartbeat;
 pub mod path;
@@ -101,6 +102,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/ec/delete-shards", post(ec::delete_shards))
         .route("/admin/ec/rebuild", post(ec::rebuild))
         .route("/admin/ec/decode", post(ec::decode))
+        .route("/admin/ec/vacuum", post(ec_vacuum::vacuum))
         .fallback(needle_request)
         // Upload size is checked against -fileSizeLimitMB by the handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable())
