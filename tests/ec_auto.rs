@@ -1,6 +1,8 @@
-//! The master's maintenance scripts with real processes: a master started with
-//! `-maintenance.scripts="ec.encode ..."` erasure-codes full, quiet volumes by itself,
-//! and every needle stays readable byte for byte; a bad script stops the master at start.
+//! EC upkeep with real processes: a master started with `-maintenance.scripts="ec.encode
+//! ..."` erasure-codes full, quiet volumes by itself (a bad script stops it at start);
+//! `/col/delete` takes EC volumes along; a delete missed by a holder that was down
+//! reaches it when it is back; `ec.rebuild` removes shards `ec.decode` left on such a
+//! holder.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,20 +50,18 @@ fn ec_shards(master: &str, vid: u32) -> (BTreeSet<u64>, usize) {
     (shards, normal)
 }
 
-fn encoded_cluster() -> Encoded {
+/// `by_master`: the master's maintenance loop encodes (else `kelp shell` does, once, and
+/// nothing re-encodes a volume a test decodes).
+fn encoded_cluster(by_master: bool) -> Encoded {
     let dir = scratch();
     let mport = free_port();
     let master = format!("127.0.0.1:{mport}");
-    let mut m = start_master(
-        dir.path(),
-        "m",
-        mport,
-        &[],
-        &[
-            "-maintenance.interval=1s",
-            "-maintenance.scripts=ec.encode -collection=auto -fullPercent=0 -quietFor=1s",
-        ],
-    );
+    let script = [
+        "-maintenance.interval=1s",
+        "-maintenance.scripts=ec.encode -collection=auto -fullPercent=0 -quietFor=1s",
+    ];
+    let extra: &[&str] = if by_master { &script } else { &[] };
+    let mut m = start_master(dir.path(), "m", mport, &[], extra);
     m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let vols: Vec<KelpProcess> = ports
@@ -96,7 +96,13 @@ fn encoded_cluster() -> Encoded {
         .filter(|s| s.2 == "auto")
         .map(|s| s.1)
         .collect();
-    // No shell is run: the leader's maintenance loop does the encoding.
+    if !by_master {
+        let (code, out, err) = common::ec::shell(
+            &master,
+            "ec.encode -collection=auto -fullPercent=0 -quietFor=0\n",
+        );
+        assert_eq!(code, 0, "ec.encode failed:\n{out}\n{err}");
+    }
     wait_until(
         "the master to erasure-code every used volume of \"auto\"",
         Duration::from_secs(90),
@@ -128,7 +134,7 @@ fn master_encodes_quiet_volumes_by_itself() {
         mut vols,
         stored,
         auto,
-    } = encoded_cluster();
+    } = encoded_cluster(true);
     let keep: BTreeSet<u32> = stored
         .iter()
         .filter(|s| s.2 == "keep")
@@ -213,7 +219,7 @@ fn master_encodes_quiet_volumes_by_itself() {
 /// merge each other's deletion journals.
 #[test]
 fn ec_deletes_missed_by_a_down_holder_are_caught_up() {
-    let mut c = encoded_cluster();
+    let mut c = encoded_cluster(false);
     let (fid, vid, _, _) = c.stored.iter().find(|s| s.2 == "auto").cloned().unwrap();
     let down = 0;
     c.vols[down].kill9();
@@ -244,4 +250,50 @@ fn ec_deletes_missed_by_a_down_holder_are_caught_up() {
     }
     c.m.terminate(Duration::from_secs(10));
     drop(c.dir);
+}
+
+/// `ec.decode` while a shard holder is down leaves that holder's shards behind; once it
+/// is back, `ec.rebuild` recognises them as stale (the volume is normal again, too few
+/// shards remain to read anything) and removes them.
+#[test]
+fn stale_shards_after_a_decode_are_removed() {
+    let mut c = encoded_cluster(false);
+    let vid = *c.auto.iter().next().unwrap();
+    let down = 0;
+    let down_url = format!("127.0.0.1:{}", c.ports[down]);
+    let (_, holders) = common::ec::lookup(&c.master, vid);
+    assert!(holders.contains_key(&down_url), "{holders:?}");
+    c.vols[down].kill9();
+    let (code, out, err) = common::ec::shell(&c.master, &format!("ec.decode -volumeId={vid}\n"));
+    assert_eq!(code, 0, "ec.decode failed:\n{out}\n{err}");
+    c.vols[down].restart();
+    wait_until(
+        "the restarted server to report its old shards",
+        Duration::from_secs(30),
+        || common::ec::lookup(&c.master, vid).1.contains_key(&down_url),
+    );
+    let (code, out, err) = common::ec::shell(&c.master, &format!("ec.rebuild -volumeId={vid}\n"));
+    assert_eq!(code, 0, "ec.rebuild failed:\n{out}\n{err}");
+    assert!(out.contains("removed stale shards"), "{out}");
+    let left: Vec<String> = std::fs::read_dir(c.dir.path().join(format!("v{down}")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("auto_{vid}.ec")))
+        .collect();
+    assert!(left.is_empty(), "stale shard files left: {left:?}");
+    wait_until(
+        "the master to forget the stale shards",
+        Duration::from_secs(30),
+        || common::ec::lookup(&c.master, vid).1.is_empty(),
+    );
+    // The decoded volume serves every needle it held.
+    let (normal, _) = common::ec::lookup(&c.master, vid);
+    for (fid, _, _, data) in c.stored.iter().filter(|s| s.1 == vid) {
+        let r = http("GET", &normal[0], &format!("/{fid}"), b"").unwrap();
+        assert!(r.status == 200 && r.body == *data, "{fid} on {}", normal[0]);
+    }
+    for v in &mut c.vols {
+        v.terminate(Duration::from_secs(10));
+    }
+    c.m.terminate(Duration::from_secs(10));
 }

@@ -395,6 +395,26 @@ pub(crate) async fn rebuild(shell: &Shell, flags: &Flags) -> anyhow::Result<()> 
             continue;
         }
         if present.len() < geo.data {
+            // Shards left on a server that was down while `ec.decode` ran: the volume
+            // lives on as a normal volume, and too few shards remain to read anything.
+            if c.nodes
+                .iter()
+                .any(|n| n.volumes.iter().any(|v| v.id == vid))
+            {
+                for h in &holders {
+                    shell
+                        .volumes
+                        .ec_delete_shards(&h.url, vid, &h.shards)
+                        .await
+                        .with_context(|| format!("removing stale shards of {vid} on {}", h.url))?;
+                    say(format!(
+                        "volume {vid}: removed stale shards {} on {} (the volume was decoded)",
+                        fmt_ids(&h.shards),
+                        h.url
+                    ));
+                }
+                continue;
+            }
             bail!(
                 "volume {vid}: only {} shards left, {} needed to rebuild",
                 present.len(),
