@@ -4,7 +4,8 @@
 //! ones read only their header and metadata, and the data is fetched on demand with
 //! positioned reads, so a multi-megabyte needle is never buffered. No lock is held: the
 //! handle owns a reference to the open `.dat`, which stays valid even if a vacuum swaps
-//! the file underneath.
+//! the file underneath. The bytes may also come from an EC volume's shards
+//! ([`RecordSource`]), read and rebuilt range by range.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -24,12 +25,32 @@ const INLINE_MAX: u64 = 64 * 1024;
 /// CRC verification of large needles reads this much at a time.
 pub const CRC_CHUNK: usize = 1 << 20;
 
+/// Where a needle record's bytes are read from, by their offset in the (original)
+/// `.dat`: the file itself, or an EC volume that reads and rebuilds the range.
+pub trait RecordSource: Send + Sync + std::fmt::Debug {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Result<()>;
+}
+
+/// A `.dat` file as a [`RecordSource`].
+#[derive(Debug)]
+struct DatFile {
+    file: Arc<File>,
+    path: Arc<Path>,
+}
+
+impl RecordSource for DatFile {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, at)
+            .ctx(|| format!("reading {} at offset {at}", self.path.display()))
+    }
+}
+
 /// An opened needle. `Send + Sync`: move it to a blocking task to stream the data.
 #[derive(Debug)]
 pub struct NeedleHandle {
     meta: NeedleMeta,
-    dat: Arc<File>,
-    path: Arc<Path>,
+    dat: Arc<dyn RecordSource>,
     record_offset: u64,
     data_offset: u64,
     record_len: u64,
@@ -48,11 +69,23 @@ impl NeedleHandle {
         offset: u64,
         version: Version,
     ) -> Result<NeedleHandle> {
+        let src = Arc::new(DatFile {
+            file: dat,
+            path: path.clone(),
+        });
+        Self::open_from(src, path, dat_len, offset, version)
+    }
+
+    /// [`Self::open_at`] over any [`RecordSource`]; `path` names it in errors.
+    pub(crate) fn open_from(
+        dat: Arc<dyn RecordSource>,
+        path: Arc<Path>,
+        dat_len: u64,
+        offset: u64,
+        version: Version,
+    ) -> Result<NeedleHandle> {
         let corrupt = |reason: String| VolumeError::corrupt("needle", reason).at(&path, offset);
-        let read = |buf: &mut [u8], at: u64| {
-            dat.read_exact_at(buf, at)
-                .ctx(|| format!("reading {} at offset {at}", path.display()))
-        };
+        let read = |buf: &mut [u8], at: u64| dat.read_exact_at(buf, at);
         if offset + HEADER_SIZE as u64 > dat_len {
             return Err(corrupt(format!(
                 "header runs past the end of the file ({dat_len} bytes)"
@@ -83,7 +116,6 @@ impl NeedleHandle {
                 inline: Some(n.data),
                 crc_verified: true,
                 dat,
-                path,
                 record_offset: offset,
                 record_len,
             });
@@ -129,7 +161,6 @@ impl NeedleHandle {
             inline: None,
             crc_verified: data_len == 0,
             dat,
-            path,
             record_offset: offset,
             record_len,
         })
@@ -174,10 +205,8 @@ impl NeedleHandle {
             buf[..n].copy_from_slice(&d[pos as usize..pos as usize + n]);
             return Ok(n);
         }
-        let at = self.data_offset + pos;
         self.dat
-            .read_exact_at(&mut buf[..n], at)
-            .ctx(|| format!("reading {} at offset {at}", self.path.display()))?;
+            .read_exact_at(&mut buf[..n], self.data_offset + pos)?;
         Ok(n)
     }
 

@@ -5,11 +5,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use kelp_proto::{Cookie, NeedleKey};
 
 use crate::error::{Result, VolumeError};
+use crate::handle::{NeedleHandle, RecordSource};
 use crate::needle::{Needle, actual_size, parse_header};
 use crate::volume::{is_expired, lock, now_secs, read, write};
 
@@ -26,6 +27,35 @@ use super::shard::{Footer, ShardFile};
 pub trait ShardSource {
     /// `Ok(None)`: that shard is unavailable (the range is then reconstructed).
     fn read(&self, shard: u8, offset: u64, len: usize) -> Result<Option<Vec<u8>>>;
+}
+
+/// An EC volume's needle records as a [`RecordSource`]: ranges of the original `.dat`,
+/// read from local shards or through `shards`, rebuilt where missing.
+struct EcRecords {
+    ev: Arc<EcVolume>,
+    shards: Arc<dyn ShardSource + Send + Sync>,
+}
+
+impl std::fmt::Debug for EcRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcRecords").field("ev", &self.ev).finish()
+    }
+}
+
+impl RecordSource for EcRecords {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        let got = self.ev.read_range(at, buf.len() as u64, &*self.shards)?;
+        if got.len() != buf.len() {
+            return Err(VolumeError::EcInvalid(format!(
+                "ec volume {}: read {} of {} bytes at {at}",
+                self.ev.base,
+                got.len(),
+                buf.len()
+            )));
+        }
+        buf.copy_from_slice(&got);
+        Ok(())
+    }
 }
 
 /// A [`ShardSource`] with no remote shards: only local ones are used.
@@ -189,6 +219,46 @@ impl EcVolume {
             return Err(VolumeError::Expired { key });
         }
         Ok(n)
+    }
+
+    /// Opens a live needle for streaming, as `Volume::open_needle` does for a `.dat`
+    /// (cookie and TTL checked; a small needle is read and CRC-checked at once, a large
+    /// one reads its data range by range through `shards` when it is sent).
+    pub fn open_needle(
+        self: &Arc<Self>,
+        key: NeedleKey,
+        cookie: Cookie,
+        shards: Arc<dyn ShardSource + Send + Sync>,
+    ) -> Result<NeedleHandle> {
+        if self.is_deleted(key) {
+            return Err(VolumeError::Deleted { key });
+        }
+        let (off, size) = self.locate(key).ok_or(VolumeError::NotFound { key })?;
+        let name: Arc<Path> = Arc::from(Path::new(&format!("ec volume {}", self.base)));
+        let src = Arc::new(EcRecords {
+            ev: self.clone(),
+            shards,
+        });
+        let h =
+            NeedleHandle::open_from(src, name.clone(), self.geo.dat_size, off, self.info.version)?;
+        let m = h.meta();
+        if m.key != key || m.size != size {
+            return Err(VolumeError::corrupt(
+                "needle",
+                format!(
+                    "the .ecx says key {key} size {size} but the record holds key {} size {}",
+                    m.key, m.size
+                ),
+            )
+            .at(&name, off));
+        }
+        if m.cookie != cookie {
+            return Err(VolumeError::CookieMismatch { key });
+        }
+        if is_expired(m, self.info.ttl, now_secs()) {
+            return Err(VolumeError::Expired { key });
+        }
+        Ok(h)
     }
 
     /// Reads `[off, off + len)` of the original `.dat`, reconstructing what is missing.

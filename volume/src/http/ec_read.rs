@@ -280,10 +280,10 @@ pub(crate) async fn get(
     req_headers: &HeaderMap,
     head_only: bool,
 ) -> ApiResult<Response> {
-    let src = RemoteShards::new(state, p.fid.volume.0, &ev).await;
+    let src = Arc::new(RemoteShards::new(state, p.fid.volume.0, &ev).await);
     let (key, cookie) = (p.fid.key, p.fid.cookie);
-    let n = tokio::task::spawn_blocking(move || ev.read_needle(key, cookie, &src)).await??;
-    super::read::respond_needle(&n, p, q, req_headers, head_only)
+    let handle = tokio::task::spawn_blocking(move || ev.open_needle(key, cookie, src)).await??;
+    super::read::respond_handle(handle, p, q, req_headers, head_only).await
 }
 
 /// `DELETE /<fid>` of a needle in an EC volume: appended to the `.ecj` here and on every

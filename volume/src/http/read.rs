@@ -89,18 +89,30 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
         ..Default::default()
     };
     let (key, cookie) = (p.fid.key, p.fid.cookie);
-    let mut handle =
+    let handle =
         tokio::task::spawn_blocking(move || vol.open_needle_with(key, cookie, opts)).await??;
+    respond_handle(handle, &p, &q, req.headers(), head_only).await
+}
+
+/// Answers a `GET`/`HEAD` of an opened needle (from a `.dat` or an EC volume):
+/// conditionals, gzip, ranges; small needles are sent whole, large ones CRC-checked
+/// first and then streamed range by range.
+pub(crate) async fn respond_handle(
+    mut handle: NeedleHandle,
+    p: &path::NeedlePath,
+    q: &HashMap<String, String>,
+    req_headers: &HeaderMap,
+    head_only: bool,
+) -> ApiResult<Response> {
     let meta = handle.meta().clone();
-    let mut headers = match needle_headers(&meta, &p, &q, req.headers()) {
+    let mut headers = match needle_headers(&meta, p, q, req_headers) {
         Ok(h) => h,
         Err(h) => return Ok((StatusCode::NOT_MODIFIED, h).into_response()),
     };
 
     // Gzip-stored data: sent as is to clients that accept gzip, else inflated.
     if handle.is_gzip() {
-        let accepts_gzip = req
-            .headers()
+        let accepts_gzip = req_headers
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("gzip"));
@@ -111,14 +123,12 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
         } else {
             gunzip(&raw)?
         };
-        return Ok(respond_bytes(headers, body, req.headers(), head_only));
+        return Ok(respond_bytes(headers, body, req_headers, head_only));
     }
 
     let len = handle.data_len();
     let range = path::parse_range(
-        req.headers()
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok()),
+        req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
     );
     let (status, span) = match range {
@@ -223,36 +233,6 @@ fn needle_headers(
     }
 
     Ok(headers)
-}
-
-/// Answers a needle read whole into memory (EC volumes): headers, gzip, ranges.
-pub(crate) fn respond_needle(
-    n: &crate::needle::Needle,
-    p: &path::NeedlePath,
-    q: &HashMap<String, String>,
-    req_headers: &HeaderMap,
-    head_only: bool,
-) -> ApiResult<Response> {
-    let meta = n.meta();
-    let mut headers = match needle_headers(&meta, p, q, req_headers) {
-        Ok(h) => h,
-        Err(h) => return Ok((StatusCode::NOT_MODIFIED, h).into_response()),
-    };
-    let body = if meta.flags & crate::needle::FLAG_GZIP != 0 {
-        let accepts_gzip = req_headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("gzip"));
-        if accepts_gzip {
-            insert(&mut headers, header::CONTENT_ENCODING, "gzip");
-            n.data.clone()
-        } else {
-            gunzip(&n.data)?
-        }
-    } else {
-        n.data.clone()
-    };
-    Ok(respond_bytes(headers, body, req_headers, head_only))
 }
 
 fn stream_body(handle: NeedleHandle, span: ByteRange) -> Body {
