@@ -297,3 +297,50 @@ fn stale_shards_after_a_decode_are_removed() {
     }
     c.m.terminate(Duration::from_secs(10));
 }
+
+/// The cluster lock: while one shell holds it, another shell's data-moving commands
+/// are refused with the holder's name (read-only ones still run); `unlock` frees it.
+#[test]
+fn shell_lock_keeps_other_shells_out() {
+    use std::io::{BufRead, Write};
+
+    let dir = scratch();
+    let mport = free_port();
+    let master = format!("127.0.0.1:{mport}");
+    let mut m = start_master(dir.path(), "m", mport, &[], &[]);
+    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+
+    let mut holder = common::ec::spawn_shell(&master);
+    let mut to_holder = holder.stdin.take().unwrap();
+    to_holder.write_all(b"lock\n").unwrap();
+    let out = holder.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let said = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(said.starts_with("locked"), "{said}");
+
+    let (code, out, err) = common::ec::shell(&master, "cluster.status\nvolume.vacuum\n");
+    assert_ne!(
+        code, 0,
+        "volume.vacuum ran while another shell held the lock"
+    );
+    assert!(err.contains("locked by kelp shell"), "{err}");
+    assert!(
+        out.contains("master"),
+        "read-only commands still run: {out}"
+    );
+
+    to_holder.write_all(b"unlock\n").unwrap();
+    drop(to_holder);
+    assert!(holder.wait().unwrap().success());
+    let (code, out, err) = common::ec::shell(&master, "volume.vacuum\n");
+    assert_eq!(code, 0, "after unlock:\n{out}\n{err}");
+    m.terminate(Duration::from_secs(10));
+}

@@ -3,6 +3,7 @@
 
 pub mod growth;
 pub mod http;
+pub mod lock;
 pub mod master;
 pub mod raft;
 pub mod sequencer;

@@ -56,6 +56,9 @@ pub enum MasterError {
     NotLeader(Option<String>),
     #[error("{0}")]
     Unavailable(String),
+    /// The admin lock is held by someone else.
+    #[error("{0}")]
+    Locked(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -78,6 +81,8 @@ pub struct Master {
     sequencer: Sequencer,
     grow_lock: Mutex<()>,
     started: Instant,
+    /// The cluster admin lock (`/cluster/lock`), held in the leader's memory.
+    pub admin_lock: crate::lock::AdminLock,
 }
 
 fn parse_placement(
@@ -108,6 +113,7 @@ impl Master {
             volumes: VolumeClient::new(http),
             grow_lock: Mutex::new(()),
             started: Instant::now(),
+            admin_lock: crate::lock::AdminLock::default(),
             cfg,
         }
     }

@@ -9,15 +9,20 @@ use std::process::{Command, Stdio};
 
 use super::{get_json, http, kelp_bin};
 
-/// Runs `kelp shell -master=<m>` with `script` on stdin: (exit code, stdout, stderr).
-pub fn shell(master: &str, script: &str) -> (i32, String, String) {
-    let mut child = Command::new(kelp_bin())
+/// `kelp shell -master=<m>` with stdin, stdout and stderr piped.
+pub fn spawn_shell(master: &str) -> std::process::Child {
+    Command::new(kelp_bin())
         .args(["shell", &format!("-master={master}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn kelp shell");
+        .expect("spawn kelp shell")
+}
+
+/// Runs `kelp shell -master=<m>` with `script` on stdin: (exit code, stdout, stderr).
+pub fn shell(master: &str, script: &str) -> (i32, String, String) {
+    let mut child = spawn_shell(master);
     child
         .stdin
         .take()

@@ -1,4 +1,5 @@
-//! `/heartbeat`, `/cluster/status`, `/vol/grow`, `/vol/vacuum`, `/vol/status`, `/col/delete`.
+//! `/heartbeat`, `/cluster/status`, `/cluster/lock`, `/cluster/unlock`, `/vol/grow`,
+//! `/vol/vacuum`, `/vol/status`, `/col/delete`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -136,4 +137,57 @@ pub(crate) async fn delete_collection(
         .ok_or_else(|| MasterError::BadRequest("missing parameter collection".into()))?;
     state.master.delete_collection(c).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `owner` (required) and `leaseSeconds` (default 30) of `/cluster/lock`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct LockQuery {
+    #[serde(default)]
+    owner: String,
+    #[serde(default, rename = "leaseSeconds")]
+    lease_seconds: Option<u64>,
+}
+
+fn lock_owner(q: &LockQuery) -> Result<&str, MasterError> {
+    let o = q.owner.trim();
+    if o.is_empty() || o.len() > 200 {
+        return Err(MasterError::BadRequest(
+            "give owner=<name> (1 to 200 bytes)".into(),
+        ));
+    }
+    Ok(o)
+}
+
+/// `POST /cluster/lock?owner=X&leaseSeconds=30`: takes or renews the admin lock; 409
+/// naming the holder when someone else has it.
+pub(crate) async fn lock(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<LockQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, MasterError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let owner = lock_owner(&q)?;
+    let lease = std::time::Duration::from_secs(q.lease_seconds.unwrap_or(30).max(1))
+        .min(crate::lock::MAX_LEASE);
+    match state.master.admin_lock.acquire(owner, lease) {
+        Ok(()) => Ok(Json(serde_json::json!({
+            "owner": owner,
+            "leaseSeconds": lease.as_secs(),
+        }))),
+        Err(held) => Err(MasterError::Locked(format!(
+            "the cluster is locked by {} for up to {}s more",
+            held.owner,
+            held.left.as_secs() + 1
+        ))),
+    }
+}
+
+/// `POST /cluster/unlock?owner=X`: frees the lock if X holds it.
+pub(crate) async fn unlock(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<LockQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, MasterError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let owner = lock_owner(&q)?;
+    let released = state.master.admin_lock.release(owner);
+    Ok(Json(serde_json::json!({ "released": released })))
 }

@@ -11,6 +11,7 @@ impl IntoResponse for MasterError {
             MasterError::BadRequest(_) => StatusCode::BAD_REQUEST,
             MasterError::Placement(_) => StatusCode::NOT_ACCEPTABLE,
             MasterError::NotFound(_) => StatusCode::NOT_FOUND,
+            MasterError::Locked(_) => StatusCode::CONFLICT,
             MasterError::NotLeader(_) | MasterError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -39,6 +39,8 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
         .route("/vol/grow", any(admin::grow))
         .route("/vol/vacuum", any(admin::vacuum))
         .route("/col/delete", any(admin::delete_collection))
+        .route("/cluster/lock", post(admin::lock))
+        .route("/cluster/unlock", post(admin::unlock))
         .route("/submit", post(dir::submit))
         .layer(middleware::from_fn_with_state(
             state.clone(),

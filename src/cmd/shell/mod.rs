@@ -4,6 +4,7 @@
 
 mod ec;
 mod ec_vacuum;
+mod lock;
 mod topo;
 
 use std::collections::HashMap;
@@ -77,9 +78,24 @@ pub(crate) struct Shell {
     pub master: MasterClient,
     pub volumes: VolumeClient,
     pub http: reqwest::Client,
+    /// Names this session as a holder of the cluster lock.
+    owner: String,
+    /// The renewal task while the session holds the lock.
+    lease: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Shell {
+    fn new(masters: Vec<String>, owner: String) -> Shell {
+        let http = http_client();
+        Shell {
+            master: MasterClient::with_http(masters, http.clone()),
+            volumes: VolumeClient::new(http.clone()),
+            http,
+            owner,
+            lease: std::sync::Mutex::new(None),
+        }
+    }
+
     /// GETs a JSON document from the first master that answers.
     pub(crate) async fn master_get<T: serde::de::DeserializeOwned>(
         &self,
@@ -155,12 +171,15 @@ pub(crate) fn parse_script(script: &str) -> anyhow::Result<Vec<String>> {
 /// maintenance loop does; returns how many failed (each failure is logged).
 pub(crate) async fn run_logged(masters: Vec<String>, lines: &[String]) -> usize {
     TO_LOG.store(true, Ordering::Relaxed);
-    let http = http_client();
-    let shell = Shell {
-        master: MasterClient::with_http(masters, http.clone()),
-        volumes: VolumeClient::new(http.clone()),
-        http,
-    };
+    let shell = Shell::new(
+        masters.clone(),
+        format!("master maintenance ({})", masters.join(",")),
+    );
+    // The whole round runs under the cluster lock; someone else holding it skips it.
+    if let Err(e) = shell.lock().await {
+        tracing::info!(target: "kelp::maintenance", "round skipped: {e:#}");
+        return 0;
+    }
     let mut failed = 0;
     for line in lines {
         tracing::info!(target: "kelp::maintenance", "running {line:?}");
@@ -169,17 +188,14 @@ pub(crate) async fn run_logged(masters: Vec<String>, lines: &[String]) -> usize 
             tracing::warn!(target: "kelp::maintenance", "{line:?} failed: {e:#}");
         }
     }
+    shell.unlock().await;
     failed
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::common::runtime()?;
-    let http = http_client();
-    let shell = Shell {
-        master: MasterClient::with_http(super::common::split_list(&args.master), http.clone()),
-        volumes: VolumeClient::new(http.clone()),
-        http,
-    };
+    let owner = format!("kelp shell (pid {})", std::process::id());
+    let shell = Shell::new(super::common::split_list(&args.master), owner);
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     let mut failed = 0usize;
@@ -203,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("error: {line}: {e:#}");
         }
     }
+    rt.block_on(shell.unlock());
     if failed > 0 {
         bail!("{failed} command(s) failed");
     }
@@ -216,7 +233,17 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
     };
     let flags = Flags::parse(rest)?;
     match cmd {
-        "lock" | "unlock" => Ok(()),
+        "lock" => {
+            flags.check_known(&[])?;
+            shell.lock().await?;
+            say("locked: other shells and the master's maintenance wait until unlock");
+            Ok(())
+        }
+        "unlock" => {
+            flags.check_known(&[])?;
+            shell.unlock().await;
+            Ok(())
+        }
         "help" => {
             say(format!("commands: {}", COMMANDS.join(" ")));
             Ok(())
@@ -231,7 +258,7 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
         }
         "volume.vacuum" => {
             flags.check_known(&["garbageThreshold"])?;
-            topo::volume_vacuum(shell, &flags).await
+            shell.locked(topo::volume_vacuum(shell, &flags)).await
         }
         "ec.encode" => {
             flags.check_known(&[
@@ -247,15 +274,15 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
                 "dataShards",
                 "parityShards",
             ])?;
-            ec::encode(shell, &flags).await
+            shell.locked(ec::encode(shell, &flags)).await
         }
         "ec.rebuild" => {
             flags.check_known(&["volumeId", "collection", "force", "maxParallelization"])?;
-            ec::rebuild(shell, &flags).await
+            shell.locked(ec::rebuild(shell, &flags)).await
         }
         "ec.decode" => {
             flags.check_known(&["volumeId", "collection"])?;
-            ec::decode(shell, &flags).await
+            shell.locked(ec::decode(shell, &flags)).await
         }
         "ec.balance" => {
             flags.check_known(&[
@@ -266,11 +293,11 @@ async fn execute(shell: &Shell, line: &str) -> anyhow::Result<()> {
                 "dataCenter",
                 "shardReplicaPlacement",
             ])?;
-            ec::balance(shell, &flags).await
+            shell.locked(ec::balance(shell, &flags)).await
         }
         "ec.vacuum" => {
             flags.check_known(&["volumeId", "collection", "garbageThreshold"])?;
-            ec_vacuum::vacuum(shell, &flags).await
+            shell.locked(ec_vacuum::vacuum(shell, &flags)).await
         }
         other => bail!("unknown command {other:?} (try help)"),
     }
