@@ -18,6 +18,7 @@ mod meta;
 mod multipart;
 mod object;
 mod server;
+mod vhost;
 mod walk;
 
 use std::path::PathBuf;
@@ -37,6 +38,16 @@ pub struct S3Config {
     pub buckets_dir: String,
     /// The region reported by GetBucketLocation and HeadBucket (`us-east-1`).
     pub region: String,
+    /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`); path style
+    /// always works. Empty: path style only.
+    pub domains: Vec<String>,
+}
+
+impl S3Config {
+    /// Checks what can be checked before serving (the domain names).
+    pub fn validate(&self) -> Result<(), String> {
+        vhost::Domains::new(&self.domains).map(|_| ())
+    }
 }
 
 impl Default for S3Config {
@@ -45,6 +56,7 @@ impl Default for S3Config {
             identities_file: None,
             buckets_dir: "/buckets".into(),
             region: "us-east-1".into(),
+            domains: Vec::new(),
         }
     }
 }

@@ -79,6 +79,11 @@ pub async fn serve_with_identities(
         auth: !open,
     };
     let mut builder = S3ServiceBuilder::new(gateway);
+    let domains = crate::vhost::Domains::new(&cfg.domains).map_err(invalid)?;
+    if !domains.is_empty() {
+        tracing::info!(domains = ?cfg.domains, "S3 accepts virtual-hosted-style requests");
+        builder.set_host(domains);
+    }
     let addr = listener.local_addr()?;
     if open {
         tracing::warn!(

@@ -60,6 +60,13 @@ fn boto3_checksums() {
     s.python("trailers", &["ANY", "KEY"]);
 }
 
+/// Virtual-hosted-style requests (`-s3.domainName`), signed, next to path style.
+#[test]
+fn boto3_virtual_host_addressing() {
+    let s = Stack::with_auth();
+    s.python("virtual_host", &[AK, SK]);
+}
+
 #[test]
 fn streaming_signature_bodies() {
     // Signed: s3s verifies every chunk signature; a tampered chunk stores nothing.

@@ -40,6 +40,10 @@ pub struct Args {
     /// S3 identities file (SeaweedFS s3.json format). Without one, S3 accepts any key.
     #[arg(long = "s3.config", default_value = "")]
     pub s3_config: String,
+    /// Domains for virtual-hosted-style S3 requests (`<bucket>.<domain>`), comma-separated;
+    /// path style always works.
+    #[arg(long = "s3.domainName", default_value = "")]
+    pub s3_domain_name: String,
     /// Chunk size for uploads, in MiB.
     #[arg(long = "maxMB", default_value_t = 8)]
     pub max_mb: u64,
@@ -78,8 +82,11 @@ pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
             let cfg = kelp_s3::S3Config {
                 identities_file: Some(PathBuf::from(&args.s3_config))
                     .filter(|p| !p.as_os_str().is_empty()),
+                domains: common::split_list(&args.s3_domain_name),
                 ..Default::default()
             };
+            cfg.validate()
+                .map_err(|e| anyhow::anyhow!("-s3.domainName: {e}"))?;
             if let Some(f) = &cfg.identities_file
                 && !f.is_file()
             {

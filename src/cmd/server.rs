@@ -106,6 +106,10 @@ pub struct Args {
     /// S3 identities file (SeaweedFS s3.json format). Without one, S3 accepts any key.
     #[arg(long = "s3.config", default_value = "")]
     pub s3_config: String,
+    /// Domains for virtual-hosted-style S3 requests (`<bucket>.<domain>`), comma-separated;
+    /// path style always works.
+    #[arg(long = "s3.domainName", default_value = "")]
+    pub s3_domain_name: String,
 }
 
 impl Args {
@@ -140,6 +144,7 @@ impl Args {
             s3: self.s3,
             s3_port: self.s3_port,
             s3_config: self.s3_config.clone(),
+            s3_domain_name: self.s3_domain_name.clone(),
             max_mb: self.filer_max_mb,
             manifest_batch: self.filer_manifest_batch,
         }

@@ -15,6 +15,10 @@ use kelp_s3::{Identities, S3Config};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The domain test gateways take `<bucket>.<domain>` requests on (the Python scenarios
+/// resolve it to 127.0.0.1 themselves).
+pub const VHOST_DOMAIN: &str = "s3.kelp.test";
+
 pub const AK: &str = "AKIDKELPTEST";
 pub const SK: &str = "kelp/secret+KEY/for/tests";
 
@@ -131,7 +135,11 @@ impl Stack {
             ));
             let endpoint = format!("http://{}", sl.local_addr().unwrap());
             let filer_endpoint = format!("http://{}", fl.local_addr().unwrap());
-            let cfg = S3Config::default();
+            // Virtual-hosted style on a test domain; path style (127.0.0.1) still works.
+            let cfg = S3Config {
+                domains: vec![VHOST_DOMAIN.into()],
+                ..S3Config::default()
+            };
             let tasks = vec![
                 tokio::spawn(kelp_master::http::serve(ml, master, stopped())),
                 tokio::spawn(kelp_volume::http::serve(

@@ -121,3 +121,44 @@ def trailers(endpoint, ak, sk):
                                    signed_chunks=signed)
         assert st == 400 and b"BadDigest" in out, (signed, st, out)
         fails("404", s3.head_object, Bucket=b, Key=key + "-bad")
+
+
+def virtual_host(endpoint, ak, sk):
+    """`<bucket>.s3.kelp.test` requests (the gateway runs with -s3.domainName=s3.kelp.test),
+    SigV4-signed over the virtual host, next to path-style requests on 127.0.0.1."""
+    import socket
+    import urllib.parse
+
+    from botocore.client import Config
+
+    import boto3
+
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if isinstance(host, str) and (host == "s3.kelp.test" or host.endswith(".s3.kelp.test")):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = resolve
+    port = urllib.parse.urlparse(endpoint).port
+    vs3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://s3.kelp.test:{port}",
+        aws_access_key_id=ak,
+        aws_secret_access_key=sk,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
+    )
+    path = client(endpoint, ak, sk)
+    vs3.create_bucket(Bucket="vhost-bucket")
+    vs3.put_object(Bucket="vhost-bucket", Key="dir/a b.txt", Body=b"virtual")
+    assert body(path, "vhost-bucket", "dir/a b.txt") == b"virtual"
+    path.put_object(Bucket="vhost-bucket", Key="p.txt", Body=b"path")
+    assert body(vs3, "vhost-bucket", "p.txt") == b"path"
+    keys = [o["Key"] for o in vs3.list_objects_v2(Bucket="vhost-bucket")["Contents"]]
+    assert keys == ["dir/a b.txt", "p.txt"], keys
+    assert "vhost-bucket" in [b["Name"] for b in vs3.list_buckets()["Buckets"]]
+    fails("NoSuchKey", vs3.get_object, Bucket="vhost-bucket", Key="missing")
+    vs3.delete_object(Bucket="vhost-bucket", Key="p.txt")
+    fails("404", path.head_object, Bucket="vhost-bucket", Key="p.txt")

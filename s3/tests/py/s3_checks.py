@@ -506,7 +506,7 @@ def main():
         from auth_checks import streaming
 
         streaming(endpoint, ak, sk, sys.argv[5] == "verifies")
-    elif scenario in ("checksums", "trailers"):
+    elif scenario in ("checksums", "trailers", "virtual_host"):
         import checksum_checks
 
         getattr(checksum_checks, scenario)(endpoint, ak, sk)
