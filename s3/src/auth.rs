@@ -318,6 +318,14 @@ fn action_of(op: &str) -> Option<Action> {
         }
         "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" => Action::Tagging,
         "HeadBucket" | "GetBucketLocation" => Action::Any,
+        // Settings kelp does not keep (see settings.rs): readable by bucket listers.
+        "GetBucketVersioning"
+        | "GetBucketCors"
+        | "GetBucketPolicy"
+        | "GetBucketLifecycleConfiguration"
+        | "GetBucketEncryption"
+        | "GetBucketTagging"
+        | "GetObjectLockConfiguration" => Action::List,
         "DeleteBucket" => Action::DeleteBucket,
         _ => Action::Admin,
     })

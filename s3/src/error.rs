@@ -72,6 +72,10 @@ pub enum GatewayError {
     Conflict(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// A bucket setting kelp never has (CORS, policy, lifecycle, ...): `code` is the
+    /// S3 error for "not configured", answered with 404.
+    #[error("{msg}")]
+    NotConfigured { code: &'static str, msg: String },
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
@@ -128,6 +132,7 @@ impl From<GatewayError> for S3Error {
             G::IncompleteBody(_) => err(C::IncompleteBody, msg),
             G::Config(_) | G::Internal(_) => err(C::InternalError, msg),
             G::Conflict(_) => custom("PathConflict", StatusCode::CONFLICT, msg),
+            G::NotConfigured { code, .. } => custom(code, StatusCode::NOT_FOUND, msg),
             G::NotImplemented(_) => err(C::NotImplemented, msg),
             G::Filer(f) => match f {
                 FilerError::NotFound(_) => err(C::NoSuchKey, msg),

@@ -96,6 +96,93 @@ impl S3 for Gateway {
         ok(self.get_bucket_location(req).await)
     }
 
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        ok(self.get_bucket_versioning(req).await)
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        ok(self.get_bucket_acl(req).await)
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        ok(self.get_object_acl(req).await)
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let b = &req.input.bucket;
+        ok(self
+            .not_configured(b, "NoSuchCORSConfiguration", "CORS configuration")
+            .await)
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let b = &req.input.bucket;
+        ok(self
+            .not_configured(b, "NoSuchBucketPolicy", "bucket policy")
+            .await)
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let b = &req.input.bucket;
+        ok(self
+            .not_configured(b, "NoSuchLifecycleConfiguration", "lifecycle configuration")
+            .await)
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let b = &req.input.bucket;
+        ok(self
+            .not_configured(
+                b,
+                "ServerSideEncryptionConfigurationNotFoundError",
+                "server-side encryption configuration",
+            )
+            .await)
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let b = &req.input.bucket;
+        ok(self.not_configured(b, "NoSuchTagSet", "tag set").await)
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        let b = &req.input.bucket;
+        ok(self
+            .not_configured(
+                b,
+                "ObjectLockConfigurationNotFoundError",
+                "object lock configuration",
+            )
+            .await)
+    }
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,

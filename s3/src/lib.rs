@@ -18,6 +18,7 @@ mod meta;
 mod multipart;
 mod object;
 mod server;
+mod settings;
 mod vhost;
 mod walk;
 

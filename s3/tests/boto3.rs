@@ -30,6 +30,14 @@ fn boto3_objects_open() {
     s.python("objects", &["ANY", "KEY"]);
 }
 
+/// Versioning, ACLs, CORS, policy, lifecycle, encryption, bucket tags, object lock:
+/// answered as for a bucket that never had them; signed, so the auth mapping is used.
+#[test]
+fn boto3_bucket_settings() {
+    let s = Stack::with_auth();
+    s.python("bucket_settings", &[AK, SK]);
+}
+
 #[test]
 fn boto3_delete_objects() {
     let s = Stack::open();

@@ -496,6 +496,31 @@ def multipart(s3):
     assert [p["Prefix"] for p in ups["CommonPrefixes"]] == ["other/", "same/"]
 
 
+def bucket_settings(s3):
+    """Settings kelp does not keep answer as for a bucket that never had them."""
+    b = "settings-bucket"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    v = s3.get_bucket_versioning(Bucket=b)
+    assert "Status" not in v, v
+    for fn in (s3.get_bucket_acl, lambda **kw: s3.get_object_acl(Key="k", **kw)):
+        acl = fn(Bucket=b)
+        assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"], acl
+        assert acl["Owner"]["ID"] == acl["Grants"][0]["Grantee"]["ID"]
+    fails("NoSuchKey", s3.get_object_acl, Bucket=b, Key="missing")
+    fails("NoSuchCORSConfiguration", s3.get_bucket_cors, Bucket=b)
+    fails("NoSuchBucketPolicy", s3.get_bucket_policy, Bucket=b)
+    fails("NoSuchLifecycleConfiguration", s3.get_bucket_lifecycle_configuration, Bucket=b)
+    fails("ServerSideEncryptionConfigurationNotFoundError", s3.get_bucket_encryption, Bucket=b)
+    fails("NoSuchTagSet", s3.get_bucket_tagging, Bucket=b)
+    fails("ObjectLockConfigurationNotFoundError", s3.get_object_lock_configuration, Bucket=b)
+    fails("NoSuchBucket", s3.get_bucket_versioning, Bucket="no-such-bucket-here")
+    fails("NoSuchBucket", s3.get_bucket_cors, Bucket="no-such-bucket-here")
+    # Changing them is still refused.
+    fails("NotImplemented", s3.put_bucket_versioning, Bucket=b,
+          VersioningConfiguration={"Status": "Enabled"})
+
+
 def main():
     scenario, endpoint, ak, sk = sys.argv[1:5]
     if scenario == "auth":
