@@ -260,6 +260,13 @@ impl S3 for Gateway {
         ok(self.list_objects_v2(req).await)
     }
 
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        ok(self.list_object_versions(req).await)
+    }
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,

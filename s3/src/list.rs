@@ -1,6 +1,7 @@
-//! ListObjects (v1) and ListObjectsV2 over a [`Walker`]: prefix, delimiter (common
-//! prefixes), max-keys, marker / start-after / continuation tokens and
-//! `encoding-type=url`, in S3's bytewise key order across the whole tree.
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions over a [`Walker`]: prefix,
+//! delimiter (common prefixes), max-keys, marker / start-after / continuation tokens and
+//! `encoding-type=url`, in S3's bytewise key order across the whole tree. Buckets are
+//! never versioned, so every object is its own only version, `null`, the latest.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +23,23 @@ pub struct ListParams {
     pub max_keys: usize,
     /// Keys (and common prefixes) must sort after this.
     pub after: Option<String>,
+}
+
+impl ListParams {
+    /// A page as a listing request asks for it (`max-keys` checked).
+    fn of(
+        prefix: &Option<String>,
+        delimiter: &Option<String>,
+        max: Option<i32>,
+        after: Option<String>,
+    ) -> GResult<ListParams> {
+        Ok(ListParams {
+            prefix: prefix.clone().unwrap_or_default(),
+            delimiter: delimiter.clone(),
+            max_keys: max_keys(max)?,
+            after,
+        })
+    }
 }
 
 /// One listing page.
@@ -194,12 +212,12 @@ impl Gateway {
     ) -> GResult<S3Response<ListObjectsOutput>> {
         let i = req.input;
         let enc = encoder(i.encoding_type.as_ref());
-        let params = ListParams {
-            prefix: i.prefix.clone().unwrap_or_default(),
-            delimiter: i.delimiter.clone(),
-            max_keys: max_keys(i.max_keys)?,
-            after: i.marker.clone().filter(|m| !m.is_empty()),
-        };
+        let params = ListParams::of(
+            &i.prefix,
+            &i.delimiter,
+            i.max_keys,
+            i.marker.clone().filter(|m| !m.is_empty()),
+        )?;
         let page = self.list_page(&i.bucket, &params).await?;
         let out = ListObjectsOutput {
             name: Some(i.bucket.clone()),
@@ -227,12 +245,7 @@ impl Gateway {
             Some(t) => Some(decode_token(t)?),
             None => i.start_after.clone().filter(|s| !s.is_empty()),
         };
-        let params = ListParams {
-            prefix: i.prefix.clone().unwrap_or_default(),
-            delimiter: i.delimiter.clone(),
-            max_keys: max_keys(i.max_keys)?,
-            after,
-        };
+        let params = ListParams::of(&i.prefix, &i.delimiter, i.max_keys, after)?;
         let page = self.list_page(&i.bucket, &params).await?;
         let contents = objects(&page, enc);
         let common = prefixes(&page, enc);
@@ -257,7 +270,59 @@ impl Gateway {
         };
         Ok(S3Response::new(out))
     }
+
+    pub async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> GResult<S3Response<ListObjectVersionsOutput>> {
+        let i = req.input;
+        let enc = encoder(i.encoding_type.as_ref());
+        // One version per key: after (key, version) is after the key.
+        let params = ListParams::of(
+            &i.prefix,
+            &i.delimiter,
+            i.max_keys,
+            i.key_marker.clone().filter(|m| !m.is_empty()),
+        )?;
+        let page = self.list_page(&i.bucket, &params).await?;
+        let versions = page
+            .objects
+            .iter()
+            .map(|(k, e)| ObjectVersion {
+                key: Some(enc(k)),
+                version_id: Some(NULL_VERSION.into()),
+                is_latest: Some(true),
+                e_tag: Some(meta::etag_dto(e)),
+                last_modified: Some(meta::last_modified(e)),
+                size: Some(i64::try_from(meta::size(e)).unwrap_or(i64::MAX)),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                owner: Some(crate::gateway::owner()),
+                ..Default::default()
+            })
+            .collect();
+        let next = page.last.as_deref().filter(|_| page.truncated);
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(i.bucket.clone()),
+            prefix: Some(enc(&params.prefix)),
+            key_marker: Some(i.key_marker.as_deref().map(enc).unwrap_or_default()),
+            version_id_marker: Some(i.version_id_marker.clone().unwrap_or_default()),
+            max_keys: Some(i32::try_from(params.max_keys).unwrap_or(1000)),
+            is_truncated: Some(page.truncated),
+            next_key_marker: next.map(enc),
+            next_version_id_marker: next.map(|_| NULL_VERSION.to_string()),
+            delimiter: i.delimiter.as_deref().map(enc),
+            encoding_type: i.encoding_type.clone(),
+            versions: Some(versions),
+            common_prefixes: Some(prefixes(&page, enc)),
+            ..Default::default()
+        }))
+    }
 }
+
+/// The version id of every object in an unversioned bucket.
+const NULL_VERSION: &str = "null";
 
 fn objects(page: &ListPage, enc: fn(&str) -> String) -> Vec<Object> {
     page.objects

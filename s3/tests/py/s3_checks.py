@@ -516,6 +516,21 @@ def bucket_settings(s3):
     fails("ObjectLockConfigurationNotFoundError", s3.get_object_lock_configuration, Bucket=b)
     fails("NoSuchBucket", s3.get_bucket_versioning, Bucket="no-such-bucket-here")
     fails("NoSuchBucket", s3.get_bucket_cors, Bucket="no-such-bucket-here")
+    # Unversioned: every object is its one "null" version, the latest, in key order.
+    for k in ("a/1", "a/2", "b", "c d"):
+        s3.put_object(Bucket=b, Key=k, Body=k.encode())
+    seen, pages = [], 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=b, PaginationConfig={"PageSize": 2}):
+        pages += 1
+        for v in page.get("Versions", []):
+            assert v["VersionId"] == "null" and v["IsLatest"], v
+            seen.append((v["Key"], v["Size"]))
+        assert not page.get("DeleteMarkers")
+    assert seen == [("a/1", 3), ("a/2", 3), ("b", 1), ("c d", 3), ("k", 1)], seen
+    assert pages == 3, pages
+    r = s3.list_object_versions(Bucket=b, Delimiter="/", Prefix="")
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["a/"], r
+    assert [v["Key"] for v in r["Versions"]] == ["b", "c d", "k"], r
     # Changing them is still refused.
     fails("NotImplemented", s3.put_bucket_versioning, Bucket=b,
           VersioningConfiguration={"Status": "Enabled"})
