@@ -199,7 +199,14 @@ pub fn requested(
     algorithm: Option<&ChecksumAlgorithm>,
     headers: &HeaderMap,
 ) -> GResult<Option<Wanted>> {
-    let named = algorithm.map(|a| Algo::parse(a.as_str())).transpose()?;
+    // s3s fills the algorithm for some operations only; the header is the same.
+    let header_algo = headers
+        .get("x-amz-sdk-checksum-algorithm")
+        .and_then(|v| v.to_str().ok());
+    let named = match algorithm.map(ChecksumAlgorithm::as_str).or(header_algo) {
+        Some(a) => Some(Algo::parse(a)?),
+        None => None,
+    };
     let mut present = Algo::ALL
         .into_iter()
         .filter_map(|a| a.field(given).map(|v| (a, v)));
@@ -328,7 +335,18 @@ impl<S> Checked<S> {
         let got = algo.field(&sums).cloned().unwrap_or_default();
         let expected = match (&self.want.value, self.want.from_trailer) {
             (Some(v), _) => Some(v.clone()),
-            (None, true) => self.trailers.get(&algo.header()),
+            (None, true) => match self.trailers.get(&algo.header()) {
+                Some(v) => Some(v),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "InvalidChecksum: x-amz-trailer announced {} but the body carried no such trailer",
+                            algo.header()
+                        ),
+                    ));
+                }
+            },
             (None, false) => None,
         };
         if let Some(exp) = expected {
@@ -626,12 +644,32 @@ mod tests {
         t.push("x-amz-checksum-crc32", &b64crc32(b"abd"));
         let inner =
             futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
-        let mut s = Checked::new(inner, want, Trailers::Open(t), LateExtended::default());
+        let mut s = Checked::new(
+            inner,
+            want.clone(),
+            Trailers::Open(t),
+            LateExtended::default(),
+        );
         let mut failed = false;
         while let Some(i) = s.next().await {
             failed |= i.is_err();
         }
         assert!(failed);
+        // Announced but never sent: refused, not taken on trust.
+        let inner =
+            futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
+        let late = LateExtended::default();
+        let mut s = Checked::new(
+            inner,
+            want,
+            Trailers::Open(OpenTrailers::default()),
+            late.clone(),
+        );
+        let mut failed = false;
+        while let Some(i) = s.next().await {
+            failed |= i.is_err();
+        }
+        assert!(failed && late.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -646,6 +684,12 @@ mod tests {
         assert!(requested(&c, None, &h).unwrap().is_some());
         c.checksum_sha1 = Some(B64.encode([0u8; 20]));
         assert!(requested(&c, None, &h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-sdk-checksum-algorithm", "MD99".parse().unwrap());
+        assert!(requested(&Checksum::default(), None, &h).is_err());
+        h.insert("x-amz-sdk-checksum-algorithm", "sha256".parse().unwrap());
+        let w = requested(&Checksum::default(), None, &h).unwrap().unwrap();
+        assert_eq!((w.algo, w.from_trailer), (Algo::Sha256, false));
         let mut h = HeaderMap::new();
         h.insert("x-amz-trailer", "x-amz-checksum-crc32c".parse().unwrap());
         let w = requested(&Checksum::default(), None, &h).unwrap().unwrap();
