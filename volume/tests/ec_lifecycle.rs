@@ -51,6 +51,31 @@ fn deletes_before_and_after_encoding() {
     check_all(&v, &LocalOnly, &gone());
 }
 
+/// Deletions caught up from another holder's journal: only live keys of this index,
+/// each once, journaled for good (they survive a reopen).
+#[test]
+fn merged_deletions_are_journaled_once() {
+    let dir = encoded(&BEFORE);
+    let v = EcVolume::open(dir.path(), BASE).unwrap();
+    v.delete(NeedleKey(AFTER[0])).unwrap();
+    // A peer's journal: one key known here already, the others new, one twice, plus
+    // keys this index does not hold (deleted before encoding, or never written).
+    let peer = [
+        AFTER[0], AFTER[1], AFTER[2], AFTER[2], AFTER[3], AFTER[4], BEFORE[0], 999_999,
+    ];
+    assert_eq!(v.merge_deletions(&peer).unwrap(), AFTER.len() - 1);
+    assert_eq!(
+        v.merge_deletions(&peer).unwrap(),
+        0,
+        "a second merge adds nothing"
+    );
+    check_all(&v, &LocalOnly, &gone());
+    drop(v);
+    let v = EcVolume::open(dir.path(), BASE).unwrap();
+    assert_eq!(v.deleted_count(), AFTER.len());
+    check_all(&v, &LocalOnly, &gone());
+}
+
 #[test]
 fn rebuild_restores_lost_and_corrupt_shards_byte_identical() {
     let dir = encoded(&[]);

@@ -122,11 +122,20 @@ impl Journal {
 
     /// Appends `key` and fsyncs: the delete is durable when this returns.
     pub fn append(&mut self, key: NeedleKey) -> Result<()> {
+        self.append_all(&[key])
+    }
+
+    /// Appends `keys` with one write and one fsync (a batch of caught-up deletes).
+    pub fn append_all(&mut self, keys: &[NeedleKey]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = keys.iter().flat_map(|k| k.0.to_be_bytes()).collect();
         self.file
-            .write_all_at(&key.0.to_be_bytes(), self.end)
+            .write_all_at(&bytes, self.end)
             .and_then(|()| self.file.sync_data())
             .ctx(|| format!("appending to {}", self.path.display()))?;
-        self.end += 8;
+        self.end += bytes.len() as u64;
         Ok(())
     }
 }

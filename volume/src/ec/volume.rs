@@ -320,20 +320,20 @@ impl EcVolume {
     /// down): every key not yet deleted here that the index holds is deleted as by
     /// [`EcVolume::delete`]. Returns how many were new.
     pub fn merge_deletions(&self, keys: &[u64]) -> Result<usize> {
-        let mut applied = 0;
-        for &k in keys {
-            let key = NeedleKey(k);
-            if self.is_deleted(key) {
-                continue;
-            }
-            match self.delete(key) {
-                Ok(_) => applied += 1,
-                // Unknown here (another encoding) or raced with a local delete.
-                Err(VolumeError::NotFound { .. } | VolumeError::Deleted { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(applied)
+        let mut j = lock(&self.journal);
+        // Keys this index holds live and not yet deleted here (others belong to another
+        // encoding, or are known already); journaled together, one fsync.
+        let mut fresh: Vec<NeedleKey> = keys
+            .iter()
+            .map(|&k| NeedleKey(k))
+            .filter(|&k| self.ecx.get(k).is_some_and(|e| e.is_put()) && !self.is_deleted(k))
+            .collect();
+        fresh.sort_unstable_by_key(|k| k.0);
+        fresh.dedup();
+        j.append_all(&fresh)?;
+        let mut d = write(&self.deleted);
+        d.extend(fresh.iter().map(|k| k.0));
+        Ok(fresh.len())
     }
 
     /// One shard range, verified, from the local file or else the source; `None` when
