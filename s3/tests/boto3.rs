@@ -68,6 +68,14 @@ fn boto3_checksums() {
     s.python("trailers", &["ANY", "KEY"]);
 }
 
+/// Browser POST-form uploads with a presigned policy: accepted within the policy,
+/// refused outside it or with a forged signature.
+#[test]
+fn boto3_post_form_upload() {
+    let s = Stack::with_auth();
+    s.python("post_form", &[AK, SK]);
+}
+
 /// Virtual-hosted-style requests (`-s3.domainName`), signed, next to path style.
 #[test]
 fn boto3_virtual_host_addressing() {

@@ -547,10 +547,10 @@ def main():
         from auth_checks import streaming
 
         streaming(endpoint, ak, sk, sys.argv[5] == "verifies")
-    elif scenario in ("checksums", "trailers", "virtual_host"):
-        import checksum_checks
+    elif scenario in ("checksums", "trailers", "virtual_host", "post_form"):
+        import compat_checks
 
-        getattr(checksum_checks, scenario)(endpoint, ak, sk)
+        getattr(compat_checks, scenario)(endpoint, ak, sk)
     else:
         globals()[scenario](client(endpoint, ak, sk))
     print(f"{scenario}: ok")

@@ -1,7 +1,8 @@
-"""Additional checksums (imported by s3_checks.py): x-amz-checksum-* on PutObject and
-UploadPart verified (BadDigest, nothing stored) and echoed on GET/HEAD, COMPOSITE and
-FULL_OBJECT multipart checksums, and checksums sent as aws-chunked trailers (signed and
-unsigned), as current AWS SDKs send them.
+"""What current SDKs and tools rely on beyond the basics (imported by s3_checks.py):
+additional checksums (x-amz-checksum-* on PutObject and UploadPart verified, BadDigest
+with nothing stored, echoed on GET/HEAD; COMPOSITE and FULL_OBJECT multipart checksums;
+checksums in aws-chunked trailers, signed and unsigned), virtual-hosted-style
+addressing, and browser POST-form uploads with a signed policy.
 """
 
 import base64
@@ -162,3 +163,46 @@ def virtual_host(endpoint, ak, sk):
     fails("NoSuchKey", vs3.get_object, Bucket="vhost-bucket", Key="missing")
     vs3.delete_object(Bucket="vhost-bucket", Key="p.txt")
     fails("404", path.head_object, Bucket="vhost-bucket", Key="p.txt")
+
+
+def post_form(endpoint, ak, sk):
+    """A presigned POST (browser form upload): the signed policy is enforced."""
+    import urllib.error
+    import urllib.request
+    import uuid
+
+    s3 = client(endpoint, ak, sk)
+    b = "post-bucket"
+    s3.create_bucket(Bucket=b)
+
+    def post(fields, data, name="hello.txt"):
+        bnd = uuid.uuid4().hex
+        body = b""
+        for k, v in fields.items():
+            body += f"--{bnd}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+        body += (f"--{bnd}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                 "Content-Type: text/plain\r\n\r\n").encode() + data + f"\r\n--{bnd}--\r\n".encode()
+        req = urllib.request.Request(f"{endpoint}/{b}", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={bnd}"})
+        try:
+            r = urllib.request.urlopen(req, timeout=30)
+            return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    p = s3.generate_presigned_post(b, "forms/upload.txt", Conditions=[["content-length-range", 1, 1000]])
+    st, out = post(p["fields"], b"posted bytes")
+    assert st == 204, (st, out)
+    assert body(s3, b, "forms/upload.txt") == b"posted bytes"
+    # Over the policy's size range: refused, nothing stored.
+    st, out = post(p["fields"], b"x" * 2000)
+    assert st == 400, (st, out)
+    assert body(s3, b, "forms/upload.txt") == b"posted bytes"
+    # A key the policy does not cover, or a forged signature: refused.
+    f = dict(p["fields"], key="forms/other.txt")
+    st, out = post(f, b"sneaky")
+    assert st in (400, 403), (st, out)
+    f = dict(p["fields"], **{"x-amz-signature": "0" * 64})
+    st, out = post(f, b"sneaky")
+    assert st == 403, (st, out)
+    fails("404", s3.head_object, Bucket=b, Key="forms/other.txt")
