@@ -282,7 +282,7 @@ impl Gateway {
         let (start, end) = v.range.unwrap_or((0, v.size));
         let body = (end > start)
             .then(|| StreamingBlob::wrap(self.filer.read_stream(e.clone(), start, end)));
-        let out = GetObjectOutput {
+        let mut out = GetObjectOutput {
             body,
             content_length: i64::try_from(end - start).ok(),
             content_range: v
@@ -301,7 +301,6 @@ impl Gateway {
             parts_count: v.parts_count,
             ..Default::default()
         };
-        let mut out = out;
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);
@@ -324,7 +323,7 @@ impl Gateway {
             .view(&i.bucket, &i.key, cond, i.range.as_ref(), i.part_number)
             .await?;
         let (start, end) = v.range.unwrap_or((0, v.size));
-        let out = HeadObjectOutput {
+        let mut out = HeadObjectOutput {
             content_length: i64::try_from(end - start).ok(),
             content_range: v
                 .range
@@ -341,7 +340,6 @@ impl Gateway {
             parts_count: v.parts_count,
             ..Default::default()
         };
-        let mut out = out;
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);
