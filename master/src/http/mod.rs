@@ -17,11 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use crate::master::{Master, MasterError};
+use crate::raft::Role;
 
 /// Marks a request a follower already forwarded, so it is never forwarded twice.
 const FORWARDED: &str = "x-kelp-forwarded";
 /// Largest body a follower forwards (`/submit` uploads).
 const FORWARD_LIMIT: usize = 256 << 20;
+/// How long a leader-only request waits for an election before the answer is 503.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) struct AppState {
     pub master: Arc<Master>,
@@ -60,19 +63,19 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
 }
 
 /// Runs the handler on the leader; a follower forwards the request to the leader and
-/// relays the answer; with no leader known the answer is 503 + Retry-After.
+/// relays the answer; with no leader known after [`LEADER_WAIT`] the answer is 503 +
+/// Retry-After.
 async fn forward_to_leader(
     State(state): State<Arc<AppState>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let raft = &state.master.raft;
-    if raft.is_leader() {
-        return next.run(req).await;
-    }
-    let leader = raft.leader_addr().filter(|l| l != raft.self_addr());
-    let (Some(leader), false) = (leader, req.headers().contains_key(FORWARDED)) else {
-        return MasterError::NotLeader(None).into_response();
+    // Right after a start or a failover an election may still be running: a client is
+    // better served by a short wait than by a 503 it has to retry.
+    let leader = match state.master.raft.wait_for_role(LEADER_WAIT).await {
+        Some(Role::Leader) => return next.run(req).await,
+        Some(Role::Follower(leader)) if !req.headers().contains_key(FORWARDED) => leader,
+        _ => return MasterError::NotLeader(None).into_response(),
     };
     match forward(&state.http, &leader, req).await {
         Ok(r) => r,

@@ -31,6 +31,7 @@ pub use error::StoreError;
 pub use http::raft_router;
 pub use node::RaftNode;
 pub use node::RaftNodeConfig;
+pub use node::Role;
 pub use state::Command;
 pub use state::CommandResponse;
 pub use state::MasterState;

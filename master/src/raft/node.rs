@@ -119,6 +119,15 @@ impl RaftNodeConfig {
     }
 }
 
+/// What a member knows about who leads the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// This node leads.
+    Leader,
+    /// Another node leads; its `"host:port"`.
+    Follower(String),
+}
+
 /// A running Raft member of the master group.
 pub struct RaftNode {
     id: NodeId,
@@ -242,6 +251,25 @@ impl RaftNode {
     /// The state as applied on this node (a follower's may lag the leader's slightly).
     pub fn state(&self) -> MasterState {
         self.applied.state()
+    }
+
+    /// Waits up to `timeout` until this node either leads or knows another leader; the
+    /// answer is `None` if it does neither by then (an election still running).
+    pub async fn wait_for_role(&self, timeout: Duration) -> Option<Role> {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.is_leader() {
+                return Some(Role::Leader);
+            }
+            if let Some(addr) = self.leader_addr().filter(|a| a != &self.self_addr) {
+                return Some(Role::Follower(addr));
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return None,
+            }
+        }
     }
 
     /// Waits until some leader is known and returns its address.
