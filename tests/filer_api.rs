@@ -188,6 +188,13 @@ fn append_conditionals_listing_rename_delete() {
     let s = server();
     let f = &s.filer;
     assert_eq!(http("PUT", f, "/log/a.txt", b"one,").unwrap().status, 201);
+    // A one-chunk file's ETag is the MD5 of its bytes (the chunk's, as stored).
+    let r = http("GET", f, "/log/a.txt", b"").unwrap();
+    assert_eq!(
+        r.header("etag"),
+        Some("\"bf6e60dc0c8c5952aabcfbfaacc9fb6f\""),
+        "md5(\"one,\")"
+    );
     let r = http("PUT", f, "/log/a.txt?op=append", b"two,").unwrap();
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["size"], 8);

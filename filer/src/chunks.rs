@@ -90,16 +90,23 @@ async fn put_chunk(
     target: WriteTarget,
 ) -> Result<FileChunk, FilerError> {
     let size = data.len() as u64;
-    let etag = hex(&Md5::digest(&data));
+    let kept = data.clone();
     let opts = UploadOptions {
         ttl: Some(target.ttl.clone()).filter(|t| !t.is_empty()),
         fsync: target.fsync,
         ..Default::default()
     };
-    volumes
+    let stored = volumes
         .upload(&url, &fid, data, &opts)
         .await
         .map_err(|e| FilerError::Unavailable(format!("storing chunk {fid} on {url}: {e}")))?;
+    // The volume server hashes what it stored and says so in `Content-MD5`: take that
+    // rather than hash every byte a second time here.
+    let etag = stored
+        .content_md5
+        .as_deref()
+        .and_then(md5_hex_of_base64)
+        .unwrap_or_else(|| hex(&Md5::digest(&kept)));
     Ok(FileChunk {
         fid: fid.to_string(),
         offset,
@@ -108,6 +115,15 @@ async fn put_chunk(
         etag,
         is_manifest: false,
     })
+}
+
+/// A `Content-MD5` value (base64 of 16 bytes) as lower-case hex; `None` if malformed.
+fn md5_hex_of_base64(b64: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    (raw.len() == 16).then(|| hex(&raw))
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
@@ -273,4 +289,21 @@ pub async fn read_chunk_range(
         last.map(|e| e.to_string())
             .unwrap_or_else(|| "no location".into())
     )))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_md5_headers_become_hex_etags() {
+        // MD5("hello") in base64 and in hex.
+        assert_eq!(
+            md5_hex_of_base64("XUFAKrxLKna5cZ2REBfFkg==").as_deref(),
+            Some("5d41402abc4b2a76b9719d911017c592")
+        );
+        assert_eq!(md5_hex_of_base64("not base64!"), None);
+        assert_eq!(md5_hex_of_base64("aGVsbG8="), None, "not 16 bytes");
+    }
 }

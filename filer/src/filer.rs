@@ -10,7 +10,7 @@ use kelp_proto::client::{MasterClient, VolumeClient};
 use tokio::sync::Notify;
 
 use crate::chunks::{self, WriteTarget};
-use crate::entry::{Entry, FileChunk, visible_intervals};
+use crate::entry::{Entry, FileChunk};
 use crate::error::FilerError;
 use crate::path;
 use crate::store::{FilerStore, ListOptions, Mutation};
@@ -589,118 +589,4 @@ impl Filer {
             }
         }
     }
-
-    /// Streams bytes `start..end` of a file from its chunks (holes read as zeros). The
-    /// stream ends with an error item if a chunk cannot be read from any copy.
-    pub fn read_stream(
-        self: &Arc<Self>,
-        e: Entry,
-        start: u64,
-        end: u64,
-    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-        let filer = self.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        if !e.content.is_empty() {
-            let c = Bytes::from(e.content);
-            let s = (start as usize).min(c.len());
-            let t = (end as usize).min(c.len());
-            let _ = tx.try_send(Ok(c.slice(s..t)));
-        } else {
-            tokio::spawn(async move {
-                let mut e = e;
-                if e.chunks.iter().any(|c| c.is_manifest) {
-                    match filer.expand_manifests(&e.chunks, start, end).await {
-                        Ok(c) => e.chunks = c,
-                        Err(err) => {
-                            let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
-                            return;
-                        }
-                    }
-                }
-                stream_chunks(&filer, &e, start, end, &tx).await
-            });
-        }
-        futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
-    }
-}
-
-async fn stream_chunks(
-    filer: &Filer,
-    e: &Entry,
-    start: u64,
-    end: u64,
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) {
-    let mut pos = start;
-    for iv in visible_intervals(&e.chunks) {
-        if iv.stop <= pos || pos >= end {
-            continue;
-        }
-        if iv.start >= end {
-            break;
-        }
-        if iv.start > pos {
-            if !send_zeros(tx, iv.start - pos).await {
-                return;
-            }
-            pos = iv.start;
-        }
-        let stop = iv.stop.min(end);
-        let in_chunk = iv.chunk_offset + (pos - iv.start);
-        let resp =
-            chunks::read_chunk_range(&filer.master, &filer.volumes, &iv.fid, in_chunk, stop - pos)
-                .await;
-        let mut resp = match resp {
-            Ok(r) => r,
-            Err(err) => {
-                let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
-                return;
-            }
-        };
-        let mut got = 0u64;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(b)) => {
-                    got += b.len() as u64;
-                    if tx.send(Ok(b)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
-                    return;
-                }
-            }
-        }
-        if got != stop - pos {
-            let msg = format!("chunk {} returned {got} of {} bytes", iv.fid, stop - pos);
-            let _ = tx.send(Err(std::io::Error::other(msg))).await;
-            return;
-        }
-        pos = stop;
-    }
-    if pos < end {
-        send_zeros(tx, end - pos).await;
-    }
-}
-
-async fn send_zeros(
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    mut n: u64,
-) -> bool {
-    while n > 0 {
-        let k = n.min(1 << 20);
-        if tx
-            .send(Ok(Bytes::from(vec![0u8; k as usize])))
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        n -= k;
-    }
-    true
 }

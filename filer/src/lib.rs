@@ -9,6 +9,7 @@ pub mod gc;
 pub mod http;
 pub mod manifest;
 pub mod path;
+pub mod read;
 pub mod store;
 
 pub use error::FilerError;

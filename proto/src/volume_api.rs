@@ -18,6 +18,10 @@ pub struct UploadResult {
     pub mime: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// The stored data's MD5 as the `Content-MD5` answer header gives it (base64); not
+    /// part of the JSON body. Filled in by `VolumeClient::upload`.
+    #[serde(skip)]
+    pub content_md5: Option<String>,
 }
 
 /// The 202 answer to a delete: `{"size": N}` with N the needle's stored `Size` field.
@@ -154,6 +158,7 @@ mod tests {
             etag: "f0ff7292".into(),
             mime: "text/plain".into(),
             error: String::new(),
+            content_md5: Some("not in the body".into()),
         };
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
