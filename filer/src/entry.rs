@@ -202,6 +202,20 @@ pub fn visible_intervals(chunks: &[FileChunk]) -> Vec<Interval> {
 }
 
 /// The file size the chunks describe: the end of the furthest chunk (0 for none).
+#[cfg(test)]
+impl FileChunk {
+    /// A data chunk for tests: `size` bytes at `offset`, written at `ts`.
+    pub(crate) fn sample(fid: &str, offset: u64, size: u64, ts: i64) -> FileChunk {
+        FileChunk {
+            fid: fid.into(),
+            offset,
+            size,
+            modified_ts_ns: ts,
+            ..FileChunk::default()
+        }
+    }
+}
+
 pub fn total_size(chunks: &[FileChunk]) -> u64 {
     chunks
         .iter()
@@ -216,13 +230,7 @@ mod tests {
     use super::*;
 
     fn ch(fid: &str, offset: u64, size: u64, ts: i64) -> FileChunk {
-        FileChunk {
-            fid: fid.into(),
-            offset,
-            size,
-            modified_ts_ns: ts,
-            ..FileChunk::default()
-        }
+        FileChunk::sample(fid, offset, size, ts)
     }
 
     /// (start, stop, fid, chunk_offset) of each interval.

@@ -204,14 +204,7 @@ mod tests {
     use crate::entry::FileChunk;
 
     fn ch(fid: &str, offset: u64, size: u64, ts: i64) -> FileChunk {
-        FileChunk {
-            fid: fid.into(),
-            offset,
-            size,
-            modified_ts_ns: ts,
-            etag: String::new(),
-            is_manifest: false,
-        }
+        FileChunk::sample(fid, offset, size, ts)
     }
 
     fn chunk(fid: &str, offset: u64, len: u64) -> Piece {
@@ -223,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn plans_cover_the_range_with_holes_as_zeros() {
+    fn plans_cover_the_range_in_pieces() {
         let mut e = Entry::new_file("/f", 0);
         // [0,10) chunk a, hole [10,20), [20,30) chunk b, then the file runs to 40.
         e.chunks = vec![ch("1,a", 0, 10, 1), ch("1,b", 20, 10, 2)];
@@ -246,20 +239,11 @@ mod tests {
         let pieces = plan(&e, 0, 40);
         assert_eq!(next_chunk(&pieces, 1), Some((2, "1,b", 0, 10)));
         assert_eq!(next_chunk(&pieces, 3), None);
-    }
 
-    #[test]
-    fn later_chunks_shadow_earlier_ones() {
-        let mut e = Entry::new_file("/f", 0);
+        // Later chunks shadow earlier ones.
         e.chunks = vec![ch("1,old", 0, 20, 1), ch("1,new", 5, 5, 2)];
         e.attr.file_size = 20;
-        assert_eq!(
-            plan(&e, 0, 20),
-            vec![
-                chunk("1,old", 0, 5),
-                chunk("1,new", 0, 5),
-                chunk("1,old", 10, 10)
-            ]
-        );
+        let (old, new) = (|o, l| chunk("1,old", o, l), chunk("1,new", 0, 5));
+        assert_eq!(plan(&e, 0, 20), [old(0, 5), new, old(10, 10)]);
     }
 }
