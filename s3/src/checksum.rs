@@ -562,6 +562,31 @@ pub fn attrs(algo: Algo, value: String, t: &ChecksumType) -> Vec<(String, Vec<u8
     ]
 }
 
+/// Computes `algo` over stored bytes (a copy's source), as a FULL_OBJECT value.
+pub async fn compute_over<S>(algo: Algo, mut bytes: S) -> GResult<String>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+{
+    use futures::StreamExt;
+    let mut h = algo.hasher();
+    while let Some(b) = bytes.next().await {
+        let b = b.map_err(|e| {
+            GatewayError::Filer(kelp_filer::FilerError::Unavailable(format!(
+                "reading the copy source: {e}"
+            )))
+        })?;
+        h.update(&b);
+    }
+    Ok(algo.field(&h.finalize()).cloned().unwrap_or_default())
+}
+
+/// Replaces whatever checksum `e` keeps with `algo`'s `value` of type `t`.
+pub fn replace(e: &mut Entry, algo: Algo, value: String, t: &ChecksumType) {
+    e.extended
+        .retain(|k, _| k != TYPE_KEY && !Algo::ALL.iter().any(|a| *k == a.key()));
+    e.extended.extend(attrs(algo, value, t));
+}
+
 /// A checksum set holding one value.
 pub fn one(algo: Algo, value: String) -> Checksum {
     let mut c = Checksum::default();

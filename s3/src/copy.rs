@@ -1,6 +1,7 @@
 //! Server-side copies without copying bytes: CopyObject puts a new entry sharing the
 //! source's chunks (metadata directive COPY or REPLACE, tagging directive COPY or
-//! REPLACE), and [`reference_chunks`] gives UploadPartCopy the chunks of a byte range
+//! REPLACE; a requested checksum algorithm is computed over the shared bytes), and
+//! [`reference_chunks`] gives UploadPartCopy the chunks of a byte range
 //! when the range starts on chunk boundaries.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,6 +11,7 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
+use crate::checksum;
 use crate::conditional::Conditions;
 use crate::error::{GResult, GatewayError};
 use crate::gateway::Gateway;
@@ -109,6 +111,26 @@ impl Gateway {
         Ok(e)
     }
 
+    /// `x-amz-checksum-algorithm` on a copy: the new object carries that algorithm's
+    /// checksum. The source's is kept when it has one of that algorithm; otherwise it is
+    /// computed over the source's bytes (which are still shared, not copied).
+    async fn recompute_checksum(
+        &self,
+        src: &Entry,
+        dst: &mut Entry,
+        alg: &ChecksumAlgorithm,
+    ) -> GResult<()> {
+        let algo = checksum::Algo::parse(alg.as_str())?;
+        if checksum::stored(src).is_some_and(|(c, _)| algo.field(&c).is_some()) {
+            return Ok(());
+        }
+        let bytes = self.filer.read_stream(src.clone(), 0, meta::size(src));
+        let value = checksum::compute_over(algo, Box::pin(bytes)).await?;
+        let full = ChecksumType::from(ChecksumType::FULL_OBJECT.to_owned());
+        checksum::replace(dst, algo, value, &full);
+        Ok(())
+    }
+
     pub async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
@@ -173,6 +195,9 @@ impl Gateway {
                     .map(|(k, v)| (format!("{TAG_PREFIX}{k}"), v.into_bytes())),
             );
         }
+        if let Some(alg) = &i.checksum_algorithm {
+            self.recompute_checksum(&src, &mut e, alg).await?;
+        }
         let now = now_secs();
         e.attr.mtime = now;
         e.attr.crtime = now;
@@ -182,9 +207,9 @@ impl Gateway {
             last_modified: Some(meta::last_modified(&e)),
             ..Default::default()
         };
-        // The bytes are the source's, so is their checksum.
-        if let Some((c, t)) = crate::checksum::stored(&e) {
-            crate::checksum::set_checksums!(result, c);
+        // The bytes are the source's, so is their checksum (unless one was asked for).
+        if let Some((c, t)) = checksum::stored(&e) {
+            checksum::set_checksums!(result, c);
             result.checksum_type = Some(t);
         }
         Ok(S3Response::new(CopyObjectOutput {

@@ -58,6 +58,16 @@ def checksums(endpoint, ak, sk):
     assert c["CopyObjectResult"]["ChecksumCRC32"] == b64(crc32(data)), c
     h = s3.head_object(Bucket=b, Key="crc-copy", ChecksumMode="ENABLED")
     assert h["ChecksumCRC32"] == b64(crc32(data))
+    # A copy that asks for another algorithm gets that one, computed over the bytes.
+    c = s3.copy_object(Bucket=b, Key="crc-copy", CopySource={"Bucket": b, "Key": "crc"},
+                       ChecksumAlgorithm="SHA256")
+    assert c["CopyObjectResult"]["ChecksumSHA256"] == want, c
+    assert "ChecksumCRC32" not in c["CopyObjectResult"], c
+    h = s3.head_object(Bucket=b, Key="crc-copy", ChecksumMode="ENABLED")
+    assert h["ChecksumSHA256"] == want and "ChecksumCRC32" not in h, h
+    assert h["ChecksumType"] == "FULL_OBJECT", h
+    fails("InvalidRequest", s3.copy_object, Bucket=b, Key="crc-copy", CopySource={"Bucket": b, "Key": "crc"},
+          ChecksumAlgorithm="MD5")
 
     # Multipart, COMPOSITE CRC32: each part's checksum is verified and echoed, the object
     # gets crc32(part crc32s)-N.
@@ -82,6 +92,9 @@ def checksums(endpoint, ak, sk):
     h = s3.head_object(Bucket=b, Key="mp", ChecksumMode="ENABLED")
     assert h["ChecksumCRC32"] == composite and h["ChecksumType"] == "COMPOSITE", h
     assert body(s3, b, "mp", ChecksumMode="ENABLED") == b"".join(parts)
+    # Copying the two-chunk object with another algorithm hashes across its chunks.
+    c = s3.copy_object(Bucket=b, Key="mp-copy", CopySource={"Bucket": b, "Key": "mp"}, ChecksumAlgorithm="SHA1")
+    assert c["CopyObjectResult"]["ChecksumSHA1"] == b64(hashlib.sha1(b"".join(parts)).digest()), c
 
     # Multipart, FULL_OBJECT CRC32: the part CRCs combine into the whole object's CRC.
     uid = s3.create_multipart_upload(Bucket=b, Key="full", ChecksumAlgorithm="CRC32",
