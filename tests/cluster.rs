@@ -158,10 +158,7 @@ fn failover_never_hands_out_a_file_id_twice() {
 #[test]
 fn placement_across_racks_and_impossible_placements() {
     let dir = scratch();
-    let mp = free_port();
-    let m = format!("127.0.0.1:{mp}");
-    let mut master = start_master(dir.path(), "m", mp, &[], &[]);
-    master.wait_http_ok(&m, "/cluster/status", Duration::from_secs(30));
+    let (_master, m) = single_master(dir.path(), &[]);
     let _v: Vec<KelpProcess> = [("a", "r1"), ("b", "r1"), ("c", "r2")]
         .iter()
         .map(|(n, rack)| {
@@ -298,10 +295,7 @@ fn submit(addr: &str, path: &str, body: &[u8]) -> HttpReply {
 #[test]
 fn replicated_writes_reach_every_copy() {
     let dir = scratch();
-    let mp = free_port();
-    let m = format!("127.0.0.1:{mp}");
-    let mut master = start_master(dir.path(), "m", mp, &[], &[]);
-    master.wait_http_ok(&m, "/cluster/status", Duration::from_secs(30));
+    let (_master, m) = single_master(dir.path(), &[]);
     let ports = [free_port(), free_port()];
     let mut vols: Vec<KelpProcess> = ports
         .iter()

@@ -54,15 +54,12 @@ fn ec_shards(master: &str, vid: u32) -> (BTreeSet<u64>, usize) {
 /// nothing re-encodes a volume a test decodes).
 fn encoded_cluster(by_master: bool) -> Encoded {
     let dir = scratch();
-    let mport = free_port();
-    let master = format!("127.0.0.1:{mport}");
     let script = [
         "-maintenance.interval=1s",
         "-maintenance.scripts=ec.encode -collection=auto -fullPercent=0 -quietFor=1s",
     ];
     let extra: &[&str] = if by_master { &script } else { &[] };
-    let mut m = start_master(dir.path(), "m", mport, &[], extra);
-    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+    let (m, master) = single_master(dir.path(), extra);
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let vols: Vec<KelpProcess> = ports
         .iter()
@@ -305,10 +302,7 @@ fn shell_lock_keeps_other_shells_out() {
     use std::io::{BufRead, Write};
 
     let dir = scratch();
-    let mport = free_port();
-    let master = format!("127.0.0.1:{mport}");
-    let mut m = start_master(dir.path(), "m", mport, &[], &[]);
-    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+    let (mut m, master) = single_master(dir.path(), &[]);
 
     let mut holder = common::ec::spawn_shell(&master);
     let mut to_holder = holder.stdin.take().unwrap();

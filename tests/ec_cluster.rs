@@ -47,10 +47,7 @@ fn get_range(addr: &str, path: &str, range: &str, head: bool) -> (u16, String, V
 #[test]
 fn ec_encode_read_rebuild_decode() {
     let dir = scratch();
-    let mport = free_port();
-    let master = format!("127.0.0.1:{mport}");
-    let mut m = start_master(dir.path(), "m", mport, &[], &[]);
-    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+    let (_m, master) = single_master(dir.path(), &[]);
     let racks = ["r0", "r0", "r1", "r1", "r2"];
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let servers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -260,10 +257,7 @@ fn ec_encode_read_rebuild_decode() {
 #[ignore]
 fn ec_read_throughput() {
     let dir = scratch();
-    let mport = free_port();
-    let master = format!("127.0.0.1:{mport}");
-    let mut m = start_master(dir.path(), "m", mport, &[], &[]);
-    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+    let (_m, master) = single_master(dir.path(), &[]);
     let _vols: Vec<KelpProcess> = (0..5)
         .map(|i| {
             start_volume(

@@ -24,10 +24,7 @@ struct TestCluster {
 
 fn start_cluster(racks: &[&str]) -> TestCluster {
     let dir = scratch();
-    let mport = free_port();
-    let master = format!("127.0.0.1:{mport}");
-    let mut m = start_master(dir.path(), "m", mport, &[], &[]);
-    m.wait_http_ok(&master, "/cluster/status", Duration::from_secs(30));
+    let (m, master) = single_master(dir.path(), &[]);
     let ports: Vec<u16> = racks.iter().map(|_| free_port()).collect();
     let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let vols = racks

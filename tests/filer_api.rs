@@ -502,10 +502,7 @@ fn many_chunk_files_fold_into_manifests() {
 #[test]
 fn reads_fail_over_to_another_copy() {
     let dir = scratch();
-    let mp = free_port();
-    let m = format!("127.0.0.1:{mp}");
-    let mut master = start_master(dir.path(), "m", mp, &[], &[]);
-    master.wait_http_ok(&m, "/cluster/status", Duration::from_secs(30));
+    let (_master, m) = single_master(dir.path(), &[]);
     let mut vols: Vec<KelpProcess> = (0..2)
         .map(|i| {
             start_volume(

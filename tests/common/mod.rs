@@ -293,7 +293,7 @@ pub fn scratch() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// `kelp master` on a free port; returns the process and its `127.0.0.1:port`.
+/// `kelp master` on `port` (Raft group `peers`, empty for a single master).
 pub fn start_master(
     root: &Path,
     name: &str,
@@ -311,6 +311,16 @@ pub fn start_master(
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     KelpProcess::start(name, root, &args)
+}
+
+/// A single `kelp master` named "m" on a free port, answering; returns the process and
+/// its `127.0.0.1:port`.
+pub fn single_master(root: &Path, extra: &[&str]) -> (KelpProcess, String) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut m = start_master(root, "m", port, &[], extra);
+    m.wait_http_ok(&addr, "/cluster/status", Duration::from_secs(30));
+    (m, addr)
 }
 
 /// `kelp volume` on `port` heartbeating to `masters`.
