@@ -94,6 +94,9 @@ fn upload_read_conditionals_ranges_delete() {
     );
     assert_eq!(j["mime"], "text/plain");
     assert_eq!(j["name"], "7,01637037d6");
+    // The filer takes chunk etags from this rather than hash the chunk again.
+    assert_eq!(j["contentMd5"], "b1kCrCNwJL3QwXbLkwY9xA==");
+    assert_eq!(r.header("content-md5"), Some("b1kCrCNwJL3QwXbLkwY9xA=="));
     assert_eq!(r.header("etag"), Some("\"f0ff7292\""));
 
     // The same bytes again: 204, nothing written.

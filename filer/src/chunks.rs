@@ -100,13 +100,9 @@ async fn put_chunk(
         .upload(&url, &fid, data, &opts)
         .await
         .map_err(|e| FilerError::Unavailable(format!("storing chunk {fid} on {url}: {e}")))?;
-    // The volume server hashes what it stored and says so in `Content-MD5`: take that
-    // rather than hash every byte a second time here.
-    let etag = stored
-        .content_md5
-        .as_deref()
-        .and_then(md5_hex_of_base64)
-        .unwrap_or_else(|| hex(&Md5::digest(&kept)));
+    // The volume server hashes what it stored and answers `contentMd5`: take that rather
+    // than hash every byte a second time here.
+    let etag = md5_hex_of_base64(&stored.content_md5).unwrap_or_else(|| hex(&Md5::digest(&kept)));
     Ok(FileChunk {
         fid: fid.to_string(),
         offset,
@@ -117,7 +113,8 @@ async fn put_chunk(
     })
 }
 
-/// A `Content-MD5` value (base64 of 16 bytes) as lower-case hex; `None` if malformed.
+/// A `contentMd5` value (base64 of 16 bytes) as lower-case hex; `None` if malformed or
+/// absent.
 fn md5_hex_of_base64(b64: &str) -> Option<String> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD
@@ -297,7 +294,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_md5_headers_become_hex_etags() {
+    fn content_md5_values_become_hex_etags() {
         // MD5("hello") in base64 and in hex.
         assert_eq!(
             md5_hex_of_base64("XUFAKrxLKna5cZ2REBfFkg==").as_deref(),
@@ -305,5 +302,6 @@ mod tests {
         );
         assert_eq!(md5_hex_of_base64("not base64!"), None);
         assert_eq!(md5_hex_of_base64("aGVsbG8="), None, "not 16 bytes");
+        assert_eq!(md5_hex_of_base64(""), None, "a server that sends none");
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::master_api::VolumeInformation;
 
-/// The 201 answer to an upload: `{"name","size","eTag","mime"}`.
+/// The 201 answer to an upload: `{"name","size","eTag","mime","contentMd5"}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadResult {
@@ -18,10 +18,9 @@ pub struct UploadResult {
     pub mime: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
-    /// The stored data's MD5 as the `Content-MD5` answer header gives it (base64); not
-    /// part of the JSON body. Filled in by `VolumeClient::upload`.
-    #[serde(skip)]
-    pub content_md5: Option<String>,
+    /// The stored data's MD5, base64 (as in the `Content-MD5` answer header).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_md5: String,
 }
 
 /// The 202 answer to a delete: `{"size": N}` with N the needle's stored `Size` field.
@@ -158,11 +157,19 @@ mod tests {
             etag: "f0ff7292".into(),
             mime: "text/plain".into(),
             error: String::new(),
-            content_md5: Some("not in the body".into()),
+            content_md5: String::new(),
         };
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
             serde_json::json!({"name":"hello.txt","size":12,"eTag":"f0ff7292","mime":"text/plain"})
+        );
+        let with_md5 = UploadResult {
+            content_md5: "XUFAKrxLKna5cZ2REBfFkg==".into(),
+            ..r
+        };
+        assert_eq!(
+            serde_json::to_value(&with_md5).unwrap()["contentMd5"],
+            "XUFAKrxLKna5cZ2REBfFkg=="
         );
     }
 

@@ -81,14 +81,7 @@ pub(crate) async fn json_reply<T: serde::de::DeserializeOwned>(
     url: &str,
     resp: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, ClientError> {
-    decode_json(url, check(url, resp).await?).await
-}
-
-/// Reads a 2xx answer's JSON body.
-pub(crate) async fn decode_json<T: serde::de::DeserializeOwned>(
-    url: &str,
-    resp: reqwest::Response,
-) -> Result<T, ClientError> {
+    let resp = check(url, resp).await?;
     let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
         url: url.to_string(),
         message: e.to_string(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{ClientError, base_url, check, decode_json, json_reply};
+use super::{ClientError, base_url, check, json_reply};
 use crate::id::FileId;
 use crate::volume_api::{
     AllocateVolumeRequest, DeleteResult, UploadResult, VacuumCheck, VolumeServerStatus,
@@ -74,15 +74,7 @@ impl VolumeClient {
         for (k, v) in &opts.pairs {
             req = req.header(format!("Seaweed-{k}"), v);
         }
-        let resp = check(&url, req.send().await).await?;
-        let content_md5 = resp
-            .headers()
-            .get("content-md5")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut result: UploadResult = decode_json(&url, resp).await?;
-        result.content_md5 = content_md5;
-        Ok(result)
+        json_reply(&url, req.send().await).await
     }
 
     /// `GET /<fid>`, optionally with a `Range` header value; the body streams.

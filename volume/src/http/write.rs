@@ -294,7 +294,7 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
         etag,
         mime: up.mime.unwrap_or_default(),
         error: String::new(),
-        content_md5: None,
+        content_md5: md5_b64,
     };
     Ok((StatusCode::CREATED, resp_headers, axum::Json(body)).into_response())
 }
