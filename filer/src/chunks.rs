@@ -289,7 +289,6 @@ pub async fn read_chunk_range(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

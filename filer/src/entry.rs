@@ -225,7 +225,6 @@ pub fn total_size(chunks: &[FileChunk]) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

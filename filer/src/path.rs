@@ -115,7 +115,6 @@ pub fn is_within(p: &str, dir: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

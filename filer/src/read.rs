@@ -198,7 +198,6 @@ async fn send_zeros(tx: &Sender<Item>, mut n: u64) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::entry::FileChunk;

@@ -1,7 +1,6 @@
 //! Runs the filer store conformance suite against `RedbStore`, checks that everything
 //! (entries, kv, chunk counts, the GC queue) survives closing and reopening, and holds
 //! the `#[ignore]`d throughput measurement of the store.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::Mutex;

@@ -16,7 +16,7 @@ pub struct AdminLock {
 
 /// Who holds the lock, and for how much longer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub struct HeldByOther {
     pub owner: String,
     pub left: Duration,
 }
@@ -24,14 +24,14 @@ pub struct Held {
 impl AdminLock {
     /// Takes (or renews, for the same owner) the lock for `lease`; `Err` names the
     /// current holder.
-    pub fn acquire(&self, owner: &str, lease: Duration) -> Result<(), Held> {
+    pub fn acquire(&self, owner: &str, lease: Duration) -> Result<(), HeldByOther> {
         let mut h = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if let Some((who, until)) = h.as_ref()
             && who != owner
             && *until > now
         {
-            return Err(Held {
+            return Err(HeldByOther {
                 owner: who.clone(),
                 left: *until - now,
             });

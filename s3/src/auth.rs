@@ -16,7 +16,7 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result};
 use serde::Deserialize;
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 
 /// What a request does, for authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl Identities {
     }
 
     /// Parses SeaweedFS's `s3.json`.
-    pub fn from_json(text: &str) -> GResult<Identities> {
+    pub fn from_json(text: &str) -> GatewayResult<Identities> {
         let doc: S3Json = serde_json::from_str(text)
             .map_err(|e| GatewayError::Config(format!("the identities file is not valid: {e}")))?;
         let mut ids = Identities::default();
@@ -206,7 +206,7 @@ impl Identities {
         Ok(ids)
     }
 
-    fn add_key(&mut self, id: &Arc<Identity>, access: String, secret: String) -> GResult<()> {
+    fn add_key(&mut self, id: &Arc<Identity>, access: String, secret: String) -> GatewayResult<()> {
         if access.is_empty() || secret.is_empty() {
             return Err(GatewayError::Config(format!(
                 "identity {}: access and secret keys must not be empty",
@@ -223,7 +223,12 @@ impl Identities {
     }
 
     /// Adds an identity allowed everything, unless the access key is already known.
-    pub fn with_admin(mut self, name: &str, access: &str, secret: &str) -> GResult<Identities> {
+    pub fn with_admin(
+        mut self,
+        name: &str,
+        access: &str,
+        secret: &str,
+    ) -> GatewayResult<Identities> {
         if self.keys.contains_key(access) {
             return Ok(self);
         }
@@ -241,7 +246,7 @@ impl Identities {
 
     /// Reads `file` (if any), then adds an admin from the `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY` environment variables when both are set.
-    pub fn load(file: Option<&Path>) -> GResult<Identities> {
+    pub fn load(file: Option<&Path>) -> GatewayResult<Identities> {
         let ids = match file {
             Some(f) => {
                 let text = std::fs::read_to_string(f).map_err(|e| {
@@ -431,7 +436,6 @@ impl S3Access for IamAccess {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

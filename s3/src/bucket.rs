@@ -10,7 +10,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
 use crate::auth::Action;
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::{Gateway, owner};
 use crate::keys::check_bucket_name;
 use crate::walk::has_objects;
@@ -19,7 +19,7 @@ impl Gateway {
     pub async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
-    ) -> GResult<S3Response<CreateBucketOutput>> {
+    ) -> GatewayResult<S3Response<CreateBucketOutput>> {
         let name = &req.input.bucket;
         check_bucket_name(name)?;
         let dir = self.paths.bucket(name);
@@ -39,7 +39,7 @@ impl Gateway {
     pub async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
-    ) -> GResult<S3Response<HeadBucketOutput>> {
+    ) -> GatewayResult<S3Response<HeadBucketOutput>> {
         self.bucket_entry(&req.input.bucket).await?;
         Ok(S3Response::new(HeadBucketOutput {
             bucket_region: Some(self.region.clone()),
@@ -50,7 +50,7 @@ impl Gateway {
     pub async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
-    ) -> GResult<S3Response<GetBucketLocationOutput>> {
+    ) -> GatewayResult<S3Response<GetBucketLocationOutput>> {
         self.bucket_entry(&req.input.bucket).await?;
         // us-east-1 is reported as an empty constraint, as S3 does.
         let location_constraint = (self.region != "us-east-1")
@@ -63,7 +63,7 @@ impl Gateway {
     pub async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,
-    ) -> GResult<S3Response<ListBucketsOutput>> {
+    ) -> GatewayResult<S3Response<ListBucketsOutput>> {
         let root = self.paths.root().to_string();
         let prefix = req.input.prefix.clone().filter(|p| !p.is_empty());
         let mut buckets = Vec::new();
@@ -102,7 +102,7 @@ impl Gateway {
     pub async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
-    ) -> GResult<S3Response<DeleteBucketOutput>> {
+    ) -> GatewayResult<S3Response<DeleteBucketOutput>> {
         let name = &req.input.bucket;
         let e = self.bucket_entry(name).await?;
         if has_objects(&self.filer, &self.paths.uploads(name), &e, "").await? {

@@ -19,7 +19,7 @@ use s3s::crypto::Checksum as _;
 use s3s::dto::{Checksum, ChecksumAlgorithm, ChecksumType, StreamingBlob};
 use s3s::{S3Request, TrailingHeaders};
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 
 /// Where an object's verified checksum is kept (one key per algorithm); the value is
 /// what S3 returns: base64, with `-N` for a COMPOSITE multipart checksum.
@@ -79,7 +79,7 @@ impl Algo {
         matches!(self, Algo::Crc32 | Algo::Crc32c | Algo::Crc64Nvme)
     }
 
-    pub fn parse(name: &str) -> GResult<Algo> {
+    pub fn parse(name: &str) -> GatewayResult<Algo> {
         Algo::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
@@ -175,16 +175,16 @@ pub(crate) use checksums_of;
 /// The checksum a request asks for: its algorithm and, unless it comes as a trailer or
 /// the client only named the algorithm, the value to check.
 #[derive(Debug, Clone)]
-pub struct Wanted {
+pub struct RequestedChecksum {
     pub algo: Algo,
     value: Option<String>,
     from_trailer: bool,
 }
 
-impl Wanted {
+impl RequestedChecksum {
     /// Compute and keep `algo` without checking a value.
-    pub fn compute(algo: Algo) -> Wanted {
-        Wanted {
+    pub fn compute(algo: Algo) -> RequestedChecksum {
+        RequestedChecksum {
             algo,
             value: None,
             from_trailer: false,
@@ -198,7 +198,7 @@ pub fn requested(
     given: &Checksum,
     algorithm: Option<&ChecksumAlgorithm>,
     headers: &HeaderMap,
-) -> GResult<Option<Wanted>> {
+) -> GatewayResult<Option<RequestedChecksum>> {
     // s3s fills the algorithm for some operations only; the header is the same.
     let header_algo = headers
         .get("x-amz-sdk-checksum-algorithm")
@@ -231,7 +231,7 @@ pub fn requested(
                 algo.header()
             )));
         }
-        return Ok(Some(Wanted {
+        return Ok(Some(RequestedChecksum {
             algo,
             value: Some(v.clone()),
             from_trailer: false,
@@ -244,13 +244,13 @@ pub fn requested(
     if let Some(t) = trailer
         && let Some(algo) = Algo::ALL.into_iter().find(|a| a.header() == t)
     {
-        return Ok(Some(Wanted {
+        return Ok(Some(RequestedChecksum {
             algo,
             value: None,
             from_trailer: true,
         }));
     }
-    Ok(named.map(Wanted::compute))
+    Ok(named.map(RequestedChecksum::compute))
 }
 
 /// Trailers an `aws-chunked` body ended with, as the open-mode decoder saw them
@@ -312,13 +312,18 @@ impl Trailers {
 pub struct Checked<S> {
     inner: S,
     hasher: Option<ChecksumHasher>,
-    want: Wanted,
+    want: RequestedChecksum,
     trailers: Trailers,
     late: LateExtended,
 }
 
 impl<S> Checked<S> {
-    pub fn new(inner: S, want: Wanted, trailers: Trailers, late: LateExtended) -> Checked<S> {
+    pub fn new(
+        inner: S,
+        want: RequestedChecksum,
+        trailers: Trailers,
+        late: LateExtended,
+    ) -> Checked<S> {
         Checked {
             inner,
             hasher: Some(want.algo.hasher()),
@@ -412,7 +417,7 @@ where
 /// `want`; the verified checksum lands in the returned attributes slot.
 pub fn check_body(
     body: Option<StreamingBlob>,
-    want: Wanted,
+    want: RequestedChecksum,
     trailers: Trailers,
 ) -> (StreamingBlob, LateExtended) {
     let late = LateExtended::default();
@@ -453,7 +458,7 @@ fn part_digest(e: &Entry, a: Algo) -> Option<Vec<u8>> {
 pub fn upload_checksum(
     algorithm: Option<&ChecksumAlgorithm>,
     kind: Option<&ChecksumType>,
-) -> GResult<Option<(Algo, ChecksumType)>> {
+) -> GatewayResult<Option<(Algo, ChecksumType)>> {
     let Some(a) = algorithm else {
         return match kind {
             Some(_) => Err(GatewayError::InvalidRequest(
@@ -506,7 +511,7 @@ pub fn decode_upload_checksum(dir: &Entry) -> Option<(Algo, ChecksumType)> {
 
 /// Checks a part's checksum as the client listed it in CompleteMultipartUpload against
 /// the one stored with the part.
-pub fn check_listed_part(n: i32, listed: &Checksum, part: &Entry) -> GResult<()> {
+pub fn check_listed_part(n: i32, listed: &Checksum, part: &Entry) -> GatewayResult<()> {
     for a in Algo::ALL {
         if let Some(v) = a.field(listed) {
             let ok = match (a.decode(v), part_digest(part, a)) {
@@ -563,7 +568,7 @@ pub fn attrs(algo: Algo, value: String, t: &ChecksumType) -> Vec<(String, Vec<u8
 }
 
 /// Computes `algo` over stored bytes (a copy's source), as a FULL_OBJECT value.
-pub async fn compute_over<S>(algo: Algo, mut bytes: S) -> GResult<String>
+pub async fn compute_over<S>(algo: Algo, mut bytes: S) -> GatewayResult<String>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
 {
@@ -595,7 +600,6 @@ pub fn one(algo: Algo, value: String) -> Checksum {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use futures::StreamExt;
@@ -604,7 +608,10 @@ mod tests {
         B64.encode(s3s::crypto::Crc32::checksum_u32(data).to_be_bytes())
     }
 
-    async fn run(want: Wanted, data: &[&'static [u8]]) -> (Result<Vec<u8>, String>, LateExtended) {
+    async fn run(
+        want: RequestedChecksum,
+        data: &[&'static [u8]],
+    ) -> (Result<Vec<u8>, String>, LateExtended) {
         let inner = futures::stream::iter(
             data.iter()
                 .map(|d| Ok::<_, std::io::Error>(Bytes::from_static(d)))
@@ -624,7 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn matching_checksum_is_kept() {
-        let want = Wanted {
+        let want = RequestedChecksum {
             algo: Algo::Crc32,
             value: Some(b64crc32(b"hello world")),
             from_trailer: false,
@@ -638,7 +645,7 @@ mod tests {
 
     #[tokio::test]
     async fn mismatch_fails_the_body() {
-        let want = Wanted {
+        let want = RequestedChecksum {
             algo: Algo::Crc32,
             value: Some(b64crc32(b"something else")),
             from_trailer: false,
@@ -652,7 +659,7 @@ mod tests {
     async fn trailer_value_is_checked() {
         let t = OpenTrailers::default();
         t.push("X-Amz-Checksum-Crc32", &b64crc32(b"abc"));
-        let want = Wanted {
+        let want = RequestedChecksum {
             algo: Algo::Crc32,
             value: None,
             from_trailer: true,

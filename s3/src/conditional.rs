@@ -4,7 +4,7 @@
 
 use s3s::dto::{ETagCondition, Range, Timestamp};
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::meta::unix_secs;
 
 /// The conditional headers of one request.
@@ -28,7 +28,7 @@ impl Conditions<'_> {
     /// `mtime` (unix seconds). `read` is true for GET/HEAD (a failed If-None-Match or
     /// If-Modified-Since is then 304 Not Modified) and false for copy sources and
     /// conditional writes (412).
-    pub fn check(&self, etag: &str, mtime: i64, read: bool) -> GResult<()> {
+    pub fn check(&self, etag: &str, mtime: i64, read: bool) -> GatewayResult<()> {
         match (self.if_match, self.if_unmodified_since) {
             (Some(m), _) => {
                 if !matches(m, etag) {
@@ -58,7 +58,7 @@ impl Conditions<'_> {
     }
 
     /// Conditions on a key that does not exist: `If-Match` fails (412); the rest hold.
-    pub fn check_missing(&self) -> GResult<()> {
+    pub fn check_missing(&self) -> GatewayResult<()> {
         if self.if_match.is_some() {
             return Err(GatewayError::PreconditionFailed);
         }
@@ -67,7 +67,7 @@ impl Conditions<'_> {
 }
 
 /// The byte range `[start, end)` of an object of `size` bytes a `Range` asks for.
-pub fn byte_range(range: Option<&Range>, size: u64) -> GResult<Option<(u64, u64)>> {
+pub fn byte_range(range: Option<&Range>, size: u64) -> GatewayResult<Option<(u64, u64)>> {
     match range {
         None => Ok(None),
         Some(r) => {
@@ -79,7 +79,7 @@ pub fn byte_range(range: Option<&Range>, size: u64) -> GResult<Option<(u64, u64)
 
 /// Parses an `x-amz-copy-source-range` (`bytes=first-last`, both required) for an
 /// object of `size` bytes into `[start, end)`.
-pub fn copy_source_range(s: &str, size: u64) -> GResult<(u64, u64)> {
+pub fn copy_source_range(s: &str, size: u64) -> GatewayResult<(u64, u64)> {
     let bad = || {
         GatewayError::InvalidArgument(format!(
             "x-amz-copy-source-range {s:?} must be bytes=first-last within the source object"
@@ -96,7 +96,6 @@ pub fn copy_source_range(s: &str, size: u64) -> GResult<(u64, u64)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use s3s::dto::ETag;

@@ -13,7 +13,7 @@ use s3s::{S3Request, S3Response};
 
 use crate::checksum;
 use crate::conditional::Conditions;
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::Gateway;
 use crate::meta::{self, ContentHeaders, ObjectMeta, TAG_PREFIX};
 
@@ -25,7 +25,7 @@ pub fn now_secs() -> i64 {
 }
 
 /// `(bucket, key)` of a copy source.
-pub fn source(src: &CopySource) -> GResult<(&str, &str)> {
+pub fn source(src: &CopySource) -> GatewayResult<(&str, &str)> {
     match src {
         CopySource::Bucket {
             bucket,
@@ -99,7 +99,7 @@ impl Gateway {
         &self,
         src: &CopySource,
         cond: Conditions<'_>,
-    ) -> GResult<Entry> {
+    ) -> GatewayResult<Entry> {
         let (b, k) = source(src)?;
         let e = self.object_entry(b, k).await?;
         if e.is_directory {
@@ -119,7 +119,7 @@ impl Gateway {
         src: &Entry,
         dst: &mut Entry,
         alg: &ChecksumAlgorithm,
-    ) -> GResult<()> {
+    ) -> GatewayResult<()> {
         let algo = checksum::Algo::parse(alg.as_str())?;
         if checksum::stored(src).is_some_and(|(c, _)| algo.field(&c).is_some()) {
             return Ok(());
@@ -134,7 +134,7 @@ impl Gateway {
     pub async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
-    ) -> GResult<S3Response<CopyObjectOutput>> {
+    ) -> GatewayResult<S3Response<CopyObjectOutput>> {
         let i = &req.input;
         let cond = Conditions {
             if_match: i.copy_source_if_match.as_ref(),
@@ -220,7 +220,6 @@ impl Gateway {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -148,10 +148,9 @@ impl From<GatewayError> for S3Error {
 }
 
 /// Shorthand for results of gateway operations.
-pub type GResult<T> = Result<T, GatewayError>;
+pub type GatewayResult<T> = Result<T, GatewayError>;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

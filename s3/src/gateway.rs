@@ -10,7 +10,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::auth::Caller;
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::keys::Paths;
 
 /// The S3 API over one filer.
@@ -32,7 +32,7 @@ pub fn owner() -> Owner {
 
 impl Gateway {
     /// The bucket's directory entry, or NoSuchBucket.
-    pub async fn bucket_entry(&self, bucket: &str) -> GResult<Entry> {
+    pub async fn bucket_entry(&self, bucket: &str) -> GatewayResult<Entry> {
         match self.filer.find(&self.paths.bucket(bucket)).await? {
             Some(e) if e.is_directory => Ok(e),
             _ => Err(GatewayError::NoSuchBucket(bucket.to_string())),
@@ -55,7 +55,7 @@ impl Gateway {
     }
 }
 
-fn ok<T>(r: GResult<S3Response<T>>) -> S3Result<S3Response<T>> {
+fn ok<T>(r: GatewayResult<S3Response<T>>) -> S3Result<S3Response<T>> {
     r.map_err(Into::into)
 }
 

@@ -4,7 +4,7 @@
 
 use kelp_filer::path::{MAX_NAME_LEN, MAX_PATH_LEN};
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 
 /// The bucket-level directory multipart uploads live in (hidden from listings).
 pub const UPLOADS_DIR: &str = ".uploads";
@@ -26,7 +26,7 @@ pub struct Paths {
 
 impl Paths {
     /// `buckets_dir` is the filer directory of buckets, e.g. `/buckets`.
-    pub fn new(buckets_dir: &str) -> GResult<Paths> {
+    pub fn new(buckets_dir: &str) -> GatewayResult<Paths> {
         let root = kelp_filer::path::normalize(buckets_dir)
             .map_err(|e| GatewayError::Config(format!("buckets directory: {e}")))?;
         Ok(Paths { root })
@@ -48,7 +48,7 @@ impl Paths {
     }
 
     /// The directory of one multipart upload.
-    pub fn upload(&self, bucket: &str, upload_id: &str) -> GResult<String> {
+    pub fn upload(&self, bucket: &str, upload_id: &str) -> GatewayResult<String> {
         if upload_id.len() != 32 || !upload_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(GatewayError::NoSuchUpload(upload_id.to_string()));
         }
@@ -56,7 +56,7 @@ impl Paths {
     }
 
     /// The filer path of `key` in `bucket`, or why the key cannot be stored.
-    pub fn object(&self, bucket: &str, key: &str) -> GResult<ObjectPath> {
+    pub fn object(&self, bucket: &str, key: &str) -> GatewayResult<ObjectPath> {
         check_key(key)?;
         let dir_marker = key.ends_with('/');
         let body = key.strip_suffix('/').unwrap_or(key);
@@ -72,7 +72,7 @@ impl Paths {
 }
 
 /// Checks that `key` maps to exactly one filer path.
-pub fn check_key(key: &str) -> GResult<()> {
+pub fn check_key(key: &str) -> GatewayResult<()> {
     if key.is_empty() {
         return Err(GatewayError::InvalidKey("the object key is empty".into()));
     }
@@ -113,7 +113,7 @@ pub fn check_key(key: &str) -> GResult<()> {
 
 /// Checks a bucket name against S3's rules (3-63 characters of `a-z0-9.-`, starting and
 /// ending with a letter or digit, no `..`, not an IP address, no `xn--` prefix).
-pub fn check_bucket_name(name: &str) -> GResult<()> {
+pub fn check_bucket_name(name: &str) -> GatewayResult<()> {
     if s3s::path::check_bucket_name(name) {
         Ok(())
     } else {
@@ -125,7 +125,6 @@ pub fn check_bucket_name(name: &str) -> GResult<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -10,7 +10,7 @@ use s3s::S3Request;
 use s3s::S3Response;
 use s3s::dto::*;
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::Gateway;
 use crate::meta;
 use crate::walk::{Bound, Item, Walker, has_objects};
@@ -32,7 +32,7 @@ impl ListParams {
         delimiter: &Option<String>,
         max: Option<i32>,
         after: Option<String>,
-    ) -> GResult<ListParams> {
+    ) -> GatewayResult<ListParams> {
         Ok(ListParams {
             prefix: prefix.clone().unwrap_or_default(),
             delimiter: delimiter.clone(),
@@ -74,7 +74,7 @@ pub fn encode_token(last: &str) -> String {
     URL_SAFE_NO_PAD.encode(last.as_bytes())
 }
 
-pub fn decode_token(t: &str) -> GResult<String> {
+pub fn decode_token(t: &str) -> GatewayResult<String> {
     URL_SAFE_NO_PAD
         .decode(t.trim())
         .ok()
@@ -82,7 +82,7 @@ pub fn decode_token(t: &str) -> GResult<String> {
         .ok_or_else(|| GatewayError::InvalidArgument("the continuation token is not valid".into()))
 }
 
-fn max_keys(m: Option<i32>) -> GResult<usize> {
+fn max_keys(m: Option<i32>) -> GatewayResult<usize> {
     match m {
         None => Ok(1000),
         Some(n) if n < 0 => Err(GatewayError::InvalidArgument(
@@ -117,7 +117,7 @@ impl Gateway {
     }
 
     /// One page of keys and common prefixes in S3 order.
-    pub async fn list_page(&self, bucket: &str, p: &ListParams) -> GResult<ListPage> {
+    pub async fn list_page(&self, bucket: &str, p: &ListParams) -> GatewayResult<ListPage> {
         self.bucket_entry(bucket).await?;
         let prefix = p.prefix.as_str();
         // Prefixes whose directory part no key can have ('//', '..', a leading '/')
@@ -209,7 +209,7 @@ impl Gateway {
     pub async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
-    ) -> GResult<S3Response<ListObjectsOutput>> {
+    ) -> GatewayResult<S3Response<ListObjectsOutput>> {
         let i = req.input;
         let enc = encoder(i.encoding_type.as_ref());
         let params = ListParams::of(
@@ -238,7 +238,7 @@ impl Gateway {
     pub async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
-    ) -> GResult<S3Response<ListObjectsV2Output>> {
+    ) -> GatewayResult<S3Response<ListObjectsV2Output>> {
         let i = req.input;
         let enc = encoder(i.encoding_type.as_ref());
         let after = match &i.continuation_token {
@@ -274,7 +274,7 @@ impl Gateway {
     pub async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
-    ) -> GResult<S3Response<ListObjectVersionsOutput>> {
+    ) -> GatewayResult<S3Response<ListObjectVersionsOutput>> {
         let i = req.input;
         let enc = encoder(i.encoding_type.as_ref());
         // One version per key: after (key, version) is after the key.
@@ -351,7 +351,6 @@ fn prefixes(page: &ListPage, enc: fn(&str) -> String) -> Vec<CommonPrefix> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

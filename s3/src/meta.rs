@@ -9,7 +9,7 @@ use kelp_filer::entry::Entry;
 use md5::{Digest, Md5};
 use s3s::dto::{ETag, Metadata, Timestamp};
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 
 /// Extended key prefix of user metadata (`x-amz-meta-<name>`, name lower-cased).
 pub const META_PREFIX: &str = "X-Amz-Meta-";
@@ -75,7 +75,7 @@ impl ObjectMeta {
         h: ContentHeaders<'_>,
         user: Option<&Metadata>,
         tagging: Option<&str>,
-    ) -> GResult<ObjectMeta> {
+    ) -> GatewayResult<ObjectMeta> {
         // `aws-chunked` describes the transfer, not the object: S3 drops it.
         let encoding = h.content_encoding.map(|v| {
             v.split(',')
@@ -138,8 +138,8 @@ impl ObjectMeta {
 }
 
 /// Parses `k1=v1&k2=v2` (URL-encoded) from an `x-amz-tagging` header.
-pub fn parse_tagging_header(s: &str) -> GResult<Vec<(String, String)>> {
-    let decode = |x: &str| -> GResult<String> {
+pub fn parse_tagging_header(s: &str) -> GatewayResult<Vec<(String, String)>> {
+    let decode = |x: &str| -> GatewayResult<String> {
         let x = x.replace('+', " ");
         percent_encoding::percent_decode_str(&x)
             .decode_utf8()
@@ -156,7 +156,7 @@ pub fn parse_tagging_header(s: &str) -> GResult<Vec<(String, String)>> {
 }
 
 /// S3's tag limits: at most 10 tags, keys 1-128 and values 0-256 characters, keys unique.
-pub fn check_tags(tags: &[(String, String)]) -> GResult<()> {
+pub fn check_tags(tags: &[(String, String)]) -> GatewayResult<()> {
     if tags.len() > 10 {
         return Err(GatewayError::InvalidTag(
             "an object can have at most 10 tags".into(),
@@ -292,7 +292,6 @@ pub fn part_sizes(e: &Entry) -> Option<Vec<u64>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use kelp_filer::entry::FileChunk;

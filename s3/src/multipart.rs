@@ -13,10 +13,12 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
-use crate::checksum::{self, Trailers, UPLOAD_CHECKSUM_KEY, Wanted, checksums_of, set_checksums};
+use crate::checksum::{
+    self, RequestedChecksum, Trailers, UPLOAD_CHECKSUM_KEY, checksums_of, set_checksums,
+};
 use crate::conditional::{Conditions, copy_source_range};
 use crate::copy::{now_secs, reference_chunks, reference_md5};
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::{Gateway, owner};
 use crate::list::url_encode;
 use crate::meta::{self, ContentHeaders, ETAG_KEY, ObjectMeta, PARTS_KEY, UPLOAD_KEY, hex, unhex};
@@ -26,7 +28,7 @@ use crate::object::decode_md5;
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 const MAX_PART_NUMBER: i32 = 10_000;
 
-fn check_part_number(n: i32) -> GResult<()> {
+fn check_part_number(n: i32) -> GatewayResult<()> {
     if (1..=MAX_PART_NUMBER).contains(&n) {
         Ok(())
     } else {
@@ -38,7 +40,7 @@ fn check_part_number(n: i32) -> GResult<()> {
 
 impl Gateway {
     /// The upload directory of `id`, if it is an upload of `key` in `bucket`.
-    async fn upload_dir(&self, bucket: &str, key: &str, id: &str) -> GResult<Entry> {
+    async fn upload_dir(&self, bucket: &str, key: &str, id: &str) -> GatewayResult<Entry> {
         let dir = self.paths.upload(bucket, id)?;
         match self.filer.find(&dir).await? {
             Some(e)
@@ -55,7 +57,7 @@ impl Gateway {
     }
 
     /// Every stored part of an upload, by part number.
-    async fn parts(&self, dir: &str) -> GResult<BTreeMap<i32, Entry>> {
+    async fn parts(&self, dir: &str) -> GatewayResult<BTreeMap<i32, Entry>> {
         let mut out = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
@@ -83,7 +85,7 @@ impl Gateway {
     pub async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
-    ) -> GResult<S3Response<CreateMultipartUploadOutput>> {
+    ) -> GatewayResult<S3Response<CreateMultipartUploadOutput>> {
         let i = &req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
         if op.dir_marker {
@@ -134,7 +136,7 @@ impl Gateway {
     pub async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
-    ) -> GResult<S3Response<UploadPartOutput>> {
+    ) -> GatewayResult<S3Response<UploadPartOutput>> {
         let trailers = Trailers::of(&req);
         let i = req.input;
         check_part_number(i.part_number)?;
@@ -145,7 +147,7 @@ impl Gateway {
         // An upload created with an algorithm checksums every part with it.
         if let Some((algo, _)) = checksum::decode_upload_checksum(&dir) {
             match &want {
-                None => want = Some(Wanted::compute(algo)),
+                None => want = Some(RequestedChecksum::compute(algo)),
                 Some(w) if w.algo != algo => {
                     return Err(GatewayError::InvalidRequest(format!(
                         "the upload was created with the {} checksum; this part carries {}",
@@ -184,7 +186,7 @@ impl Gateway {
     pub async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
-    ) -> GResult<S3Response<UploadPartCopyOutput>> {
+    ) -> GatewayResult<S3Response<UploadPartCopyOutput>> {
         let i = &req.input;
         check_part_number(i.part_number)?;
         let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
@@ -236,7 +238,7 @@ impl Gateway {
     pub async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
-    ) -> GResult<S3Response<CompleteMultipartUploadOutput>> {
+    ) -> GatewayResult<S3Response<CompleteMultipartUploadOutput>> {
         let i = &req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
         let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
@@ -362,7 +364,7 @@ impl Gateway {
     pub async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
-    ) -> GResult<S3Response<AbortMultipartUploadOutput>> {
+    ) -> GatewayResult<S3Response<AbortMultipartUploadOutput>> {
         let i = &req.input;
         let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
         self.filer.delete(&dir.path, true).await?;
@@ -375,7 +377,7 @@ impl Gateway {
     pub async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
-    ) -> GResult<S3Response<ListPartsOutput>> {
+    ) -> GatewayResult<S3Response<ListPartsOutput>> {
         let i = &req.input;
         let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
         let marker = i.part_number_marker.unwrap_or(0);
@@ -427,7 +429,7 @@ impl Gateway {
     pub async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
-    ) -> GResult<S3Response<ListMultipartUploadsOutput>> {
+    ) -> GatewayResult<S3Response<ListMultipartUploadsOutput>> {
         let i = &req.input;
         self.bucket_entry(&i.bucket).await?;
         let prefix = i.prefix.clone().unwrap_or_default();

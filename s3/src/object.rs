@@ -12,7 +12,7 @@ use s3s::{S3Request, S3Response};
 use crate::auth::Action;
 use crate::checksum::{self, Trailers, checksums_of, set_checksums};
 use crate::conditional::{Conditions, byte_range};
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::Gateway;
 use crate::keys::ObjectPath;
 use crate::meta::{self, ContentHeaders, DIR_MARKER_KEY, ObjectMeta, TAG_PREFIX};
@@ -21,7 +21,7 @@ use crate::meta::{self, ContentHeaders, DIR_MARKER_KEY, ObjectMeta, TAG_PREFIX};
 const MAX_PUT: i64 = 5 << 30;
 
 /// The 16 bytes of a `Content-MD5` header.
-pub fn decode_md5(v: &str) -> GResult<Vec<u8>> {
+pub fn decode_md5(v: &str) -> GatewayResult<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
         .decode(v.trim())
@@ -73,7 +73,7 @@ struct ObjectView {
 
 impl Gateway {
     /// The object stored under `op`, if any (a directory only counts as the marker key).
-    pub async fn find_object(&self, op: &ObjectPath) -> GResult<Option<Entry>> {
+    pub async fn find_object(&self, op: &ObjectPath) -> GatewayResult<Option<Entry>> {
         Ok(match self.filer.find(&op.path).await? {
             Some(e) if op.dir_marker => {
                 (e.is_directory && e.extended.contains_key(DIR_MARKER_KEY)).then_some(e)
@@ -94,7 +94,7 @@ impl Gateway {
     pub async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
-    ) -> GResult<S3Response<PutObjectOutput>> {
+    ) -> GatewayResult<S3Response<PutObjectOutput>> {
         let trailers = Trailers::of(&req);
         let i = req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
@@ -172,7 +172,7 @@ impl Gateway {
         path: &str,
         body: Option<StreamingBlob>,
         opts: WriteOptions,
-    ) -> GResult<Entry> {
+    ) -> GatewayResult<Entry> {
         let md5_given = opts.expect_md5.is_some();
         let written = match body {
             Some(b) => {
@@ -199,7 +199,7 @@ impl Gateway {
         dir: &str,
         body: Option<StreamingBlob>,
         meta: ObjectMeta,
-    ) -> GResult<Entry> {
+    ) -> GatewayResult<Entry> {
         if let Some(mut b) = body {
             use futures::StreamExt;
             while let Some(chunk) = b.next().await {
@@ -244,7 +244,7 @@ impl Gateway {
         cond: Conditions<'_>,
         range: Option<&Range>,
         part_number: Option<i32>,
-    ) -> GResult<(Entry, ObjectView)> {
+    ) -> GatewayResult<(Entry, ObjectView)> {
         let op = self.paths.object(bucket, key)?;
         let Some(e) = self.find_object(&op).await? else {
             return Err(self.missing(bucket, key).await);
@@ -268,7 +268,7 @@ impl Gateway {
     pub async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
-    ) -> GResult<S3Response<GetObjectOutput>> {
+    ) -> GatewayResult<S3Response<GetObjectOutput>> {
         let i = &req.input;
         let cond = Conditions {
             if_match: i.if_match.as_ref(),
@@ -311,7 +311,7 @@ impl Gateway {
     pub async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
-    ) -> GResult<S3Response<HeadObjectOutput>> {
+    ) -> GatewayResult<S3Response<HeadObjectOutput>> {
         let i = &req.input;
         let cond = Conditions {
             if_match: i.if_match.as_ref(),
@@ -353,7 +353,7 @@ impl Gateway {
 
     /// Deletes the object under `op` (nothing to do if absent), then removes the
     /// directories it leaves empty up to the bucket.
-    pub async fn delete_key(&self, bucket: &str, op: &ObjectPath) -> GResult<()> {
+    pub async fn delete_key(&self, bucket: &str, op: &ObjectPath) -> GatewayResult<()> {
         let Some(e) = self.find_object(op).await? else {
             return Ok(());
         };
@@ -387,7 +387,7 @@ impl Gateway {
     }
 
     /// Removes the empty, unmarked ancestors of `path` below the bucket directory.
-    async fn prune(&self, bucket: &str, path: &str) -> GResult<()> {
+    async fn prune(&self, bucket: &str, path: &str) -> GatewayResult<()> {
         let top = self.paths.bucket(bucket);
         let mut cur = kelp_filer::path::parent(path).map(str::to_string);
         while let Some(dir) = cur {
@@ -420,7 +420,7 @@ impl Gateway {
     pub async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
-    ) -> GResult<S3Response<DeleteObjectOutput>> {
+    ) -> GatewayResult<S3Response<DeleteObjectOutput>> {
         let i = &req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
         self.bucket_entry(&i.bucket).await?;
@@ -431,7 +431,7 @@ impl Gateway {
     pub async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
-    ) -> GResult<S3Response<DeleteObjectsOutput>> {
+    ) -> GatewayResult<S3Response<DeleteObjectsOutput>> {
         let i = &req.input;
         self.bucket_entry(&i.bucket).await?;
         if i.delete.objects.len() > 1000 {
@@ -480,7 +480,7 @@ impl Gateway {
     pub async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
-    ) -> GResult<S3Response<GetObjectTaggingOutput>> {
+    ) -> GatewayResult<S3Response<GetObjectTaggingOutput>> {
         let i = &req.input;
         let e = self.object_entry(&i.bucket, &i.key).await?;
         let tag_set = meta::tags(&e)
@@ -499,7 +499,7 @@ impl Gateway {
     pub async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
-    ) -> GResult<S3Response<PutObjectTaggingOutput>> {
+    ) -> GatewayResult<S3Response<PutObjectTaggingOutput>> {
         let i = &req.input;
         let tags: Vec<(String, String)> = i
             .tagging
@@ -527,7 +527,7 @@ impl Gateway {
     pub async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
-    ) -> GResult<S3Response<DeleteObjectTaggingOutput>> {
+    ) -> GatewayResult<S3Response<DeleteObjectTaggingOutput>> {
         let i = &req.input;
         let e = self.object_entry(&i.bucket, &i.key).await?;
         let keys = tag_keys(&e);
@@ -541,7 +541,7 @@ impl Gateway {
     }
 
     /// The object's entry, or NoSuchBucket / NoSuchKey.
-    pub async fn object_entry(&self, bucket: &str, key: &str) -> GResult<Entry> {
+    pub async fn object_entry(&self, bucket: &str, key: &str) -> GatewayResult<Entry> {
         let op = self.paths.object(bucket, key)?;
         match self.find_object(&op).await? {
             Some(e) => Ok(e),
@@ -580,7 +580,7 @@ fn with_expires<T>(mut resp: S3Response<T>, e: &Entry) -> S3Response<T> {
 type PartView = (Option<(u64, u64)>, Option<i32>);
 
 /// The byte range of part `n` (1-based) of a multipart object.
-fn part_range(e: &Entry, n: i32) -> GResult<PartView> {
+fn part_range(e: &Entry, n: i32) -> GatewayResult<PartView> {
     let bad = || GatewayError::InvalidPartNumber(format!("the object has no part {n}"));
     let idx = usize::try_from(n)
         .ok()

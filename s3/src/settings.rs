@@ -7,7 +7,7 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
-use crate::error::{GResult, GatewayError};
+use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::{Gateway, owner};
 
 /// The one grant every bucket and object has: its owner, FULL_CONTROL.
@@ -33,7 +33,7 @@ impl Gateway {
         bucket: &str,
         code: &'static str,
         what: &str,
-    ) -> GResult<T> {
+    ) -> GatewayResult<T> {
         self.bucket_entry(bucket).await?;
         Err(GatewayError::NotConfigured {
             code,
@@ -44,7 +44,7 @@ impl Gateway {
     pub async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
-    ) -> GResult<S3Response<GetBucketVersioningOutput>> {
+    ) -> GatewayResult<S3Response<GetBucketVersioningOutput>> {
         self.bucket_entry(&req.input.bucket).await?;
         // No Status element: versioning was never enabled.
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
@@ -53,7 +53,7 @@ impl Gateway {
     pub async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
-    ) -> GResult<S3Response<GetBucketAclOutput>> {
+    ) -> GatewayResult<S3Response<GetBucketAclOutput>> {
         self.bucket_entry(&req.input.bucket).await?;
         let (owner, grants) = owner_acl();
         Ok(S3Response::new(GetBucketAclOutput { owner, grants }))
@@ -62,7 +62,7 @@ impl Gateway {
     pub async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,
-    ) -> GResult<S3Response<GetObjectAclOutput>> {
+    ) -> GatewayResult<S3Response<GetObjectAclOutput>> {
         let i = &req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
         if self.find_object(&op).await?.is_none() {

@@ -12,7 +12,7 @@ use kelp_filer::Filer;
 use kelp_filer::entry::Entry;
 use kelp_filer::store::ListOptions;
 
-use crate::error::GResult;
+use crate::error::GatewayResult;
 use crate::meta::DIR_MARKER_KEY;
 
 /// Keys must sort after `key` (or equal it when `inclusive`), bytewise.
@@ -193,7 +193,7 @@ impl Walker {
     }
 
     /// The next item in key order, or `None` at the end.
-    pub async fn next(&mut self) -> GResult<Option<Item>> {
+    pub async fn next(&mut self) -> GatewayResult<Option<Item>> {
         loop {
             let Some(f) = self.stack.last_mut() else {
                 return Ok(None);
@@ -287,7 +287,7 @@ pub async fn has_objects(
     hidden: &str,
     dir: &Entry,
     key: &str,
-) -> GResult<bool> {
+) -> GatewayResult<bool> {
     if dir.extended.contains_key(DIR_MARKER_KEY) {
         return Ok(true);
     }
@@ -311,7 +311,6 @@ pub async fn has_objects(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

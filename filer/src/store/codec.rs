@@ -261,7 +261,6 @@ pub fn decode_entry(path: String, value: &[u8]) -> Result<Entry, StoreError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -96,7 +96,6 @@ pub fn node_id(addr: &str) -> NodeId {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -119,7 +119,6 @@ fn reserve(ceiling: u64, above: u64, block: u64) -> Option<Range<u64>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

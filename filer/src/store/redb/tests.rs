@@ -1,5 +1,4 @@
 //! Unit tests of `RedbStore` internals: the format version check and damaged data.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 
