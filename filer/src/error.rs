@@ -19,6 +19,9 @@ pub enum FilerError {
     Internal(String),
     #[error("no space for new data: {0}")]
     NoSpace(String),
+    /// A conditional write or delete found the entry other than its caller required.
+    #[error("{0}")]
+    PreconditionFailed(String),
 }
 
 impl FilerError {
@@ -46,7 +49,12 @@ impl From<StoreError> for FilerError {
                 FilerError::Conflict(format!("fail to delete non-empty folder: {p}"))
             }
             StoreError::AlreadyExists(p) => FilerError::Conflict(format!("{p} already exists")),
-            other => FilerError::Internal(other.to_string()),
+            StoreError::Changed(p) => {
+                FilerError::PreconditionFailed(format!("{p} was changed by another request"))
+            }
+            StoreError::Invalid(_) | StoreError::Corrupt(_) | StoreError::Backend(_) => {
+                FilerError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -65,6 +65,41 @@ pub struct WriteOptions {
     /// as an `aws-chunked` trailer): the body stream fills it before it ends, and the
     /// write sets them after `extended`.
     pub late_extended: Option<LateExtended>,
+    /// What the replaced entry must be for the write to land (checked atomically with
+    /// the write; a failure stores nothing and is [`FilerError::PreconditionFailed`]).
+    pub precondition: Option<Precondition>,
+}
+
+/// What a conditional write or delete requires of the entry at its path, checked in
+/// the same store transaction as the change itself (a compare-and-set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No entry there (S3 `If-None-Match: *`).
+    Absent,
+    /// Still exactly this entry, as the caller read it (S3 `If-Match`, after the caller
+    /// compared the ETag of what it read).
+    Unchanged(Entry),
+}
+
+impl Precondition {
+    fn mutation(&self, path: &str) -> Mutation {
+        Mutation::Expect {
+            path: path.to_string(),
+            entry: match self {
+                Precondition::Absent => None,
+                Precondition::Unchanged(e) => Some(e.clone()),
+            },
+        }
+    }
+
+    /// Whether `current` (what is there now) satisfies it: lets a write that is bound
+    /// to fail stop before it uploads anything.
+    fn holds(&self, current: Option<&Entry>) -> bool {
+        match self {
+            Precondition::Absent => current.is_none(),
+            Precondition::Unchanged(e) => current == Some(e),
+        }
+    }
 }
 
 /// See [`WriteOptions::late_extended`].
@@ -355,21 +390,38 @@ impl Filer {
 
     /// Deletes `p`; a non-empty directory needs `recursive`. A missing path is not an error.
     pub async fn delete(&self, p: &str, recursive: bool) -> Result<(), FilerError> {
+        self.delete_if(p, recursive, None).await
+    }
+
+    /// [`Filer::delete`] that happens only if `pre` holds at the moment of the delete.
+    pub async fn delete_if(
+        &self,
+        p: &str,
+        recursive: bool,
+        pre: Option<&Precondition>,
+    ) -> Result<(), FilerError> {
         let p = path::normalize(p)?;
         if p == "/" {
             return Err(FilerError::BadRequest(
                 "cannot delete the root directory".into(),
             ));
         }
-        let Some(e) = self.store.find(&p).await? else {
+        let found = self.store.find(&p).await?;
+        if let Some(pre) = pre
+            && !pre.holds(found.as_ref())
+        {
+            return Err(precondition_failed(&p));
+        }
+        let Some(e) = found else {
             return Ok(());
         };
-        let m = if e.is_directory && recursive {
+        let mut muts: Vec<Mutation> = pre.iter().map(|c| c.mutation(&p)).collect();
+        muts.push(if e.is_directory && recursive {
             Mutation::DeleteTree(p)
         } else {
             Mutation::Delete(p)
-        };
-        self.store.apply(vec![m]).await?;
+        });
+        self.store.apply(muts).await?;
         self.gc_wake.notify_one();
         Ok(())
     }
@@ -507,7 +559,16 @@ impl Filer {
     /// directories. For entries built from other entries' chunks (S3
     /// CompleteMultipartUpload, CopyObject): they share those chunks through the store's
     /// reference counts, so no data is copied. A file never replaces a directory.
-    pub async fn put_entry(&self, mut entry: Entry) -> Result<Entry, FilerError> {
+    pub async fn put_entry(&self, entry: Entry) -> Result<Entry, FilerError> {
+        self.put_entry_if(entry, None).await
+    }
+
+    /// [`Filer::put_entry`] that lands only if `pre` holds for the entry it replaces.
+    pub async fn put_entry_if(
+        &self,
+        mut entry: Entry,
+        pre: Option<&Precondition>,
+    ) -> Result<Entry, FilerError> {
         entry.path = path::normalize(&entry.path)?;
         if entry.path == "/" {
             return Err(FilerError::BadRequest(
@@ -524,6 +585,7 @@ impl Filer {
             )));
         }
         let mut muts = self.parents(&entry.path).await?;
+        muts.extend(pre.map(|c| c.mutation(&entry.path)));
         muts.push(Mutation::Put(entry.clone()));
         self.store.apply(muts).await?;
         // A concurrent delete of an ancestor that was empty when `parents` looked may have
@@ -558,10 +620,16 @@ impl Filer {
                 "cannot write to the root directory".into(),
             ));
         }
-        if let Some(e) = self.store.find(&p).await?
+        let found = self.store.find(&p).await?;
+        if let Some(e) = &found
             && e.is_directory
         {
             return Err(FilerError::Conflict(format!("{p} is a directory")));
+        }
+        if let Some(pre) = &opts.precondition
+            && !pre.holds(found.as_ref())
+        {
+            return Err(precondition_failed(&p));
         }
         // Fails before any upload when an ancestor is a file.
         self.parents(&p).await?;
@@ -573,14 +641,14 @@ impl Filer {
         e.chunks = up.chunks;
         e.attr.file_size = up.size;
         e.attr.md5 = up.md5.to_vec();
-        e.attr.mime = opts.mime;
+        e.attr.mime = opts.mime.clone();
         if let Some(m) = opts.mode {
             e.attr.mode = m;
         }
         e.attr.ttl_sec = opts.ttl_sec;
-        e.extended = opts.extended.into_iter().chain(late).collect();
+        e.extended = opts.extended.clone().into_iter().chain(late).collect();
         let stored = e.chunks.clone();
-        match self.put_entry(e).await {
+        match self.put_entry_if(e, opts.precondition.as_ref()).await {
             Ok(e) => Ok(e),
             Err(err) => {
                 // Harmless if the entry did land: a referenced chunk is never queued.
@@ -589,4 +657,10 @@ impl Filer {
             }
         }
     }
+}
+
+fn precondition_failed(p: &str) -> FilerError {
+    FilerError::PreconditionFailed(format!(
+        "{p}: the precondition of the request does not hold"
+    ))
 }

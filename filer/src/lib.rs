@@ -13,4 +13,4 @@ pub mod read;
 pub mod store;
 
 pub use error::FilerError;
-pub use filer::{Filer, FilerConfig, LateExtended, WriteOptions};
+pub use filer::{Filer, FilerConfig, LateExtended, Precondition, WriteOptions};

@@ -56,14 +56,6 @@ impl Conditions<'_> {
         }
         Ok(())
     }
-
-    /// Conditions on a key that does not exist: `If-Match` fails (412); the rest hold.
-    pub fn check_missing(&self) -> GatewayResult<()> {
-        if self.if_match.is_some() {
-            return Err(GatewayError::PreconditionFailed);
-        }
-        Ok(())
-    }
 }
 
 /// The byte range `[start, end)` of an object of `size` bytes a `Range` asks for.

@@ -142,6 +142,7 @@ impl From<GatewayError> for S3Error {
                     err(C::ServiceUnavailable, msg)
                 }
                 FilerError::Internal(_) => err(C::InternalError, msg),
+                FilerError::PreconditionFailed(_) => err(C::PreconditionFailed, msg),
             },
         }
     }

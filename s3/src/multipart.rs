@@ -318,17 +318,9 @@ impl Gateway {
                 algo.name()
             )));
         }
-        if i.if_match.is_some() || i.if_none_match.is_some() {
-            let c = Conditions {
-                if_match: i.if_match.as_ref(),
-                if_none_match: i.if_none_match.as_ref(),
-                ..Conditions::default()
-            };
-            match self.find_object(&op).await? {
-                Some(e) => c.check(&meta::etag(&e), e.attr.mtime, false)?,
-                None => c.check_missing()?,
-            }
-        }
+        let precondition = self
+            .write_precondition(&op, &i.key, i.if_match.as_ref(), i.if_none_match.as_ref())
+            .await?;
         let mut e = Entry::new_file(op.path.clone(), now_secs());
         e.chunks = chunks;
         e.attr.file_size = offset;
@@ -343,7 +335,7 @@ impl Gateway {
             .insert(ETAG_KEY.into(), etag.clone().into_bytes());
         e.extended
             .insert(PARTS_KEY.into(), sizes.join(",").into_bytes());
-        self.filer.put_entry(e).await?;
+        self.filer.put_entry_if(e, precondition.as_ref()).await?;
         // The object now references the parts' chunks: dropping the parts frees nothing
         // it uses, and frees the parts that were left out.
         self.filer.delete(&dir.path, true).await?;

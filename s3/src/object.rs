@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use kelp_filer::entry::Entry;
 use kelp_filer::store::ListOptions;
-use kelp_filer::{FilerError, WriteOptions};
+use kelp_filer::{FilerError, Precondition, WriteOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
@@ -83,6 +83,41 @@ impl Gateway {
         })
     }
 
+    /// Checks a write's `If-Match` / `If-None-Match` against the object at `op` now, and
+    /// returns the precondition under which the filer lands the write: so the check and
+    /// the write are one atomic step, and of racing conditional writers one wins.
+    pub async fn write_precondition(
+        &self,
+        op: &ObjectPath,
+        key: &str,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+    ) -> GatewayResult<Option<Precondition>> {
+        if if_match.is_none() && if_none_match.is_none() {
+            return Ok(None);
+        }
+        if if_none_match.is_some_and(|c| !matches!(c, ETagCondition::Any)) {
+            return Err(GatewayError::NotImplemented(
+                "If-None-Match on a write takes only *".into(),
+            ));
+        }
+        let found = self.find_object(op).await?;
+        match (if_match, found) {
+            (Some(_), None) => Err(GatewayError::NoSuchKey(key.to_string())),
+            (Some(m), Some(e)) => {
+                let c = Conditions {
+                    if_match: Some(m),
+                    if_none_match,
+                    ..Conditions::default()
+                };
+                c.check(&meta::etag(&e), e.attr.mtime, false)?;
+                Ok(Some(Precondition::Unchanged(e)))
+            }
+            (None, Some(_)) => Err(GatewayError::PreconditionFailed),
+            (None, None) => Ok(Some(Precondition::Absent)),
+        }
+    }
+
     /// NoSuchBucket if the bucket is missing, else NoSuchKey.
     pub async fn missing(&self, bucket: &str, key: &str) -> GatewayError {
         match self.bucket_entry(bucket).await {
@@ -119,17 +154,12 @@ impl Gateway {
             i.tagging.as_deref(),
         )?;
         let expect_md5 = i.content_md5.as_deref().map(decode_md5).transpose()?;
-        if i.if_match.is_some() || i.if_none_match.is_some() {
-            let c = Conditions {
-                if_match: i.if_match.as_ref(),
-                if_none_match: i.if_none_match.as_ref(),
-                ..Conditions::default()
-            };
-            match self.find_object(&op).await? {
-                Some(e) => c.check(&meta::etag(&e), e.attr.mtime, false)?,
-                None => c.check_missing()?,
-            }
-        }
+        let precondition = if op.dir_marker {
+            None
+        } else {
+            self.write_precondition(&op, &i.key, i.if_match.as_ref(), i.if_none_match.as_ref())
+                .await?
+        };
         let (body, late) = match want {
             Some(w) if !op.dir_marker => {
                 let (b, late) = checksum::check_body(i.body, w, trailers);
@@ -150,6 +180,7 @@ impl Gateway {
             expect_md5,
             size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
             late_extended: late,
+            precondition,
             ..WriteOptions::default()
         };
         let e = self.write_body(&op.path, body, opts).await?;
@@ -424,7 +455,35 @@ impl Gateway {
         let i = &req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
         self.bucket_entry(&i.bucket).await?;
-        self.delete_key(&i.bucket, &op).await?;
+        if i.if_match.is_none()
+            && i.if_match_last_modified_time.is_none()
+            && i.if_match_size.is_none()
+        {
+            self.delete_key(&i.bucket, &op).await?;
+            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        }
+        // A conditional delete: the object must exist and match, at the moment it goes.
+        let Some(e) = self.find_object(&op).await? else {
+            return Err(GatewayError::NoSuchKey(i.key.clone()));
+        };
+        let c = Conditions {
+            if_match: i.if_match.as_ref(),
+            ..Conditions::default()
+        };
+        c.check(&meta::etag(&e), e.attr.mtime, false)?;
+        if i.if_match_last_modified_time
+            .as_ref()
+            .is_some_and(|t| meta::unix_secs(t) != e.attr.mtime)
+            || i.if_match_size
+                .is_some_and(|n| u64::try_from(n).ok() != Some(meta::size(&e)))
+        {
+            return Err(GatewayError::PreconditionFailed);
+        }
+        let path = e.path.clone();
+        self.filer
+            .delete_if(&path, false, Some(&Precondition::Unchanged(e)))
+            .await?;
+        self.prune(&i.bucket, &path).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 

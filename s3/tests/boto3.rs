@@ -38,6 +38,14 @@ fn boto3_bucket_settings() {
     s.python("bucket_settings", &[AK, SK]);
 }
 
+/// If-None-Match / If-Match on PutObject and CompleteMultipartUpload and conditional
+/// DeleteObject, atomic: of 20 racing `If-None-Match: *` writers exactly one wins.
+#[test]
+fn boto3_conditional_writes() {
+    let s = Stack::with_auth();
+    s.python("conditional_writes", &[AK, SK]);
+}
+
 #[test]
 fn boto3_delete_objects() {
     let s = Stack::open();

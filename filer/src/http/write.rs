@@ -124,6 +124,7 @@ fn options(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok()),
         late_extended: None,
+        precondition: None,
     })
 }
 

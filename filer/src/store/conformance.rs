@@ -14,6 +14,7 @@ use super::StoreError;
 use crate::entry::Entry;
 use crate::entry::FileChunk;
 
+mod cas;
 mod refs;
 mod tree;
 
@@ -49,6 +50,8 @@ pub async fn run_all(make: &dyn Fn() -> Arc<dyn FilerStore>) {
         refs::gc_queue_order_and_done,
         refs::requeue_after_re_reference,
         refs::failed_batches_leave_counts_alone,
+        cas::expect_guards_a_batch,
+        cas::one_of_racing_writers_wins,
     );
 }
 

@@ -32,6 +32,10 @@ pub enum StoreError {
     /// Stored data could not be decoded (damaged file, or written by an unknown format).
     #[error("filer store data is corrupt: {0}")]
     Corrupt(String),
+    /// A [`Mutation::Expect`] found the entry other than the batch expected (a
+    /// concurrent writer got there first): nothing of the batch was applied.
+    #[error("{0}: changed since it was read")]
+    Changed(String),
     /// The backend failed (I/O, database or task error).
     #[error("filer store backend error: {0}")]
     Backend(String),
@@ -58,6 +62,11 @@ pub enum Mutation {
     KvPut(Vec<u8>, Vec<u8>),
     /// Remove a key of the key-value space (a missing key is fine).
     KvDelete(Vec<u8>),
+    /// Changes nothing, but fails the whole batch with [`StoreError::Changed`] unless
+    /// the entry at `path` is, at this point of the batch, exactly `entry` (`None`: no
+    /// entry there). An `Expect` before a `Put` or `Delete` of the same path makes a
+    /// compare-and-set: of two writers that read the same state, one wins.
+    Expect { path: String, entry: Option<Entry> },
 }
 
 /// Which children [`FilerStore::list`] returns.

@@ -264,6 +264,14 @@ impl<'t> Tables<'t> {
                 self.kv.remove(k.as_slice())?;
                 Ok(())
             }
+            Mutation::Expect { path, entry } => {
+                check(&path)?;
+                if self.get(&path)? == entry {
+                    Ok(())
+                } else {
+                    Err(StoreError::Changed(path))
+                }
+            }
         }
     }
 

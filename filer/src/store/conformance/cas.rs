@@ -1,0 +1,138 @@
+//! Conformance checks of [`Mutation::Expect`]: compare-and-set batches, including many
+//! writers racing for one path (exactly one wins, the losers change nothing).
+
+use std::sync::Arc;
+
+use super::{FilerStore, Mutation, StoreError, apply, dir, expect_err, file, find, ok, put_all};
+
+fn expect(path: &str, entry: Option<crate::entry::Entry>) -> Mutation {
+    Mutation::Expect {
+        path: path.to_string(),
+        entry,
+    }
+}
+
+fn changed(e: &StoreError) -> bool {
+    matches!(e, StoreError::Changed(_))
+}
+
+pub(super) async fn expect_guards_a_batch(s: Arc<dyn FilerStore>) {
+    let a = file("/a", &["1,01"]);
+    apply(
+        &s,
+        vec![expect("/a", None), Mutation::Put(a.clone())],
+        "put /a if absent",
+    )
+    .await;
+    assert_eq!(find(&s, "/a").await, Some(a.clone()));
+
+    let b = file("/a", &["1,02"]);
+    expect_err(
+        &s,
+        vec![expect("/a", None), Mutation::Put(b.clone())],
+        "put /a if absent while it exists",
+        changed,
+    )
+    .await;
+    assert_eq!(
+        find(&s, "/a").await,
+        Some(a.clone()),
+        "a refused compare-and-set changes nothing"
+    );
+    assert_eq!(
+        ok(s.chunk_refs("1,02").await, "chunk_refs"),
+        0,
+        "the refused entry's chunks are not referenced"
+    );
+
+    apply(
+        &s,
+        vec![expect("/a", Some(a.clone())), Mutation::Put(b.clone())],
+        "replace /a if unchanged",
+    )
+    .await;
+    assert_eq!(find(&s, "/a").await, Some(b.clone()));
+    expect_err(
+        &s,
+        vec![expect("/a", Some(a.clone())), Mutation::Delete("/a".into())],
+        "delete /a with a stale expectation",
+        changed,
+    )
+    .await;
+    assert_eq!(find(&s, "/a").await, Some(b.clone()));
+    apply(
+        &s,
+        vec![expect("/a", Some(b)), Mutation::Delete("/a".into())],
+        "delete /a if unchanged",
+    )
+    .await;
+    assert_eq!(find(&s, "/a").await, None);
+
+    // An Expect sees the mutations before it in its own batch.
+    let c = file("/c", &[]);
+    apply(
+        &s,
+        vec![
+            Mutation::Put(c.clone()),
+            expect("/c", Some(c.clone())),
+            Mutation::Delete("/c".into()),
+            expect("/c", None),
+        ],
+        "expectations inside one batch",
+    )
+    .await;
+
+    // A directory is an entry like any other; an unnormalized path is refused.
+    put_all(&s, vec![dir("/d")]).await;
+    expect_err(
+        &s,
+        vec![expect("/d", None)],
+        "expect no entry where a directory is",
+        changed,
+    )
+    .await;
+    expect_err(
+        &s,
+        vec![expect("/d/../d", None)],
+        "unnormalized path",
+        |e| matches!(e, StoreError::Invalid(_)),
+    )
+    .await;
+}
+
+pub(super) async fn one_of_racing_writers_wins(s: Arc<dyn FilerStore>) {
+    const WRITERS: usize = 20;
+    let mut tasks = Vec::new();
+    for i in 0..WRITERS {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let e = file("/race", &[&format!("7,{i:02x}")]);
+            s.apply(vec![expect("/race", None), Mutation::Put(e)]).await
+        }));
+    }
+    let mut won = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await {
+            Ok(Ok(())) => won.push(i),
+            Ok(Err(e)) => assert!(changed(&e), "a losing writer must see Changed, got {e:?}"),
+            Err(e) => panic!("writer task failed: {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one writer wins, winners: {won:?}");
+    let winner = format!("7,{:02x}", won[0]);
+    let stored = find(&s, "/race").await;
+    assert_eq!(
+        stored.map(|e| e.chunks.into_iter().map(|c| c.fid).collect::<Vec<_>>()),
+        Some(vec![winner.clone()]),
+        "the stored entry is the winner's"
+    );
+    for i in 0..WRITERS {
+        let fid = format!("7,{i:02x}");
+        let want = u64::from(fid == winner);
+        assert_eq!(
+            ok(s.chunk_refs(&fid).await, "chunk_refs"),
+            want,
+            "chunk {fid} is referenced only if its writer won"
+        );
+    }
+}
