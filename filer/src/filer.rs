@@ -78,7 +78,7 @@ pub enum Precondition {
     Absent,
     /// Still exactly this entry, as the caller read it (S3 `If-Match`, after the caller
     /// compared the ETag of what it read).
-    Unchanged(Entry),
+    Unchanged(Box<Entry>),
 }
 
 impl Precondition {
@@ -87,7 +87,7 @@ impl Precondition {
             path: path.to_string(),
             entry: match self {
                 Precondition::Absent => None,
-                Precondition::Unchanged(e) => Some(e.clone()),
+                Precondition::Unchanged(e) => Some(e.as_ref().clone()),
             },
         }
     }
@@ -97,7 +97,7 @@ impl Precondition {
     fn holds(&self, current: Option<&Entry>) -> bool {
         match self {
             Precondition::Absent => current.is_none(),
-            Precondition::Unchanged(e) => current == Some(e),
+            Precondition::Unchanged(e) => current == Some(e.as_ref()),
         }
     }
 }

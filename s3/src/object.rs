@@ -111,7 +111,7 @@ impl Gateway {
                     ..Conditions::default()
                 };
                 c.check(&meta::etag(&e), e.attr.mtime, false)?;
-                Ok(Some(Precondition::Unchanged(e)))
+                Ok(Some(Precondition::Unchanged(Box::new(e))))
             }
             (None, Some(_)) => Err(GatewayError::PreconditionFailed),
             (None, None) => Ok(Some(Precondition::Absent)),
@@ -481,7 +481,7 @@ impl Gateway {
         }
         let path = e.path.clone();
         self.filer
-            .delete_if(&path, false, Some(&Precondition::Unchanged(e)))
+            .delete_if(&path, false, Some(&Precondition::Unchanged(Box::new(e))))
             .await?;
         self.prune(&i.bucket, &path).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
