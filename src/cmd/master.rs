@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kelp_master::{Master, MasterConfig};
-
-use super::maintenance::Maintenance;
+use kelp_shell::Maintenance;
 
 use super::common;
 
@@ -49,13 +48,16 @@ pub struct Args {
     #[arg(long = "maintenance.scripts", default_value = "")]
     pub maintenance_scripts: String,
     /// Time between maintenance rounds (like 17m, 1h, 30s).
-    #[arg(long = "maintenance.interval", default_value = super::maintenance::DEFAULT_INTERVAL)]
+    #[arg(long = "maintenance.interval", default_value = kelp_shell::maintenance::DEFAULT_INTERVAL)]
     pub maintenance_interval: String,
 }
 
 impl Args {
     pub fn maintenance(&self) -> anyhow::Result<Option<Maintenance>> {
-        Maintenance::from_flags(&self.maintenance_scripts, &self.maintenance_interval)
+        Ok(Maintenance::from_flags(
+            &self.maintenance_scripts,
+            &self.maintenance_interval,
+        )?)
     }
 
     pub fn config(&self) -> anyhow::Result<MasterConfig> {
@@ -105,7 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
         let (listener, master) = start(cfg, &bind).await?;
         if let Some(m) = maintenance {
-            m.spawn(master.clone(), format!("{}:{}", args.ip, args.port));
+            let leader = master.clone();
+            m.spawn(
+                move || leader.raft.is_leader(),
+                format!("{}:{}", args.ip, args.port),
+            );
         }
         println!("master: http://{}:{}", args.ip, args.port);
         kelp_master::http::serve(listener, master, common::shutdown_signal())

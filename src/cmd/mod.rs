@@ -3,7 +3,6 @@
 pub mod benchmark;
 pub mod common;
 pub mod filer;
-pub mod maintenance;
 pub mod master;
 pub mod server;
 pub mod shell;

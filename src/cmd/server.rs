@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(
         long = "maintenance.interval",
         alias = "master.maintenance.interval",
-        default_value = super::maintenance::DEFAULT_INTERVAL
+        default_value = kelp_shell::maintenance::DEFAULT_INTERVAL
     )]
     pub maintenance_interval: String,
     /// Volume server HTTP port.
@@ -187,7 +187,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let volume_listener = common::bind("volume server", &bind, args.volume_port).await?;
         let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
         if let Some(m) = maintenance {
-            m.spawn(master.clone(), format!("{}:{}", args.ip, args.master_port));
+            let leader = master.clone();
+            m.spawn(
+                move || leader.raft.is_leader(),
+                format!("{}:{}", args.ip, args.master_port),
+            );
         }
         let vol =
             tokio::task::spawn_blocking(move || super::volume::prepare(&volume_args)).await??;
