@@ -8,8 +8,3 @@ pub mod server;
 pub mod shell;
 pub mod volume;
 
-/// The error for a role that this build does not contain yet: say so, exit non-zero.
-#[allow(dead_code)]
-pub fn not_built(role: &str) -> anyhow::Result<()> {
-    anyhow::bail!("the {role} is not built yet in this version of kelp")
-}
