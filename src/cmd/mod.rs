@@ -7,4 +7,3 @@ pub mod master;
 pub mod server;
 pub mod shell;
 pub mod volume;
-
