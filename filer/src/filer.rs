@@ -34,16 +34,25 @@ pub struct FilerConfig {
     pub manifest_batch: usize,
 }
 
+impl FilerConfig {
+    /// Documented default of `-port` (`-filer.port` of `kelp server`).
+    pub const DEFAULT_PORT: u16 = 8888;
+    /// Documented default of `-maxMB` (`-filer.maxMB`): the chunk size in MiB.
+    pub const DEFAULT_MAX_MB: u64 = 8;
+    /// Documented default of `-manifestBatch` (`-filer.manifestBatch`).
+    pub const DEFAULT_MANIFEST_BATCH: usize = 1000;
+}
+
 impl Default for FilerConfig {
     fn default() -> Self {
         FilerConfig {
             masters: vec!["127.0.0.1:9333".into()],
-            chunk_size: 8 << 20,
+            chunk_size: (Self::DEFAULT_MAX_MB << 20) as usize,
             upload_parallel: 4,
             collection: String::new(),
             replication: String::new(),
             dir_list_limit: 1000,
-            manifest_batch: 1000,
+            manifest_batch: Self::DEFAULT_MANIFEST_BATCH,
         }
     }
 }

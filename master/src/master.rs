@@ -34,12 +34,40 @@ pub struct MasterConfig {
 }
 
 impl MasterConfig {
+    /// Documented default of `-port` (`-master.port` of `kelp server`).
+    pub const DEFAULT_PORT: u16 = 9333;
+    /// Documented default of `-volumeSizeLimitMB`: volumes stop taking writes at 30 GiB.
+    pub const DEFAULT_VOLUME_SIZE_LIMIT_MB: u64 = 30720;
+    /// Documented default of `-garbageThreshold`.
+    pub const DEFAULT_GARBAGE_THRESHOLD: f64 = 0.3;
+    /// Documented default of `-vacuumIntervalSeconds` (14 minutes, as in SeaweedFS).
+    pub const DEFAULT_VACUUM_INTERVAL_SECS: u64 = 840;
+    /// Documented default of `-pulseSeconds`.
+    pub const DEFAULT_PULSE_SECS: u64 = 5;
+
     pub fn addr(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
 
     pub fn size_limit(&self) -> u64 {
         self.volume_size_limit_mb << 20
+    }
+}
+
+impl Default for MasterConfig {
+    /// A single master on 127.0.0.1 with the documented defaults of `kelp master`.
+    fn default() -> Self {
+        MasterConfig {
+            ip: "127.0.0.1".into(),
+            port: Self::DEFAULT_PORT,
+            mdir: "./master".into(),
+            peers: Vec::new(),
+            volume_size_limit_mb: Self::DEFAULT_VOLUME_SIZE_LIMIT_MB,
+            default_replication: ReplicaPlacement::default(),
+            garbage_threshold: Self::DEFAULT_GARBAGE_THRESHOLD,
+            vacuum_interval_secs: Self::DEFAULT_VACUUM_INTERVAL_SECS,
+            pulse_secs: Self::DEFAULT_PULSE_SECS,
+        }
     }
 }
 

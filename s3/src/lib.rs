@@ -45,6 +45,9 @@ pub struct S3Config {
 }
 
 impl S3Config {
+    /// Documented default of `-s3.port`.
+    pub const DEFAULT_PORT: u16 = 8333;
+
     /// Checks what can be checked before serving (the domain names).
     pub fn validate(&self) -> Result<(), String> {
         vhost::Domains::new(&self.domains).map(|_| ())

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kelp_filer::Filer;
 use kelp_filer::store::redb::RedbStore;
+use kelp_filer::{Filer, FilerConfig};
+use kelp_s3::S3Config;
 
 use super::common;
 
@@ -19,7 +20,7 @@ pub struct Args {
     #[arg(long = "ip.bind")]
     pub ip_bind: Option<String>,
     /// HTTP port of the REST API.
-    #[arg(long, default_value_t = 8888)]
+    #[arg(long, default_value_t = FilerConfig::DEFAULT_PORT)]
     pub port: u16,
     /// Masters as host:port,...
     #[arg(long, default_value = "127.0.0.1:9333")]
@@ -34,8 +35,22 @@ pub struct Args {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub s3: bool,
+    #[command(flatten)]
+    pub s3_flags: S3Flags,
+    /// Chunk size for uploads, in MiB.
+    #[arg(long = "maxMB", default_value_t = FilerConfig::DEFAULT_MAX_MB)]
+    pub max_mb: u64,
+    /// Data chunks an entry holds before they are folded into a manifest chunk.
+    #[arg(long = "manifestBatch", default_value_t = FilerConfig::DEFAULT_MANIFEST_BATCH)]
+    pub manifest_batch: usize,
+}
+
+/// The S3 gateway's flags, declared once for `kelp filer` and `kelp server` (whose
+/// `-s3` switch differs in default and wording, so it stays with each command).
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3Flags {
     /// S3 port.
-    #[arg(long = "s3.port", default_value_t = 8333)]
+    #[arg(long = "s3.port", default_value_t = S3Config::DEFAULT_PORT)]
     pub s3_port: u16,
     /// S3 identities file (SeaweedFS s3.json format). Without one, S3 accepts any key.
     #[arg(long = "s3.config", default_value = "")]
@@ -44,17 +59,31 @@ pub struct Args {
     /// path style always works.
     #[arg(long = "s3.domainName", default_value = "")]
     pub s3_domain_name: String,
-    /// Chunk size for uploads, in MiB.
-    #[arg(long = "maxMB", default_value_t = 8)]
-    pub max_mb: u64,
-    /// Data chunks an entry holds before they are folded into a manifest chunk.
-    #[arg(long = "manifestBatch", default_value_t = 1000)]
-    pub manifest_batch: usize,
+}
+
+impl S3Flags {
+    /// The gateway's config, checked: domain names well formed, identities file readable.
+    pub fn config(&self) -> anyhow::Result<S3Config> {
+        let cfg = S3Config {
+            identities_file: Some(PathBuf::from(&self.s3_config))
+                .filter(|p| !p.as_os_str().is_empty()),
+            domains: common::split_list(&self.s3_domain_name),
+            ..Default::default()
+        };
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("-s3.domainName: {e}"))?;
+        if let Some(f) = &cfg.identities_file
+            && !f.is_file()
+        {
+            anyhow::bail!("-s3.config {} is not a readable file", f.display());
+        }
+        Ok(cfg)
+    }
 }
 
 impl Args {
-    pub fn config(&self) -> kelp_filer::FilerConfig {
-        kelp_filer::FilerConfig {
+    pub fn config(&self) -> FilerConfig {
+        FilerConfig {
             masters: common::split_list(&self.master),
             chunk_size: (self.max_mb.clamp(1, 1024) << 20) as usize,
             manifest_batch: self.manifest_batch.max(2),
@@ -67,7 +96,7 @@ impl Args {
 pub struct Started {
     pub listener: tokio::net::TcpListener,
     pub filer: Arc<Filer>,
-    pub s3: Option<(tokio::net::TcpListener, kelp_s3::S3Config)>,
+    pub s3: Option<(tokio::net::TcpListener, S3Config)>,
 }
 
 /// Opens the filer's store and binds its ports.
@@ -78,21 +107,8 @@ pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
     let listener = common::bind("filer", bind_host, args.port).await?;
     let s3 = match args.s3 {
         true => {
-            let l = common::bind("S3 gateway", bind_host, args.s3_port).await?;
-            let cfg = kelp_s3::S3Config {
-                identities_file: Some(PathBuf::from(&args.s3_config))
-                    .filter(|p| !p.as_os_str().is_empty()),
-                domains: common::split_list(&args.s3_domain_name),
-                ..Default::default()
-            };
-            cfg.validate()
-                .map_err(|e| anyhow::anyhow!("-s3.domainName: {e}"))?;
-            if let Some(f) = &cfg.identities_file
-                && !f.is_file()
-            {
-                anyhow::bail!("-s3.config {} is not a readable file", f.display());
-            }
-            Some((l, cfg))
+            let l = common::bind("S3 gateway", bind_host, args.s3_flags.s3_port).await?;
+            Some((l, args.s3_flags.config()?))
         }
         false => None,
     };
@@ -136,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let started = start(&args, &bind).await?;
         println!("filer: http://{}:{}", args.ip, args.port);
         if started.s3.is_some() {
-            println!("s3: http://{}:{}", args.ip, args.s3_port);
+            println!("s3: http://{}:{}", args.ip, args.s3_flags.s3_port);
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kelp_master::{Master, MasterConfig};
-
-use super::maintenance::Maintenance;
+use kelp_shell::Maintenance;
 
 use super::common;
 
@@ -20,7 +19,7 @@ pub struct Args {
     #[arg(long = "ip.bind")]
     pub ip_bind: Option<String>,
     /// HTTP port.
-    #[arg(long, default_value_t = 9333)]
+    #[arg(long, default_value_t = MasterConfig::DEFAULT_PORT)]
     pub port: u16,
     /// Directory for the Raft log and state.
     #[arg(long, default_value = "./master")]
@@ -29,19 +28,19 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub peers: String,
     /// Volumes at or over this size stop taking writes.
-    #[arg(long = "volumeSizeLimitMB", default_value_t = 30720)]
+    #[arg(long = "volumeSizeLimitMB", default_value_t = MasterConfig::DEFAULT_VOLUME_SIZE_LIMIT_MB)]
     pub volume_size_limit_mb: u64,
     /// Replication for writes that name none, like "000" or "010".
     #[arg(long = "defaultReplication", default_value = "")]
     pub default_replication: String,
     /// Vacuum volumes whose garbage ratio is over this.
-    #[arg(long = "garbageThreshold", default_value_t = 0.3)]
+    #[arg(long = "garbageThreshold", default_value_t = MasterConfig::DEFAULT_GARBAGE_THRESHOLD)]
     pub garbage_threshold: f64,
     /// Seconds between automatic vacuum rounds; 0 turns them off.
-    #[arg(long = "vacuumIntervalSeconds", default_value_t = 840)]
+    #[arg(long = "vacuumIntervalSeconds", default_value_t = MasterConfig::DEFAULT_VACUUM_INTERVAL_SECS)]
     pub vacuum_interval_seconds: u64,
     /// Seconds between volume server heartbeats (3 missed ones mean a dead server).
-    #[arg(long = "pulseSeconds", default_value_t = 5)]
+    #[arg(long = "pulseSeconds", default_value_t = MasterConfig::DEFAULT_PULSE_SECS)]
     pub pulse_seconds: u64,
     /// `kelp shell` commands the leader runs every -maintenance.interval, separated by
     /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h; ec.rebuild").
@@ -49,13 +48,16 @@ pub struct Args {
     #[arg(long = "maintenance.scripts", default_value = "")]
     pub maintenance_scripts: String,
     /// Time between maintenance rounds (like 17m, 1h, 30s).
-    #[arg(long = "maintenance.interval", default_value = super::maintenance::DEFAULT_INTERVAL)]
+    #[arg(long = "maintenance.interval", default_value = kelp_shell::maintenance::DEFAULT_INTERVAL)]
     pub maintenance_interval: String,
 }
 
 impl Args {
     pub fn maintenance(&self) -> anyhow::Result<Option<Maintenance>> {
-        Maintenance::from_flags(&self.maintenance_scripts, &self.maintenance_interval)
+        Ok(Maintenance::from_flags(
+            &self.maintenance_scripts,
+            &self.maintenance_interval,
+        )?)
     }
 
     pub fn config(&self) -> anyhow::Result<MasterConfig> {
@@ -105,7 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
         let (listener, master) = start(cfg, &bind).await?;
         if let Some(m) = maintenance {
-            m.spawn(master.clone(), format!("{}:{}", args.ip, args.port));
+            let leader = master.clone();
+            m.spawn(
+                move || leader.raft.is_leader(),
+                format!("{}:{}", args.ip, args.port),
+            );
         }
         println!("master: http://{}:{}", args.ip, args.port);
         kelp_master::http::serve(listener, master, common::shutdown_signal())

@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use kelp_filer::FilerConfig;
+use kelp_master::MasterConfig;
+use kelp_volume::http::VolumeServerConfig;
 
 use super::common;
+use super::filer::S3Flags;
 
 /// Flags of `kelp server`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub rack: String,
     /// Master HTTP port.
-    #[arg(long = "master.port", default_value_t = 9333)]
+    #[arg(long = "master.port", default_value_t = MasterConfig::DEFAULT_PORT)]
     pub master_port: u16,
     /// All masters as host:port,... (this one included); empty or "none" for a single master.
     #[arg(long = "master.peers", default_value = "")]
@@ -37,7 +41,7 @@ pub struct Args {
     #[arg(
         long = "volumeSizeLimitMB",
         alias = "master.volumeSizeLimitMB",
-        default_value_t = 30720
+        default_value_t = MasterConfig::DEFAULT_VOLUME_SIZE_LIMIT_MB
     )]
     pub volume_size_limit_mb: u64,
     /// Replication for writes that name none, like "000" or "010".
@@ -51,7 +55,7 @@ pub struct Args {
     #[arg(
         long = "garbageThreshold",
         alias = "master.garbageThreshold",
-        default_value_t = 0.3
+        default_value_t = MasterConfig::DEFAULT_GARBAGE_THRESHOLD
     )]
     pub garbage_threshold: f64,
     /// `kelp shell` commands the master runs every -maintenance.interval, separated by
@@ -67,14 +71,14 @@ pub struct Args {
     #[arg(
         long = "maintenance.interval",
         alias = "master.maintenance.interval",
-        default_value = super::maintenance::DEFAULT_INTERVAL
+        default_value = kelp_shell::maintenance::DEFAULT_INTERVAL
     )]
     pub maintenance_interval: String,
     /// Volume server HTTP port.
-    #[arg(long = "volume.port", default_value_t = 8080)]
+    #[arg(long = "volume.port", default_value_t = VolumeServerConfig::DEFAULT_PORT)]
     pub volume_port: u16,
     /// Maximum volumes; 0 = from free space.
-    #[arg(long = "volume.max", default_value = "8")]
+    #[arg(long = "volume.max", default_value_t = VolumeServerConfig::DEFAULT_MAX_VOLUMES.to_string())]
     pub volume_max: String,
     /// Address handed to clients for reads (default: ip:volume.port).
     #[arg(long = "volume.publicUrl", default_value = "")]
@@ -88,28 +92,20 @@ pub struct Args {
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub filer: bool,
     /// Filer HTTP port.
-    #[arg(long = "filer.port", default_value_t = 8888)]
+    #[arg(long = "filer.port", default_value_t = FilerConfig::DEFAULT_PORT)]
     pub filer_port: u16,
     /// Filer chunk size, in MiB.
-    #[arg(long = "filer.maxMB", default_value_t = 8)]
+    #[arg(long = "filer.maxMB", default_value_t = FilerConfig::DEFAULT_MAX_MB)]
     pub filer_max_mb: u64,
     /// Data chunks a filer entry holds before they are folded into a manifest chunk.
-    #[arg(long = "filer.manifestBatch", default_value_t = 1000)]
+    #[arg(long = "filer.manifestBatch", default_value_t = FilerConfig::DEFAULT_MANIFEST_BATCH)]
     pub filer_manifest_batch: usize,
     /// Run the S3 gateway.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub s3: bool,
-    /// S3 port.
-    #[arg(long = "s3.port", default_value_t = 8333)]
-    pub s3_port: u16,
-    /// S3 identities file (SeaweedFS s3.json format). Without one, S3 accepts any key.
-    #[arg(long = "s3.config", default_value = "")]
-    pub s3_config: String,
-    /// Domains for virtual-hosted-style S3 requests (`<bucket>.<domain>`), comma-separated;
-    /// path style always works.
-    #[arg(long = "s3.domainName", default_value = "")]
-    pub s3_domain_name: String,
+    #[command(flatten)]
+    pub s3_flags: S3Flags,
 }
 
 impl Args {
@@ -126,8 +122,8 @@ impl Args {
             volume_size_limit_mb: self.volume_size_limit_mb,
             default_replication: self.default_replication.clone(),
             garbage_threshold: self.garbage_threshold,
-            vacuum_interval_seconds: 840,
-            pulse_seconds: 5,
+            vacuum_interval_seconds: MasterConfig::DEFAULT_VACUUM_INTERVAL_SECS,
+            pulse_seconds: MasterConfig::DEFAULT_PULSE_SECS,
             maintenance_scripts: self.maintenance_scripts.clone(),
             maintenance_interval: self.maintenance_interval.clone(),
         }
@@ -142,9 +138,7 @@ impl Args {
             store: "redb".into(),
             dir: self.dir.join("filer"),
             s3: self.s3,
-            s3_port: self.s3_port,
-            s3_config: self.s3_config.clone(),
-            s3_domain_name: self.s3_domain_name.clone(),
+            s3_flags: self.s3_flags.clone(),
             max_mb: self.filer_max_mb,
             manifest_batch: self.filer_manifest_batch,
         }
@@ -166,7 +160,7 @@ impl Args {
             mserver: masters.join(","),
             data_center: self.data_center.clone(),
             rack: self.rack.clone(),
-            file_size_limit_mb: 256,
+            file_size_limit_mb: VolumeServerConfig::DEFAULT_FILE_SIZE_LIMIT_MB,
             fsync: self.volume_fsync,
             volume_size_limit_mb: self.volume_size_limit_mb,
         }
@@ -187,7 +181,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let volume_listener = common::bind("volume server", &bind, args.volume_port).await?;
         let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
         if let Some(m) = maintenance {
-            m.spawn(master.clone(), format!("{}:{}", args.ip, args.master_port));
+            let leader = master.clone();
+            m.spawn(
+                move || leader.raft.is_leader(),
+                format!("{}:{}", args.ip, args.master_port),
+            );
         }
         let vol =
             tokio::task::spawn_blocking(move || super::volume::prepare(&volume_args)).await??;
@@ -211,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(f) = &filer {
             println!("filer: http://{}:{}", args.ip, args.filer_port);
             if f.s3.is_some() {
-                println!("s3: http://{}:{}", args.ip, args.s3_port);
+                println!("s3: http://{}:{}", args.ip, args.s3_flags.s3_port);
             }
         }
         let master_task =

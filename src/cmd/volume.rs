@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long = "ip.bind")]
     pub ip_bind: Option<String>,
     /// HTTP port.
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = VolumeServerConfig::DEFAULT_PORT)]
     pub port: u16,
     /// Address handed to clients for reads (default: ip:port).
     #[arg(long = "publicUrl", default_value = "")]
@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, default_value = "./data")]
     pub dir: String,
     /// Maximum volumes per directory, comma separated like -dir; 0 = from free space.
-    #[arg(long, default_value = "8")]
+    #[arg(long, default_value_t = VolumeServerConfig::DEFAULT_MAX_VOLUMES.to_string())]
     pub max: String,
     /// Masters as host:port,... (any of them; the leader is found).
     #[arg(long, alias = "master", default_value = "127.0.0.1:9333")]
@@ -39,14 +39,14 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub rack: String,
     /// Largest accepted upload, in MiB.
-    #[arg(long = "fileSizeLimitMB", default_value_t = 256)]
+    #[arg(long = "fileSizeLimitMB", default_value_t = VolumeServerConfig::DEFAULT_FILE_SIZE_LIMIT_MB)]
     pub file_size_limit_mb: u64,
     /// Fsync every write before answering (otherwise only writes with ?fsync=true).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub fsync: bool,
     /// Size limit the master applies to volumes, in MiB (sizes -max=0 directories).
-    #[arg(long = "volumeSizeLimitMB", default_value_t = 30720)]
+    #[arg(long = "volumeSizeLimitMB", default_value_t = kelp_master::MasterConfig::DEFAULT_VOLUME_SIZE_LIMIT_MB)]
     pub volume_size_limit_mb: u64,
 }
 
@@ -71,9 +71,12 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         .collect::<anyhow::Result<_>>()?;
     let max_for = |i: usize| -> usize {
         match maxes.len() {
-            0 => 8,
+            0 => VolumeServerConfig::DEFAULT_MAX_VOLUMES,
             1 => maxes[0],
-            _ => maxes.get(i).copied().unwrap_or(8),
+            _ => maxes
+                .get(i)
+                .copied()
+                .unwrap_or(VolumeServerConfig::DEFAULT_MAX_VOLUMES),
         }
     };
     let locations = dirs
@@ -100,7 +103,7 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         rack: args.rack.clone(),
         file_size_limit: args.file_size_limit_mb << 20,
         fsync: args.fsync,
-        heartbeat_secs: 5,
+        heartbeat_secs: VolumeServerConfig::DEFAULT_HEARTBEAT_SECS,
     };
     Ok(Prepared {
         store: Arc::new(store),

@@ -44,6 +44,35 @@ pub struct VolumeServerConfig {
 }
 
 impl VolumeServerConfig {
+    /// Documented default of `-port` (`-volume.port` of `kelp server`).
+    pub const DEFAULT_PORT: u16 = 8080;
+    /// Documented default of `-max` (`-volume.max`): volumes per data directory.
+    pub const DEFAULT_MAX_VOLUMES: usize = 8;
+    /// Documented default of `-fileSizeLimitMB`.
+    pub const DEFAULT_FILE_SIZE_LIMIT_MB: u64 = 256;
+    /// Seconds between heartbeats when nothing changes.
+    pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
+}
+
+impl Default for VolumeServerConfig {
+    /// A server on 127.0.0.1 reporting to a master on 127.0.0.1, with the documented
+    /// defaults of `kelp volume`.
+    fn default() -> Self {
+        VolumeServerConfig {
+            ip: "127.0.0.1".into(),
+            port: Self::DEFAULT_PORT,
+            public_url: String::new(),
+            masters: vec!["127.0.0.1:9333".into()],
+            data_center: String::new(),
+            rack: String::new(),
+            file_size_limit: Self::DEFAULT_FILE_SIZE_LIMIT_MB << 20,
+            fsync: false,
+            heartbeat_secs: Self::DEFAULT_HEARTBEAT_SECS,
+        }
+    }
+}
+
+impl VolumeServerConfig {
     /// `ip:port`, this server's id in the cluster.
     pub fn url(&self) -> String {
         format!("{}:{}", self.ip, self.port)

@@ -1,4 +1,4 @@
-//! `ec.vacuum` of `kelp shell`: drops the deleted needles of EC volumes. The holder with
+//! `ec.vacuum`: drops the deleted needles of EC volumes. The holder with
 //! the most shards borrows shards until it holds `data_shards`, rewrites every shard
 //! (`/admin/ec/vacuum`), then hands each other holder its shards of the new encoding
 //! (copied, verified, swapped in whole with the index files) and drops what it borrowed,
@@ -7,17 +7,17 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-
-use super::ec::{copy_verified, fmt_ids, live_holders, targets};
-use super::topo::{Cluster, cluster};
-use super::{Flags, Shell, say};
+use super::{copy_verified, fmt_ids, live_holders, targets};
+use crate::error::{Doing, ShellError, fail};
+use crate::flags::Flags;
+use crate::topo::{Cluster, cluster};
+use crate::{Shell, say};
 
 /// `ec.vacuum [-volumeId=N] [-collection=C] [-garbageThreshold=0.3]`.
-pub(crate) async fn vacuum(shell: &Shell, flags: &Flags) -> anyhow::Result<()> {
+pub(crate) async fn vacuum(shell: &Shell, flags: &Flags) -> Result<(), ShellError> {
     let threshold: f64 = flags.num("garbageThreshold")?.unwrap_or(0.3);
     if !(0.0..=1.0).contains(&threshold) {
-        bail!("-garbageThreshold must be between 0 and 1");
+        fail!("-garbageThreshold must be between 0 and 1");
     }
     let c = cluster(shell).await?;
     let ids = targets(flags, c.ec_volumes().into_iter())?;
@@ -43,7 +43,7 @@ async fn vacuum_one(
     c: &Cluster,
     vid: u32,
     threshold: f64,
-) -> anyhow::Result<Option<(u64, u64)>> {
+) -> Result<Option<(u64, u64)>, ShellError> {
     let start = Instant::now();
     let holders = live_holders(shell, c, vid).await;
     let Some(target) = holders
@@ -59,7 +59,7 @@ async fn vacuum_one(
         .volumes
         .ec_info(&target.url, vid)
         .await
-        .with_context(|| format!("asking {} about volume {vid}", target.url))?;
+        .doing(|| format!("asking {} about volume {vid}", target.url))?;
     let ratio = match st.needles {
         0 => 0.0,
         n => st.deleted as f64 / n as f64,
@@ -76,7 +76,7 @@ async fn vacuum_one(
     }
     let present: BTreeSet<u8> = holders.iter().flat_map(|h| h.shards.clone()).collect();
     if present.len() < geo.total() {
-        bail!(
+        fail!(
             "volume {vid}: {} of {} shards present; run ec.rebuild first so that no holder keeps old shards",
             present.len(),
             geo.total()
@@ -110,7 +110,7 @@ async fn vacuum_one(
         local.extend(&want);
     }
     if local.len() < geo.data {
-        bail!(
+        fail!(
             "volume {vid}: {} shards gathered on {}, {} needed",
             local.len(),
             target.url,
@@ -126,7 +126,7 @@ async fn vacuum_one(
         .volumes
         .ec_vacuum(&target.url, vid)
         .await
-        .with_context(|| format!("vacuuming volume {vid} on {}", target.url))?;
+        .doing(|| format!("vacuuming volume {vid} on {}", target.url))?;
     say(format!(
         "volume {vid}: {} shards rewritten on {} in {:.2}s ({} needles kept)",
         new.shards.len(),
@@ -149,7 +149,7 @@ async fn vacuum_one(
             true,
         )
         .await
-        .with_context(|| format!("handing the new shards of volume {vid} to {}", h.url))?;
+        .doing(|| format!("handing the new shards of volume {vid} to {}", h.url))?;
         say(format!(
             "volume {vid}: new shards {} verified on {}",
             fmt_ids(&h.shards),
@@ -164,7 +164,7 @@ async fn vacuum_one(
             .volumes
             .ec_delete_shards(&target.url, vid, &borrowed)
             .await
-            .with_context(|| format!("dropping the extra shards on {}", target.url))?;
+            .doing(|| format!("dropping the extra shards on {}", target.url))?;
     }
     let after: u64 = live_holders(shell, c, vid)
         .await

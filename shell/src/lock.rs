@@ -6,10 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::bail;
 use kelp_proto::client::base_url;
 
-use super::Shell;
+use crate::Shell;
+use crate::error::ShellError;
 
 /// The lease asked for; renewed every third of it.
 const LEASE: Duration = Duration::from_secs(30);
@@ -21,7 +21,7 @@ async fn post_lock(
     masters: &[String],
     owner: &str,
     action: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), ShellError> {
     let mut last = None;
     for m in masters {
         let url = format!("{}/cluster/{action}", base_url(m));
@@ -38,18 +38,28 @@ async fn post_lock(
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
-                bail!(
-                    "{}",
+                return Err(ShellError::Locked(
                     body["error"]
                         .as_str()
                         .unwrap_or("the cluster is locked by someone else")
-                );
+                        .to_string(),
+                ));
             }
-            Ok(r) => last = Some(anyhow::anyhow!("{url} answered {}", r.status())),
-            Err(e) => last = Some(anyhow::anyhow!("{url}: {e}")),
+            Ok(r) => {
+                last = Some(ShellError::Answered {
+                    url,
+                    status: r.status(),
+                })
+            }
+            Err(e) => {
+                last = Some(ShellError::Unreachable {
+                    url,
+                    message: e.to_string(),
+                })
+            }
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no master given")))
+    Err(last.unwrap_or(ShellError::NoMaster))
 }
 
 impl Shell {
@@ -58,7 +68,7 @@ impl Shell {
     }
 
     /// `lock`: takes the lock for this session and keeps renewing it.
-    pub(crate) async fn lock(&self) -> anyhow::Result<()> {
+    pub(crate) async fn lock(&self) -> Result<(), ShellError> {
         if self.holds_lock() {
             return Ok(());
         }
@@ -80,7 +90,7 @@ impl Shell {
     }
 
     /// `unlock`: stops renewing and frees the lock (a no-op when not held).
-    pub(crate) async fn unlock(&self) {
+    pub async fn unlock(&self) {
         let Some(renew) = self.lease.lock().ok().and_then(|mut l| l.take()) else {
             return;
         };
@@ -94,8 +104,8 @@ impl Shell {
     /// Runs `f` under the lock: the session's if it holds it, else one taken for `f`.
     pub(crate) async fn locked<T>(
         &self,
-        f: impl Future<Output = anyhow::Result<T>>,
-    ) -> anyhow::Result<T> {
+        f: impl Future<Output = Result<T, ShellError>>,
+    ) -> Result<T, ShellError> {
         if self.holds_lock() {
             return f.await;
         }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::bail;
 use kelp_proto::master_api::{ClusterStatus, DirStatus, EcShardInfo, VolumeInformation};
 
-use super::{Flags, Shell, say};
+use crate::error::ShellError;
+use crate::flags::Flags;
+use crate::{Shell, say};
 
 /// One volume server.
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ impl Cluster {
 }
 
 /// Reads the topology from the masters.
-pub(crate) async fn cluster(shell: &Shell) -> anyhow::Result<Cluster> {
+pub(crate) async fn cluster(shell: &Shell) -> Result<Cluster, ShellError> {
     let dir: DirStatus = shell.master_get("/dir/status").await?;
     let vs: serde_json::Value = shell.master_get("/vol/status").await?;
     let mut nodes = Vec::new();
@@ -78,23 +79,7 @@ pub(crate) async fn cluster(shell: &Shell) -> anyhow::Result<Cluster> {
     })
 }
 
-/// `90s`, `15m`, `1h`, `2d` or plain seconds.
-pub(crate) fn parse_duration(s: &str) -> anyhow::Result<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86400),
-        _ => (s, 1),
-    };
-    match num.parse::<u64>() {
-        Ok(n) => Ok(n * mult),
-        Err(_) => bail!("{s:?} is not a duration (like 90s, 15m, 1h)"),
-    }
-}
-
-pub(crate) async fn cluster_status(shell: &Shell) -> anyhow::Result<()> {
+pub(crate) async fn cluster_status(shell: &Shell) -> Result<(), ShellError> {
     for m in shell.master.masters() {
         match shell.master.cluster_status(m).await {
             Ok(ClusterStatus {
@@ -128,7 +113,7 @@ pub(crate) async fn cluster_status(shell: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn volume_list(shell: &Shell) -> anyhow::Result<()> {
+pub(crate) async fn volume_list(shell: &Shell) -> Result<(), ShellError> {
     let c = cluster(shell).await?;
     for n in &c.nodes {
         say(format!("{} (dc {} rack {})", n.url, n.data_center, n.rack));
@@ -149,10 +134,12 @@ pub(crate) async fn volume_list(shell: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn volume_vacuum(shell: &Shell, flags: &Flags) -> anyhow::Result<()> {
+pub(crate) async fn volume_vacuum(shell: &Shell, flags: &Flags) -> Result<(), ShellError> {
     let t: f64 = flags.num("garbageThreshold")?.unwrap_or(0.3);
     if !(0.0..=1.0).contains(&t) {
-        bail!("-garbageThreshold must be between 0 and 1");
+        return Err(ShellError::BadFlags(
+            "-garbageThreshold must be between 0 and 1".into(),
+        ));
     }
     say(format!(
         "vacuuming volumes with over {:.0}% garbage...",

@@ -1,0 +1,182 @@
+//! Command lines: the list of commands, checking maintenance scripts, dispatching one
+//! line to its command ([`Shell::execute`]) and running a whole round into the log.
+
+use std::sync::atomic::Ordering;
+
+use crate::error::{Doing, ShellError};
+use crate::flags::Flags;
+use crate::{Shell, TO_LOG, ec, say, topo};
+
+/// Every command `kelp shell` knows.
+pub const COMMANDS: &[&str] = &[
+    "lock",
+    "unlock",
+    "cluster.status",
+    "volume.list",
+    "volume.vacuum",
+    "ec.encode",
+    "ec.rebuild",
+    "ec.decode",
+    "ec.balance",
+    "ec.vacuum",
+];
+
+/// Splits a maintenance script (commands separated by `;` or newlines, `#` comments)
+/// into command lines, checking each names a known command with well-formed flags.
+pub fn parse_script(script: &str) -> Result<Vec<String>, ShellError> {
+    let mut out = Vec::new();
+    for line in script.split([';', '\n']).map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !COMMANDS.contains(&words[0]) {
+            return Err(ShellError::UnknownCommand {
+                command: words[0].to_string(),
+                hint: format!("in {line:?} (known: {})", COMMANDS.join(" ")),
+            });
+        }
+        Flags::parse(&words[1..]).doing(|| format!("in {line:?}"))?;
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// Runs command lines against `masters` with progress going to the log, as the master's
+/// maintenance loop does; returns how many failed (each failure is logged).
+pub async fn run_logged(masters: Vec<String>, lines: &[String]) -> usize {
+    TO_LOG.store(true, Ordering::Relaxed);
+    let shell = Shell::new(
+        masters.clone(),
+        format!("master maintenance ({})", masters.join(",")),
+    );
+    // The whole round runs under the cluster lock; someone else holding it skips it.
+    if let Err(e) = shell.lock().await {
+        tracing::info!(target: "kelp::maintenance", "round skipped: {}", e.chain());
+        return 0;
+    }
+    let mut failed = 0;
+    for line in lines {
+        tracing::info!(target: "kelp::maintenance", "running {line:?}");
+        if let Err(e) = shell.execute(line).await {
+            failed += 1;
+            tracing::warn!(target: "kelp::maintenance", "{line:?} failed: {}", e.chain());
+        }
+    }
+    shell.unlock().await;
+    failed
+}
+
+impl Shell {
+    /// Runs one command line (`ec.encode -volumeId=3`); an empty line does nothing.
+    pub async fn execute(&self, line: &str) -> Result<(), ShellError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&cmd, rest)) = words.split_first() else {
+            return Ok(());
+        };
+        let flags = Flags::parse(rest)?;
+        match cmd {
+            "lock" => {
+                flags.check_known(&[])?;
+                self.lock().await?;
+                say("locked: other shells and the master's maintenance wait until unlock");
+                Ok(())
+            }
+            "unlock" => {
+                flags.check_known(&[])?;
+                self.unlock().await;
+                Ok(())
+            }
+            "help" => {
+                say(format!("commands: {}", COMMANDS.join(" ")));
+                Ok(())
+            }
+            "cluster.status" => {
+                flags.check_known(&[])?;
+                topo::cluster_status(self).await
+            }
+            "volume.list" => {
+                flags.check_known(&[])?;
+                topo::volume_list(self).await
+            }
+            "volume.vacuum" => {
+                flags.check_known(&["garbageThreshold"])?;
+                self.locked(topo::volume_vacuum(self, &flags)).await
+            }
+            "ec.encode" => {
+                flags.check_known(&[
+                    "volumeId",
+                    "collection",
+                    "fullPercent",
+                    "quietFor",
+                    "force",
+                    "parallelCopy",
+                    "maxParallelization",
+                    "rebalance",
+                    "diskType",
+                    "dataShards",
+                    "parityShards",
+                ])?;
+                self.locked(ec::encode::encode(self, &flags)).await
+            }
+            "ec.rebuild" => {
+                flags.check_known(&["volumeId", "collection", "force", "maxParallelization"])?;
+                self.locked(ec::rebuild::rebuild(self, &flags)).await
+            }
+            "ec.decode" => {
+                flags.check_known(&["volumeId", "collection"])?;
+                self.locked(ec::decode::decode(self, &flags)).await
+            }
+            "ec.balance" => {
+                flags.check_known(&[
+                    "volumeId",
+                    "collection",
+                    "force",
+                    "maxParallelization",
+                    "dataCenter",
+                    "shardReplicaPlacement",
+                ])?;
+                self.locked(ec::balance::balance(self, &flags)).await
+            }
+            "ec.vacuum" => {
+                flags.check_known(&["volumeId", "collection", "garbageThreshold"])?;
+                self.locked(ec::vacuum::vacuum(self, &flags)).await
+            }
+            other => Err(ShellError::UnknownCommand {
+                command: other.to_string(),
+                hint: "(try help)".to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_scripts() {
+        let lines = parse_script(
+            "ec.encode -collection=c -fullPercent=95 -quietFor=1h; ec.rebuild\n# note\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lines,
+            [
+                "ec.encode -collection=c -fullPercent=95 -quietFor=1h",
+                "ec.rebuild"
+            ]
+        );
+        let unknown = parse_script("ec.encodee -collection=c").unwrap_err();
+        assert!(matches!(unknown, ShellError::UnknownCommand { .. }));
+        assert!(unknown.to_string().starts_with(
+            "unknown command \"ec.encodee\" in \"ec.encodee -collection=c\" (known: lock "
+        ));
+        let stray = parse_script("ec.encode stray").unwrap_err();
+        assert_eq!(
+            stray.chain().to_string(),
+            "in \"ec.encode stray\": unexpected argument \"stray\" (flags look like -name=value)"
+        );
+        assert!(parse_script("").unwrap().is_empty());
+    }
+}

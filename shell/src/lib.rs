@@ -1,0 +1,100 @@
+//! kelp's cluster maintenance commands as a library: what `kelp shell` runs line by line
+//! (SeaweedFS-style flags, `ec.encode -volumeId=3`) and what the master's maintenance loop
+//! runs on a timer. Each command prints progress lines and a summary (to stdout, or to the
+//! log inside a server). Only `kelp-proto` is used to talk to the cluster.
+//!
+//! Layout: [`Shell`] (this file) holds the clients; `command` parses and dispatches
+//! command lines; `flags` parses their flags; `lock` is the cluster admin lock; `topo`
+//! reads the topology and has the simple commands; `ec` has the EC commands (one file
+//! each); [`maintenance`] is the master's loop.
+
+mod command;
+mod ec;
+mod error;
+mod flags;
+mod lock;
+pub mod maintenance;
+mod topo;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kelp_proto::client::{MasterClient, VolumeClient, base_url, http_client};
+
+pub use command::{COMMANDS, parse_script, run_logged};
+pub use error::{Chain, ShellError};
+pub use flags::parse_duration;
+pub use maintenance::Maintenance;
+
+/// A shell session: the clients every command uses, and the cluster lock when held.
+pub struct Shell {
+    pub(crate) master: MasterClient,
+    pub(crate) volumes: VolumeClient,
+    pub(crate) http: reqwest::Client,
+    /// Names this session as a holder of the cluster lock.
+    owner: String,
+    /// The renewal task while the session holds the lock.
+    lease: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Shell {
+    /// A session talking to `masters` (host:port each); `owner` names it to other
+    /// holders of the cluster lock.
+    pub fn new(masters: Vec<String>, owner: String) -> Shell {
+        let http = http_client();
+        Shell {
+            master: MasterClient::with_http(masters, http.clone()),
+            volumes: VolumeClient::new(http.clone()),
+            http,
+            owner,
+            lease: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// GETs a JSON document from the first master that answers.
+    pub(crate) async fn master_get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, ShellError> {
+        let mut last = None;
+        for m in self.master.masters() {
+            let url = format!("{}{path}", base_url(m));
+            match self.http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    return r
+                        .json()
+                        .await
+                        .map_err(|source| ShellError::Decode { url, source });
+                }
+                Ok(r) => {
+                    last = Some(ShellError::Answered {
+                        url,
+                        status: r.status(),
+                    })
+                }
+                Err(e) => {
+                    last = Some(ShellError::Unreachable {
+                        url,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(ShellError::NoMaster))
+    }
+}
+
+/// Set when commands run inside a server (the master's maintenance scripts): progress
+/// lines then go to the log instead of stdout.
+static TO_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Prints a progress line at once (stdout may be a pipe).
+pub(crate) fn say(msg: impl std::fmt::Display) {
+    if TO_LOG.load(Ordering::Relaxed) {
+        tracing::info!(target: "kelp::maintenance", "{msg}");
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{msg}");
+    let _ = out.flush();
+}
