@@ -204,6 +204,13 @@ impl S3 for Gateway {
         ok(self.head_object(req).await)
     }
 
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        ok(self.get_object_attributes(req).await)
+    }
+
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,

@@ -46,6 +46,13 @@ fn boto3_conditional_writes() {
     s.python("conditional_writes", &[AK, SK]);
 }
 
+/// GetObjectAttributes: ETag, checksum, size, storage class, parts with paging.
+#[test]
+fn boto3_object_attributes() {
+    let s = Stack::with_auth();
+    s.python("object_attributes", &[AK, SK]);
+}
+
 #[test]
 fn boto3_delete_objects() {
     let s = Stack::open();

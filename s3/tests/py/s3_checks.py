@@ -547,10 +547,10 @@ def main():
         from auth_checks import streaming
 
         streaming(endpoint, ak, sk, sys.argv[5] == "verifies")
-    elif scenario == "conditional_writes":
-        from conditional_checks import conditional_writes
+    elif scenario in ("conditional_writes", "object_attributes"):
+        import conditional_checks
 
-        conditional_writes(endpoint, ak, sk)
+        getattr(conditional_checks, scenario)(endpoint, ak, sk)
     elif scenario in ("checksums", "trailers", "virtual_host", "post_form"):
         import compat_checks
 
