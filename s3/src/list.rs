@@ -129,7 +129,8 @@ impl Gateway {
                 dir.is_empty() || dir.ends_with('/') || crate::keys::check_key(dir).is_err()
             }
         };
-        if unreachable || prefix.contains('\0') {
+        // max-keys=0 asks for nothing: an empty, complete page (as S3 answers).
+        if unreachable || prefix.contains('\0') || p.max_keys == 0 {
             return Ok(ListPage::default());
         }
         let start = match &p.after {
@@ -226,9 +227,9 @@ impl Gateway {
             max_keys: Some(i32::try_from(params.max_keys).unwrap_or(1000)),
             is_truncated: Some(page.truncated),
             next_marker: page.last.as_deref().filter(|_| page.truncated).map(enc),
-            delimiter: i.delimiter.as_deref().map(enc),
+            delimiter: i.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type.clone(),
-            contents: Some(objects(&page, enc)),
+            contents: Some(objects(&page, enc, true)),
             common_prefixes: Some(prefixes(&page, enc)),
             ..Default::default()
         };
@@ -247,7 +248,7 @@ impl Gateway {
         };
         let params = ListParams::of(&i.prefix, &i.delimiter, i.max_keys, after)?;
         let page = self.list_page(&i.bucket, &params).await?;
-        let contents = objects(&page, enc);
+        let contents = objects(&page, enc, i.fetch_owner == Some(true));
         let common = prefixes(&page, enc);
         let out = ListObjectsV2Output {
             name: Some(i.bucket.clone()),
@@ -261,7 +262,7 @@ impl Gateway {
                 .as_deref()
                 .filter(|_| page.truncated)
                 .map(encode_token),
-            delimiter: i.delimiter.as_deref().map(enc),
+            delimiter: i.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type.clone(),
             start_after: i.start_after.as_deref().map(enc),
             contents: Some(contents),
@@ -312,7 +313,7 @@ impl Gateway {
             is_truncated: Some(page.truncated),
             next_key_marker: next.map(enc),
             next_version_id_marker: next.map(|_| NULL_VERSION.to_string()),
-            delimiter: i.delimiter.as_deref().map(enc),
+            delimiter: i.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
             encoding_type: i.encoding_type.clone(),
             versions: Some(versions),
             common_prefixes: Some(prefixes(&page, enc)),
@@ -324,7 +325,9 @@ impl Gateway {
 /// The version id of every object in an unversioned bucket.
 const NULL_VERSION: &str = "null";
 
-fn objects(page: &ListPage, enc: fn(&str) -> String) -> Vec<Object> {
+/// The listed objects; `with_owner`: v1 always names the owner, v2 only with
+/// `fetch-owner=true`.
+fn objects(page: &ListPage, enc: fn(&str) -> String, with_owner: bool) -> Vec<Object> {
     page.objects
         .iter()
         .map(|(k, e)| Object {
@@ -335,7 +338,7 @@ fn objects(page: &ListPage, enc: fn(&str) -> String) -> Vec<Object> {
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,
             )),
-            owner: Some(crate::gateway::owner()),
+            owner: with_owner.then(crate::gateway::owner),
             ..Default::default()
         })
         .collect()

@@ -53,6 +53,13 @@ fn boto3_object_attributes() {
     s.python("object_attributes", &[AK, SK]);
 }
 
+/// Unicode metadata (RFC 2047), max-keys=0, empty delimiters, fetch-owner.
+#[test]
+fn boto3_details() {
+    let s = Stack::with_auth();
+    s.python("details", &[AK, SK]);
+}
+
 #[test]
 fn boto3_delete_objects() {
     let s = Stack::open();

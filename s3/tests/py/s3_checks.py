@@ -547,6 +547,10 @@ def main():
         from auth_checks import streaming
 
         streaming(endpoint, ak, sk, sys.argv[5] == "verifies")
+    elif scenario == "details":
+        from detail_checks import details
+
+        details(endpoint, ak, sk)
     elif scenario in ("conditional_writes", "object_attributes"):
         import conditional_checks
 

@@ -1,0 +1,60 @@
+"""Details S3 clients notice (imported by s3_checks.py): unicode user metadata as
+RFC 2047 encoded words, ListObjects with max-keys=0, an empty delimiter that is not
+echoed, and the owner in ListObjectsV2 only with fetch-owner."""
+
+from email.header import decode_header
+
+from s3_checks import client
+
+
+def decoded(v):
+    """A header value with its RFC 2047 encoded words decoded."""
+    out = ""
+    for part, charset in decode_header(v):
+        out += part.decode(charset or "ascii") if isinstance(part, bytes) else part
+    return out
+
+
+def details(endpoint, ak, sk):
+    s3 = client(endpoint, ak, sk)
+    b = "detail-bucket"
+    s3.create_bucket(Bucket=b)
+
+    # Non-ASCII metadata travels as encoded words and comes back as S3 sends it.
+    text = "héllo wörld ☃"
+    sent = "=?UTF-8?B?aMOpbGxvIHfDtnJsZCDimIM=?="
+    assert decoded(sent) == text
+    s3.put_object(Bucket=b, Key="meta", Body=b"x", Metadata={"greeting": sent, "plain": "ascii"})
+    for got in (s3.head_object(Bucket=b, Key="meta")["Metadata"],
+                s3.get_object(Bucket=b, Key="meta")["Metadata"]):
+        assert decoded(got["greeting"]) == text, got
+        assert got["plain"] == "ascii", got
+    s3.copy_object(Bucket=b, Key="meta-copy", CopySource={"Bucket": b, "Key": "meta"})
+    got = s3.head_object(Bucket=b, Key="meta-copy")["Metadata"]
+    assert decoded(got["greeting"]) == text, got
+
+    for k in ("a/1", "a/2", "b"):
+        s3.put_object(Bucket=b, Key=k, Body=b"k")
+
+    # max-keys=0: nothing, and not truncated.
+    r = s3.list_objects_v2(Bucket=b, MaxKeys=0)
+    assert r["KeyCount"] == 0 and not r["IsTruncated"] and "Contents" not in r, r
+    r = s3.list_objects(Bucket=b, MaxKeys=0)
+    assert not r["IsTruncated"] and "Contents" not in r, r
+
+    # An empty delimiter is no delimiter, and is not echoed.
+    r = s3.list_objects_v2(Bucket=b, Delimiter="")
+    assert "Delimiter" not in r and "CommonPrefixes" not in r, r
+    assert [o["Key"] for o in r["Contents"]] == ["a/1", "a/2", "b", "meta", "meta-copy"], r
+    r = s3.list_objects(Bucket=b, Delimiter="")
+    assert "Delimiter" not in r, r
+    r = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    assert r["Delimiter"] == "/" and r["CommonPrefixes"] == [{"Prefix": "a/"}], r
+
+    # ListObjectsV2 names owners only when asked; v1 always does.
+    r = s3.list_objects_v2(Bucket=b)
+    assert all("Owner" not in o for o in r["Contents"]), r
+    r = s3.list_objects_v2(Bucket=b, FetchOwner=True)
+    assert all("ID" in o["Owner"] for o in r["Contents"]), r
+    r = s3.list_objects(Bucket=b)
+    assert all("ID" in o["Owner"] for o in r["Contents"]), r
