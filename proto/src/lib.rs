@@ -8,6 +8,7 @@ pub mod id;
 pub mod master_api;
 pub mod mime;
 pub mod placement;
+mod query;
 pub mod server;
 pub mod ttl;
 pub mod volume_api;

@@ -50,6 +50,63 @@ pub struct AssignRequest {
     pub memory_map_max_size_mb: Option<u32>,
 }
 
+/// Query parameters of `/vol/vacuum` (`garbageThreshold` empty or absent: the master's
+/// own threshold).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct VacuumRequest {
+    #[serde(
+        default,
+        rename = "garbageThreshold",
+        with = "crate::query::opt_num",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub garbage_threshold: Option<f64>,
+}
+
+impl VacuumRequest {
+    /// The threshold asked for, if any, once checked to be from 0 to 1.
+    pub fn threshold(&self) -> Result<Option<f64>, String> {
+        match self.garbage_threshold {
+            Some(t) if !(0.0..=1.0).contains(&t) => {
+                Err(format!("garbageThreshold {t} must be a number from 0 to 1"))
+            }
+            t => Ok(t),
+        }
+    }
+}
+
+/// `?collection=C` of `/col/delete` on the master and `/admin/collection/delete` on a
+/// volume server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeleteCollectionRequest {
+    pub collection: String,
+}
+
+/// Query parameters of `/cluster/lock` and `/cluster/unlock`: `owner` (required, 1 to 200
+/// bytes) and `leaseSeconds` (lock only, default 30).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockRequest {
+    #[serde(default)]
+    pub owner: String,
+    #[serde(
+        default,
+        rename = "leaseSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lease_seconds: Option<u64>,
+}
+
+impl LockRequest {
+    /// The owner, trimmed, once checked.
+    pub fn owner(&self) -> Result<&str, String> {
+        let o = self.owner.trim();
+        if o.is_empty() || o.len() > 200 {
+            return Err("give owner=<name> (1 to 200 bytes)".into());
+        }
+        Ok(o)
+    }
+}
+
 /// The answer of `/dir/assign`: `{"fid","url","publicUrl","count"}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,11 @@
 //! JSON bodies of the volume server HTTP API (uploads, deletes, status, admin calls).
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
+use crate::VolumeId;
 use crate::master_api::VolumeInformation;
 
 /// The 201 answer to an upload: `{"name","size","eTag","mime","contentMd5"}`.
@@ -42,6 +46,237 @@ pub struct AllocateVolumeRequest {
     pub ttl: String,
     #[serde(default)]
     pub preallocate: u64,
+}
+
+/// `?volume=N`: the admin calls that name one volume and nothing else
+/// (`/admin/volume/delete`, `/admin/vacuum/*`, `/admin/ec/{info,mount,unmount,decode,vacuum}`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeRequest {
+    pub volume: VolumeId,
+}
+
+/// `/admin/volume/readonly?volume=N[&readonly=false]` (`readonly` defaults to true).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReadonlyRequest {
+    pub volume: VolumeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly: Option<bool>,
+}
+
+impl ReadonlyRequest {
+    /// The state asked for: read-only unless `readonly=false`.
+    pub fn readonly(&self) -> bool {
+        self.readonly.unwrap_or(true)
+    }
+}
+
+/// A list of EC shard ids, `1,2,3` on the wire (spaces and empty items are ignored,
+/// the order is kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardIds(pub Vec<u8>);
+
+impl ShardIds {
+    /// The ids sorted and without duplicates, each below `max_shards`.
+    pub fn validate(&self, max_shards: usize) -> Result<Vec<u8>, String> {
+        if let Some(id) = self.0.iter().find(|id| **id as usize >= max_shards) {
+            return Err(format!("shard id {id} is too large"));
+        }
+        let mut out = self.0.clone();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl From<&[u8]> for ShardIds {
+    fn from(ids: &[u8]) -> ShardIds {
+        ShardIds(ids.to_vec())
+    }
+}
+
+impl fmt::Display for ShardIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{id}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ShardIds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ShardIds, String> {
+        let mut out = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            out.push(
+                item.parse()
+                    .map_err(|_| format!("bad shard id {item:?} in {s:?}"))?,
+            );
+        }
+        Ok(ShardIds(out))
+    }
+}
+
+impl Serialize for ShardIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ShardIds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ShardIds, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `/admin/ec/encode?volume=N[&dataShards=10&parityShards=4]`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcEncodeRequest {
+    pub volume: VolumeId,
+    #[serde(
+        default,
+        with = "crate::query::opt_num",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_shards: Option<u8>,
+    #[serde(
+        default,
+        with = "crate::query::opt_num",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parity_shards: Option<u8>,
+}
+
+impl EcEncodeRequest {
+    /// `(dataShards, parityShards)`: 10 and 4 when absent, each at least 1, together at
+    /// most `max_shards`.
+    pub fn geometry(&self, max_shards: usize) -> Result<(u8, u8), String> {
+        let d = self.data_shards.unwrap_or_else(default_data_shards);
+        let p = self.parity_shards.unwrap_or_else(default_parity_shards);
+        if d == 0 || p == 0 || d as usize + p as usize > max_shards {
+            return Err(format!(
+                "dataShards={d} parityShards={p}: each must be at least 1 and together at most {max_shards}"
+            ));
+        }
+        Ok((d, p))
+    }
+}
+
+/// Largest range one shard read may ask for.
+pub const EC_READ_MAX: u64 = 64 << 20;
+
+/// `/admin/ec/shard?volume=N&shard=S&offset=O&size=L`: a verified range of one shard.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EcShardReadRequest {
+    pub volume: VolumeId,
+    pub shard: u8,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl EcShardReadRequest {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.size > EC_READ_MAX {
+            return Err("size is over 64 MiB".into());
+        }
+        Ok(())
+    }
+}
+
+/// `/admin/ec/shards?volume=N&shards=1,6,11&offset=O&size=L`: the same range of several
+/// shards, concatenated in the order asked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EcShardsReadRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub shards: ShardIds,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl EcShardsReadRequest {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shards.0.is_empty() {
+            return Err("missing parameter shards".into());
+        }
+        if self.size.saturating_mul(self.shards.0.len() as u64) > EC_READ_MAX {
+            return Err("more than 64 MiB asked".into());
+        }
+        Ok(())
+    }
+}
+
+/// `/admin/ec/file?volume=N&ext=.ec03`: one EC file, whole (for copies).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EcFileRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub ext: String,
+}
+
+impl EcFileRequest {
+    /// The extension must be `.ecx`, `.ecj`, `.vif` or `.ecNN` (never a path).
+    pub fn validate(&self) -> Result<(), String> {
+        let ext = self.ext.as_str();
+        let ok = matches!(ext, ".ecx" | ".ecj" | ".vif")
+            || ext
+                .strip_prefix(".ec")
+                .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("bad ext {ext:?}"))
+        }
+    }
+}
+
+/// `/admin/ec/copy?volume=N&collection=C&shards=1,2&from=host:port[&replace=true]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EcCopyRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub collection: String,
+    #[serde(default)]
+    pub shards: ShardIds,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default, with = "crate::query::flag")]
+    pub replace: bool,
+}
+
+impl EcCopyRequest {
+    /// The shard ids (sorted, each below `max_shards`) once the request makes sense.
+    pub fn validate(&self, max_shards: usize) -> Result<Vec<u8>, String> {
+        let shards = self.shards.validate(max_shards)?;
+        if self.from.is_empty() {
+            return Err("missing parameter from".into());
+        }
+        if self.replace && shards.is_empty() {
+            return Err("replace=true needs at least one shard".into());
+        }
+        Ok(shards)
+    }
+}
+
+/// `/admin/ec/delete-shards?volume=N&shards=1,2`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EcDeleteShardsRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub shards: ShardIds,
+}
+
+/// `/admin/ec/rebuild?volume=N&missing=1,2` (`missing` empty: every missing shard).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EcRebuildRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub missing: ShardIds,
 }
 
 /// One data directory in `/status`.
@@ -183,5 +418,84 @@ mod tests {
         let st: EcVolumeStatus =
             serde_json::from_str(r#"{"id":3,"dataShards":4,"parityShards":2}"#).unwrap();
         assert_eq!(st.total_shards(), 6);
+    }
+
+    /// The query string a typed request puts on the wire.
+    fn wire<Q: Serialize>(q: &Q) -> String {
+        let req = reqwest::Client::new()
+            .get("http://x/")
+            .query(q)
+            .build()
+            .unwrap();
+        req.url().query().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn ec_requests_keep_their_wire_names() {
+        let copy = EcCopyRequest {
+            volume: VolumeId(3),
+            collection: "c".into(),
+            shards: ShardIds(vec![1, 2]),
+            from: "a:1".into(),
+            replace: false,
+        };
+        assert_eq!(
+            wire(&copy),
+            "volume=3&collection=c&shards=1%2C2&from=a%3A1&replace=false"
+        );
+        let enc = EcEncodeRequest {
+            volume: VolumeId(3),
+            data_shards: Some(4),
+            parity_shards: Some(2),
+        };
+        assert_eq!(wire(&enc), "volume=3&dataShards=4&parityShards=2");
+        let ro = ReadonlyRequest {
+            volume: VolumeId(5),
+            readonly: Some(false),
+        };
+        assert_eq!(wire(&ro), "volume=5&readonly=false");
+        let none = EcRebuildRequest {
+            volume: VolumeId(1),
+            missing: ShardIds::default(),
+        };
+        assert_eq!(wire(&none), "volume=1&missing=");
+    }
+
+    #[test]
+    fn shard_ids_parse_and_validate() {
+        let ids: ShardIds = " 3,1,,3 ".parse().unwrap();
+        assert_eq!(ids.0, vec![3, 1, 3]);
+        assert_eq!(ids.validate(32).unwrap(), vec![1, 3]);
+        assert!(ShardIds(vec![40]).validate(32).is_err());
+        assert!("1,x".parse::<ShardIds>().is_err());
+        assert_eq!("".parse::<ShardIds>().unwrap(), ShardIds::default());
+    }
+
+    #[test]
+    fn encode_geometry_defaults_and_limits() {
+        let mut r = EcEncodeRequest {
+            volume: VolumeId(1),
+            data_shards: None,
+            parity_shards: None,
+        };
+        assert_eq!(r.geometry(32), Ok((10, 4)));
+        r.data_shards = Some(30);
+        assert!(r.geometry(32).unwrap_err().contains("Shards"));
+        r.data_shards = Some(0);
+        assert!(r.geometry(32).is_err());
+    }
+
+    #[test]
+    fn ec_file_ext_must_be_an_ec_extension() {
+        let f = |ext: &str| EcFileRequest {
+            volume: VolumeId(1),
+            ext: ext.into(),
+        };
+        for ok in [".ecx", ".ecj", ".vif", ".ec03"] {
+            assert!(f(ok).validate().is_ok(), "{ok}");
+        }
+        for bad in ["", ".dat", ".ec3", ".ec/../x", "/etc"] {
+            assert!(f(bad).validate().is_err(), "{bad}");
+        }
     }
 }

@@ -76,6 +76,19 @@ pub enum VolumeError {
     #[error("erasure coding: {0}")]
     EcInvalid(String),
 
+    #[error("no ec files of volume {0} here")]
+    EcNotHere(VolumeId),
+
+    #[error("{}: {source}", path.display())]
+    EcFileMissing {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("this server has no data directory")]
+    NoDataDirectory,
+
     #[error("ec shard {shard} of {base} is not available here")]
     EcShardUnavailable { base: String, shard: u8 },
 

@@ -1,20 +1,20 @@
 //! `/heartbeat`, `/cluster/status`, `/cluster/lock`, `/cluster/unlock`, `/vol/grow`,
 //! `/vol/vacuum`, `/vol/status`, `/col/delete`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use kelp_proto::master_api::{
-    ClusterStatus, DirStatus, GrowRequest, GrowResponse, Heartbeat, HeartbeatResponse,
+    ClusterStatus, DeleteCollectionRequest, DirStatus, GrowRequest, GrowResponse, Heartbeat,
+    HeartbeatResponse, LockRequest, VacuumRequest,
 };
 use kelp_proto::{ReplicaPlacement, Ttl, VERSION};
 
 use super::AppState;
-use super::error::bad_query;
+use super::error::ApiQuery;
 use crate::growth::GrowSpec;
 use crate::master::MasterError;
 
@@ -54,9 +54,8 @@ pub(crate) async fn cluster_status(State(state): State<Arc<AppState>>) -> Json<C
 
 pub(crate) async fn grow(
     State(state): State<Arc<AppState>>,
-    q: Result<Query<GrowRequest>, QueryRejection>,
+    ApiQuery(req): ApiQuery<GrowRequest>,
 ) -> Result<Json<GrowResponse>, MasterError> {
-    let Query(req) = q.map_err(bad_query)?;
     let count = req
         .count
         .ok_or_else(|| MasterError::BadRequest("missing parameter count".into()))?;
@@ -91,20 +90,12 @@ pub(crate) async fn grow(
 
 pub(crate) async fn vacuum(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(req): ApiQuery<VacuumRequest>,
 ) -> Result<Json<DirStatus>, MasterError> {
-    let threshold = match q.get("garbageThreshold").filter(|s| !s.is_empty()) {
-        Some(t) => t
-            .parse::<f64>()
-            .ok()
-            .filter(|t| (0.0..=1.0).contains(t))
-            .ok_or_else(|| {
-                MasterError::BadRequest(format!(
-                    "garbageThreshold {t:?} must be a number from 0 to 1"
-                ))
-            })?,
-        None => state.master.cfg.garbage_threshold,
-    };
+    let threshold = req
+        .threshold()
+        .map_err(MasterError::BadRequest)?
+        .unwrap_or(state.master.cfg.garbage_threshold);
     state.master.vacuum(threshold).await;
     Ok(Json(super::dir::dir_status(&state)))
 }
@@ -129,43 +120,24 @@ pub(crate) async fn vol_status(State(state): State<Arc<AppState>>) -> Json<serde
 
 pub(crate) async fn delete_collection(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(req): ApiQuery<DeleteCollectionRequest>,
 ) -> Result<StatusCode, MasterError> {
-    let c = q
-        .get("collection")
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| MasterError::BadRequest("missing parameter collection".into()))?;
-    state.master.delete_collection(c).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `owner` (required) and `leaseSeconds` (default 30) of `/cluster/lock`.
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct LockQuery {
-    #[serde(default)]
-    owner: String,
-    #[serde(default, rename = "leaseSeconds")]
-    lease_seconds: Option<u64>,
-}
-
-fn lock_owner(q: &LockQuery) -> Result<&str, MasterError> {
-    let o = q.owner.trim();
-    if o.is_empty() || o.len() > 200 {
+    if req.collection.is_empty() {
         return Err(MasterError::BadRequest(
-            "give owner=<name> (1 to 200 bytes)".into(),
+            "missing parameter collection".into(),
         ));
     }
-    Ok(o)
+    state.master.delete_collection(&req.collection).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /cluster/lock?owner=X&leaseSeconds=30`: takes or renews the admin lock; 409
 /// naming the holder when someone else has it.
 pub(crate) async fn lock(
     State(state): State<Arc<AppState>>,
-    q: Result<Query<LockQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<LockRequest>,
 ) -> Result<Json<serde_json::Value>, MasterError> {
-    let Query(q) = q.map_err(bad_query)?;
-    let owner = lock_owner(&q)?;
+    let owner = q.owner().map_err(MasterError::BadRequest)?;
     let lease = std::time::Duration::from_secs(q.lease_seconds.unwrap_or(30).max(1))
         .min(crate::lock::MAX_LEASE);
     match state.master.admin_lock.acquire(owner, lease) {
@@ -184,10 +156,9 @@ pub(crate) async fn lock(
 /// `POST /cluster/unlock?owner=X`: frees the lock if X holds it.
 pub(crate) async fn unlock(
     State(state): State<Arc<AppState>>,
-    q: Result<Query<LockQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<LockRequest>,
 ) -> Result<Json<serde_json::Value>, MasterError> {
-    let Query(q) = q.map_err(bad_query)?;
-    let owner = lock_owner(&q)?;
+    let owner = q.owner().map_err(MasterError::BadRequest)?;
     let released = state.master.admin_lock.release(owner);
     Ok(Json(serde_json::json!({ "released": released })))
 }

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kelp_proto::client::UploadOptions;
@@ -12,25 +11,20 @@ use kelp_proto::master_api::{AssignRequest, Assignment, DirStatus, LookupRequest
 use kelp_proto::{FileId, VERSION};
 
 use super::AppState;
-use super::error::bad_query;
+use super::error::ApiQuery;
 use crate::master::MasterError;
 
 pub(crate) async fn assign(
     State(state): State<Arc<AppState>>,
-    q: Result<Query<AssignRequest>, QueryRejection>,
+    ApiQuery(req): ApiQuery<AssignRequest>,
 ) -> Result<Json<Assignment>, MasterError> {
-    let Query(req) = q.map_err(bad_query)?;
     Ok(Json(state.master.assign(&req).await?))
 }
 
 pub(crate) async fn lookup(
     State(state): State<Arc<AppState>>,
-    q: Result<Query<LookupRequest>, QueryRejection>,
+    ApiQuery(req): ApiQuery<LookupRequest>,
 ) -> Response {
-    let Query(req) = match q {
-        Ok(q) => q,
-        Err(e) => return bad_query(e).into_response(),
-    };
     let Some(id) = req
         .volume_id
         .clone()
@@ -105,10 +99,9 @@ pub(crate) async fn redirect(
 /// `/submit`: assign and upload in one call (multipart form with one file).
 pub(crate) async fn submit(
     State(state): State<Arc<AppState>>,
-    q: Result<Query<AssignRequest>, QueryRejection>,
+    ApiQuery(req): ApiQuery<AssignRequest>,
     mut form: Multipart,
 ) -> Result<Response, MasterError> {
-    let Query(req) = q.map_err(bad_query)?;
     let bad = |e: String| MasterError::BadRequest(format!("bad multipart body: {e}"));
     let field = form
         .next_field()

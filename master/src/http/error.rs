@@ -1,7 +1,10 @@
 //! The one place where master errors become HTTP answers (`{"error": "..."}` JSON).
 
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 
 use crate::master::MasterError;
 
@@ -37,4 +40,23 @@ impl IntoResponse for MasterError {
 /// A 400 for a query string that does not parse (unknown or malformed parameters).
 pub fn bad_query(e: axum::extract::rejection::QueryRejection) -> MasterError {
     MasterError::BadRequest(e.body_text())
+}
+
+/// `axum::extract::Query` whose rejection is a [`MasterError::BadRequest`], so a bad
+/// query string gets the same `{"error": "..."}` answer as every other error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = MasterError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, MasterError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(bad_query)
+    }
 }

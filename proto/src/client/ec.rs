@@ -3,17 +3,13 @@
 
 use std::time::Duration;
 
-use super::volume::VolumeClient;
+use super::volume::{VolumeClient, one};
 use super::{ClientError, base_url, check};
-use crate::volume_api::EcVolumeStatus;
-
-fn ids(shards: &[u8]) -> String {
-    shards
-        .iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
+use crate::VolumeId;
+use crate::volume_api::{
+    EcCopyRequest, EcDeleteShardsRequest, EcEncodeRequest, EcFileRequest, EcRebuildRequest,
+    EcShardReadRequest, EcShardsReadRequest, EcVolumeStatus,
+};
 
 impl VolumeClient {
     /// Encodes the local volume `vid` into `data` + `parity` shards next to it (the
@@ -28,11 +24,11 @@ impl VolumeClient {
         self.admin(
             server,
             "ec/encode",
-            &[
-                ("volume", vid.to_string()),
-                ("dataShards", data.to_string()),
-                ("parityShards", parity.to_string()),
-            ],
+            &EcEncodeRequest {
+                volume: VolumeId(vid),
+                data_shards: Some(data),
+                parity_shards: Some(parity),
+            },
         )
         .await
     }
@@ -53,13 +49,13 @@ impl VolumeClient {
         self.admin(
             server,
             "ec/copy",
-            &[
-                ("volume", vid.to_string()),
-                ("collection", collection.to_string()),
-                ("shards", ids(shards)),
-                ("from", from.to_string()),
-                ("replace", replace.to_string()),
-            ],
+            &EcCopyRequest {
+                volume: VolumeId(vid),
+                collection: collection.to_string(),
+                shards: shards.into(),
+                from: from.to_string(),
+                replace,
+            },
         )
         .await
     }
@@ -67,8 +63,7 @@ impl VolumeClient {
     /// Drops the deleted needles of EC volume `vid` on `server` (which must hold at least
     /// `data_shards` of its shards): every shard is rewritten there.
     pub async fn ec_vacuum(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
-        self.admin(server, "ec/vacuum", &[("volume", vid.to_string())])
-            .await
+        self.admin(server, "ec/vacuum", &one(vid)).await
     }
 
     /// What `server` holds of EC volume `vid`.
@@ -77,7 +72,7 @@ impl VolumeClient {
         let resp = self
             .http
             .get(&url)
-            .query(&[("volume", vid.to_string())])
+            .query(&one(vid))
             .timeout(Duration::from_secs(30))
             .send()
             .await;
@@ -94,18 +89,21 @@ impl VolumeClient {
         size: usize,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
-        let query = [
-            ("volume", vid.to_string()),
-            ("shard", shard.to_string()),
-            ("offset", offset.to_string()),
-            ("size", size.to_string()),
-        ];
+        let query = EcShardReadRequest {
+            volume: VolumeId(vid),
+            shard,
+            offset,
+            size: size as u64,
+        };
         self.get_bytes(server, "ec/shard", &query, timeout).await
     }
 
     /// The deleted needle keys in `server`'s `.ecj` of EC volume `vid`.
     pub async fn ec_journal(&self, server: &str, vid: u32) -> Result<Vec<u64>, ClientError> {
-        let query = [("volume", vid.to_string()), ("ext", ".ecj".to_string())];
+        let query = EcFileRequest {
+            volume: VolumeId(vid),
+            ext: ".ecj".to_string(),
+        };
         let b = self
             .get_bytes(server, "ec/file", &query, Duration::from_secs(30))
             .await?;
@@ -115,12 +113,28 @@ impl VolumeClient {
             .collect())
     }
 
+    /// One EC file of volume `vid` on `server` (`ext` as in [`EcFileRequest`]), its body
+    /// not yet read: for copies, which stream it to disk.
+    pub async fn ec_file(
+        &self,
+        server: &str,
+        vid: u32,
+        ext: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}/admin/ec/file", base_url(server));
+        let query = EcFileRequest {
+            volume: VolumeId(vid),
+            ext: ext.to_string(),
+        };
+        check(&url, self.http.get(&url).query(&query).send().await).await
+    }
+
     /// `GET /admin/<path>?<query>` on `server`, the whole body.
-    async fn get_bytes(
+    async fn get_bytes<Q: serde::Serialize + ?Sized>(
         &self,
         server: &str,
         path: &str,
-        query: &[(&str, String)],
+        query: &Q,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
         let url = format!("{}/admin/{path}", base_url(server));
@@ -148,12 +162,12 @@ impl VolumeClient {
         size: usize,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
-        let query = [
-            ("volume", vid.to_string()),
-            ("shards", ids(shards)),
-            ("offset", offset.to_string()),
-            ("size", size.to_string()),
-        ];
+        let query = EcShardsReadRequest {
+            volume: VolumeId(vid),
+            shards: shards.into(),
+            offset,
+            size: size as u64,
+        };
         self.get_bytes(server, "ec/shards", &query, timeout).await
     }
 
@@ -167,20 +181,22 @@ impl VolumeClient {
         self.admin(
             server,
             "ec/delete-shards",
-            &[("volume", vid.to_string()), ("shards", ids(shards))],
+            &EcDeleteShardsRequest {
+                volume: VolumeId(vid),
+                shards: shards.into(),
+            },
         )
         .await
     }
 
     /// (Re)opens EC volume `vid` from the files on `server`'s disks.
     pub async fn ec_mount(&self, server: &str, vid: u32) -> Result<EcVolumeStatus, ClientError> {
-        self.admin(server, "ec/mount", &[("volume", vid.to_string())])
-            .await
+        self.admin(server, "ec/mount", &one(vid)).await
     }
 
     /// Stops serving EC volume `vid` on `server` (files stay).
     pub async fn ec_unmount(&self, server: &str, vid: u32) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(server, "ec/unmount", &[("volume", vid.to_string())])
+        self.admin::<serde_json::Value, _>(server, "ec/unmount", &one(vid))
             .await
             .map(|_| ())
     }
@@ -196,7 +212,10 @@ impl VolumeClient {
         self.admin(
             server,
             "ec/rebuild",
-            &[("volume", vid.to_string()), ("missing", ids(missing))],
+            &EcRebuildRequest {
+                volume: VolumeId(vid),
+                missing: missing.into(),
+            },
         )
         .await
     }
@@ -204,7 +223,7 @@ impl VolumeClient {
     /// Decodes EC volume `vid` (≥ data shards must be on `server`) into a normal volume,
     /// mounts it and removes the local EC files.
     pub async fn ec_decode(&self, server: &str, vid: u32) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(server, "ec/decode", &[("volume", vid.to_string())])
+        self.admin::<serde_json::Value, _>(server, "ec/decode", &one(vid))
             .await
             .map(|_| ())
     }

@@ -8,7 +8,7 @@ use super::{ClientError, base_url, http_client, json_reply};
 use crate::id::VolumeId;
 use crate::master_api::{
     AssignRequest, Assignment, ClusterStatus, Heartbeat, HeartbeatResponse, Location,
-    LookupResponse,
+    LookupRequest, LookupResponse,
 };
 
 /// How long calls keep retrying by default while no master can answer (elections, restarts).
@@ -142,7 +142,10 @@ impl MasterClient {
             let resp = self
                 .http
                 .get(&url)
-                .query(&[("volumeId", vid.0.to_string())])
+                .query(&LookupRequest {
+                    volume_id: Some(vid.0.to_string()),
+                    ..Default::default()
+                })
                 .send()
                 .await;
             json_reply::<LookupResponse>(&url, resp).await

@@ -3,10 +3,20 @@
 use std::time::Duration;
 
 use super::{ClientError, base_url, check, json_reply};
+use crate::VolumeId;
 use crate::id::FileId;
+use crate::master_api::DeleteCollectionRequest;
 use crate::volume_api::{
-    AllocateVolumeRequest, DeleteResult, UploadResult, VacuumCheck, VolumeServerStatus,
+    AllocateVolumeRequest, DeleteResult, ReadonlyRequest, UploadResult, VacuumCheck, VolumeRequest,
+    VolumeServerStatus,
 };
+
+/// The query of the admin calls that name one volume.
+pub(super) fn one(vid: u32) -> VolumeRequest {
+    VolumeRequest {
+        volume: VolumeId(vid),
+    }
+}
 
 /// Options of one upload.
 #[derive(Debug, Clone, Default)]
@@ -107,11 +117,12 @@ impl VolumeClient {
         json_reply(&url, req.send().await).await
     }
 
-    pub(super) async fn admin<T: serde::de::DeserializeOwned>(
+    /// `POST /admin/<path>?<query>` on `server`, the JSON answer.
+    pub(super) async fn admin<T: serde::de::DeserializeOwned, Q: serde::Serialize + ?Sized>(
         &self,
         server: &str,
         path: &str,
-        query: &[(&str, String)],
+        query: &Q,
     ) -> Result<T, ClientError> {
         let url = format!("{}/admin/{path}", base_url(server));
         let resp = self
@@ -144,7 +155,7 @@ impl VolumeClient {
     }
 
     pub async fn delete_volume(&self, server: &str, vid: u32) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(server, "volume/delete", &[("volume", vid.to_string())])
+        self.admin::<serde_json::Value, _>(server, "volume/delete", &one(vid))
             .await
             .map(|_| ())
     }
@@ -155,13 +166,13 @@ impl VolumeClient {
         vid: u32,
         readonly: bool,
     ) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(
+        self.admin::<serde_json::Value, _>(
             server,
             "volume/readonly",
-            &[
-                ("volume", vid.to_string()),
-                ("readonly", readonly.to_string()),
-            ],
+            &ReadonlyRequest {
+                volume: VolumeId(vid),
+                readonly: Some(readonly),
+            },
         )
         .await
         .map(|_| ())
@@ -172,34 +183,35 @@ impl VolumeClient {
         server: &str,
         collection: &str,
     ) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(
+        self.admin::<serde_json::Value, _>(
             server,
             "collection/delete",
-            &[("collection", collection.to_string())],
+            &DeleteCollectionRequest {
+                collection: collection.to_string(),
+            },
         )
         .await
         .map(|_| ())
     }
 
     pub async fn vacuum_check(&self, server: &str, vid: u32) -> Result<VacuumCheck, ClientError> {
-        self.admin(server, "vacuum/check", &[("volume", vid.to_string())])
-            .await
+        self.admin(server, "vacuum/check", &one(vid)).await
     }
 
     pub async fn vacuum_compact(&self, server: &str, vid: u32) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(server, "vacuum/compact", &[("volume", vid.to_string())])
+        self.admin::<serde_json::Value, _>(server, "vacuum/compact", &one(vid))
             .await
             .map(|_| ())
     }
 
     pub async fn vacuum_commit(&self, server: &str, vid: u32) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(server, "vacuum/commit", &[("volume", vid.to_string())])
+        self.admin::<serde_json::Value, _>(server, "vacuum/commit", &one(vid))
             .await
             .map(|_| ())
     }
 
     pub async fn vacuum_cleanup(&self, server: &str, vid: u32) -> Result<(), ClientError> {
-        self.admin::<serde_json::Value>(server, "vacuum/cleanup", &[("volume", vid.to_string())])
+        self.admin::<serde_json::Value, _>(server, "vacuum/cleanup", &one(vid))
             .await
             .map(|_| ())
     }

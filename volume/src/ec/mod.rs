@@ -11,6 +11,8 @@
 //! (`.ecx` and `.ecj`), `encode` ([`encode_volume`]), `volume` ([`EcVolume`]: reads with
 //! on-the-fly reconstruction, deletes), `rebuild` ([`rebuild_missing`]), `decode`
 //! ([`decode_to_volume`]) and `vacuum` ([`ec_vacuum`]). All I/O is blocking std I/O.
+//! On top, [`store`] holds the EC volumes of a server ([`store::EcStore`]) and runs the
+//! operations its admin API asks for.
 
 mod codec;
 mod decode;
@@ -20,6 +22,7 @@ mod info;
 pub mod layout;
 mod rebuild;
 mod shard;
+pub mod store;
 mod vacuum;
 mod volume;
 

@@ -1,11 +1,10 @@
 //! The volume server's HTTP API (axum): SeaweedFS-compatible needle reads and writes,
-//! admin calls for masters and the shell, and the heartbeat loop.
+//! admin calls for masters and the shell, and the heartbeat loop. Handlers parse the
+//! request, call the storage layer ([`crate::store`], [`crate::ec::store`]) and map its
+//! errors in one place ([`error`]); they do no file-system work themselves.
 
 mod admin;
 mod ec;
-mod ec_journal;
-mod ec_read;
-mod ec_vacuum;
 pub mod error;
 mod heartbeat;
 pub mod path;
@@ -21,6 +20,7 @@ use axum::routing::{get, post};
 use kelp_proto::client::{MasterClient, VolumeClient, http_client};
 use tokio::sync::Notify;
 
+use crate::ec::store::EcStore;
 use crate::store::Store;
 
 /// How a volume server presents itself and which limits it applies.
@@ -98,7 +98,9 @@ pub(crate) struct AppState {
     /// The master's volume size limit, learned from heartbeat answers (0 = unknown).
     pub size_limit: AtomicU64,
     /// Erasure-coded volumes held here (any number of their shards).
-    pub ec: ec::EcStore,
+    pub ec: EcStore,
+    /// Where the other shards of those volumes are, for reads.
+    pub ec_holders: ec::ShardHolders,
 }
 
 impl AppState {
@@ -131,7 +133,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/ec/delete-shards", post(ec::delete_shards))
         .route("/admin/ec/rebuild", post(ec::rebuild))
         .route("/admin/ec/decode", post(ec::decode))
-        .route("/admin/ec/vacuum", post(ec_vacuum::vacuum))
+        .route("/admin/ec/vacuum", post(ec::vacuum))
         .fallback(needle_request)
         // Upload size is checked against -fileSizeLimitMB by the handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -148,11 +150,7 @@ async fn needle_request(
         Method::GET | Method::HEAD => read::get(state, req).await,
         Method::POST | Method::PUT => write::upload(state, req).await,
         Method::DELETE => write::delete(state, req).await,
-        _ => error::ApiError::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {} is not supported on needles", req.method()),
-        )
-        .into_response(),
+        _ => error::ApiError::MethodNotAllowed(req.method().clone()).into_response(),
     }
 }
 
@@ -174,11 +172,12 @@ pub async fn serve(
         cfg,
         changed: Notify::new(),
         size_limit: AtomicU64::new(0),
-        ec: ec::EcStore::load(&store),
+        ec: EcStore::load(store.clone()),
+        ec_holders: ec::ShardHolders::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx.clone()));
-    let journals = tokio::spawn(ec_journal::run(state.clone(), stop_rx));
+    let journals = tokio::spawn(ec::journal::run(state.clone(), stop_rx));
     tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
     let app = router(state);
     let res = axum::serve(kelp_proto::server::nodelay(listener), app)

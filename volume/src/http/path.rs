@@ -28,7 +28,7 @@ fn split_ext(s: &str) -> (&str, Option<String>) {
 pub fn parse(path: &str) -> Result<NeedlePath, ApiError> {
     let trimmed = path.trim_start_matches('/');
     let parts: Vec<&str> = trimmed.split('/').collect();
-    let bad = |why: String| ApiError::bad_request(format!("bad file id in path {path:?}: {why}"));
+    let bad = |why: String| ApiError::BadRequest(format!("bad file id in path {path:?}: {why}"));
     let (vid_str, keycookie_ext, filename): (&str, &str, Option<String>) = match parts.as_slice() {
         [one] => match one.split_once(',') {
             Some((v, k)) => (v, k, None),
@@ -136,7 +136,7 @@ mod tests {
             "/3/01637037d6/a/b",
             "/3,1",
         ] {
-            assert_eq!(parse(bad).unwrap_err().status, 400, "{bad}");
+            assert_eq!(parse(bad).unwrap_err().status(), 400, "{bad}");
         }
     }
 

@@ -80,7 +80,7 @@ async fn get_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response> {
     let q = query_map(&req);
     let Some(vol) = state.store.volume(p.fid.volume) else {
         if let Some(ev) = state.ec.get(p.fid.volume.0) {
-            return super::ec_read::get(&state, ev, &p, &q, req.headers(), head_only).await;
+            return super::ec::read::get(&state, ev, &p, &q, req.headers(), head_only).await;
         }
         return not_local(&state, &p, &q).await;
     };
@@ -310,7 +310,7 @@ fn gunzip(raw: &[u8]) -> ApiResult<Bytes> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(raw)
         .read_to_end(&mut out)
-        .map_err(|e| ApiError::internal(format!("stored gzip data does not inflate: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("stored gzip data does not inflate: {e}")))?;
     Ok(Bytes::from(out))
 }
 
@@ -369,7 +369,7 @@ async fn not_local(
     p: &path::NeedlePath,
     q: &HashMap<String, String>,
 ) -> ApiResult<Response> {
-    let missing = || ApiError::not_found(format!("volume {} is not on this server", p.fid.volume));
+    let missing = || ApiError::NotFound(format!("volume {} is not on this server", p.fid.volume));
     if is_true(q, "proxied") || state.cfg.masters.is_empty() {
         return Err(missing());
     }

@@ -68,11 +68,8 @@ fn filename_from_disposition(v: &str) -> Option<String> {
 
 async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
     let limit = state.cfg.file_size_limit as usize;
-    let too_big = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("upload is larger than the file size limit of {limit} bytes"),
-        )
+    let too_big = || ApiError::TooLarge {
+        limit: limit as u64,
     };
     let headers = req.headers().clone();
     if let Some(len) =
@@ -91,13 +88,13 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
     if is_multipart {
         let mut mp = Multipart::from_request(req, &())
             .await
-            .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?;
+            .map_err(|e| ApiError::BadRequest(format!("bad multipart body: {e}")))?;
         let mut first: Option<Upload> = None;
         loop {
             let field = match mp.next_field().await {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
-                Err(e) => return Err(ApiError::bad_request(format!("bad multipart body: {e}"))),
+                Err(e) => return Err(ApiError::BadRequest(format!("bad multipart body: {e}"))),
             };
             let file_name = field.file_name().map(str::to_string);
             let mime = storable_mime(field.content_type());
@@ -126,7 +123,7 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        return Err(ApiError::bad_request(format!("bad multipart body: {e}")));
+                        return Err(ApiError::BadRequest(format!("bad multipart body: {e}")));
                     }
                 }
             }
@@ -143,7 +140,7 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
                 break;
             }
         }
-        return first.ok_or_else(|| ApiError::bad_request("multipart body has no parts"));
+        return first.ok_or_else(|| ApiError::BadRequest("multipart body has no parts".into()));
     }
     let gzip = header_str(&headers, &header::CONTENT_ENCODING)
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
@@ -153,7 +150,7 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
             if e.to_string().contains("length limit") {
                 too_big()
             } else {
-                ApiError::bad_request(format!("cannot read the request body: {e}"))
+                ApiError::BadRequest(format!("cannot read the request body: {e}"))
             }
         })?;
     Ok(Upload {
@@ -179,12 +176,12 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     let replicate = q.get("type").is_some_and(|t| t == "replicate");
     let Some(vol) = state.store.volume(p.fid.volume) else {
         if state.ec.get(p.fid.volume.0).is_some() {
-            return Err(ApiError::bad_request(format!(
+            return Err(ApiError::BadRequest(format!(
                 "volume {} is erasure-coded and read-only",
                 p.fid.volume
             )));
         }
-        return Err(ApiError::not_found(format!(
+        return Err(ApiError::NotFound(format!(
             "volume {} is not on this server",
             p.fid.volume
         )));
@@ -192,14 +189,14 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     let ttl: Option<Ttl> = match q.get("ttl").filter(|t| !t.is_empty()) {
         Some(t) => Some(
             t.parse()
-                .map_err(|e: kelp_proto::TtlError| ApiError::bad_request(e.to_string()))?,
+                .map_err(|e: kelp_proto::TtlError| ApiError::BadRequest(e.to_string()))?,
         ),
         None => None,
     };
     let ts = match q.get("ts").filter(|t| !t.is_empty()) {
         Some(t) => t
             .parse::<u64>()
-            .map_err(|_| ApiError::bad_request(format!("ts {t:?} is not unix seconds")))?,
+            .map_err(|_| ApiError::BadRequest(format!("ts {t:?} is not unix seconds")))?,
         None => now_secs(),
     };
     let fsync = is_true(&q, "fsync") || state.cfg.fsync;
@@ -220,7 +217,7 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     if let Some(want) = md5_header
         && want.trim() != md5_b64
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::BadRequest(format!(
             "Content-MD5 {want:?} does not match the body's MD5 {md5_b64:?}"
         )));
     }
@@ -271,7 +268,7 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
         {
             // The local copy holds data a replica may lack: stop taking writes on this
             // volume until it is repaired, rather than let the copies drift apart.
-            tracing::error!(volume = %p.fid.volume, error = %e.message, "replication failed; marking volume read-only");
+            tracing::error!(volume = %p.fid.volume, error = %e, "replication failed; marking volume read-only");
             let _ = vol.set_read_only(true);
             state.volume_changed();
             return Err(e);
@@ -364,7 +361,7 @@ async fn replicate_write(
         Ok(())
     } else {
         state.master.forget(fid.volume);
-        Err(ApiError::internal(format!(
+        Err(ApiError::Upstream(format!(
             "replication of {fid} failed: {}",
             failed.join("; ")
         )))
@@ -374,7 +371,7 @@ async fn replicate_write(
 async fn other_replicas(state: &AppState, fid: &FileId, copies: usize) -> ApiResult<Vec<String>> {
     let me = state.cfg.url();
     let locations = state.master.lookup(fid.volume).await.map_err(|e| {
-        ApiError::internal(format!(
+        ApiError::Upstream(format!(
             "cannot find the replicas of volume {}: {e}",
             fid.volume
         ))
@@ -386,7 +383,7 @@ async fn other_replicas(state: &AppState, fid: &FileId, copies: usize) -> ApiRes
         .collect();
     if others.len() + 1 < copies {
         state.master.forget(fid.volume);
-        return Err(ApiError::internal(format!(
+        return Err(ApiError::Upstream(format!(
             "volume {} needs {copies} copies but only {} servers hold it",
             fid.volume,
             others.len() + 1
@@ -398,7 +395,7 @@ async fn other_replicas(state: &AppState, fid: &FileId, copies: usize) -> ApiRes
 pub(crate) async fn delete(state: Arc<AppState>, req: Request) -> Response {
     match delete_inner(state, req).await {
         Ok(r) => r,
-        Err(e) if e.status == StatusCode::NOT_FOUND => {
+        Err(e) if e.status() == StatusCode::NOT_FOUND => {
             (StatusCode::NOT_FOUND, axum::Json(DeleteResult { size: 0 })).into_response()
         }
         Err(e) => e.into_response(),
@@ -411,9 +408,9 @@ async fn delete_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     let replicate = q.get("type").is_some_and(|t| t == "replicate");
     let Some(vol) = state.store.volume(p.fid.volume) else {
         if let Some(ev) = state.ec.get(p.fid.volume.0) {
-            return super::ec_read::delete(&state, ev, &p.fid, replicate).await;
+            return super::ec::read::delete(&state, ev, &p.fid, replicate).await;
         }
-        return Err(ApiError::not_found(format!(
+        return Err(ApiError::NotFound(format!(
             "volume {} is not on this server",
             p.fid.volume
         )));
@@ -432,7 +429,7 @@ async fn delete_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
                 Ok(_) => {}
                 Err(e) if e.status() == Some(404) => {}
                 Err(e) => {
-                    return Err(ApiError::internal(format!(
+                    return Err(ApiError::Upstream(format!(
                         "delete on replica {url} failed: {e}"
                     )));
                 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::AppState;
-use super::ec_read::RemoteShards;
+use super::read::RemoteShards;
+use crate::http::AppState;
 
 /// Time between journal merges after the first.
 const SYNC_EVERY: Duration = Duration::from_secs(120);
@@ -52,7 +52,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        if state.ec.len() > 0 {
+        if !state.ec.is_empty() {
             sync_once(&state).await;
         }
         wait = SYNC_EVERY;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -13,10 +13,10 @@ use kelp_proto::master_api::Location;
 use kelp_proto::volume_api::DeleteResult;
 use kelp_proto::{FileId, VolumeId};
 
-use super::AppState;
-use super::error::ApiResult;
-use super::path::NeedlePath;
 use crate::ec::{EcVolume, ShardSource};
+use crate::http::AppState;
+use crate::http::error::ApiResult;
+use crate::http::path::NeedlePath;
 use crate::needle::{HEADER_SIZE, parse_header};
 
 /// How long the shard holders learned from the master are trusted.
@@ -27,6 +27,24 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 const REFRESH_MIN: Duration = Duration::from_secs(1);
 /// Timeout of one remote shard range read.
 const SHARD_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What reads know of the other servers holding shards of the EC volumes here.
+#[derive(Default)]
+pub(crate) struct ShardHolders {
+    /// Remote shard holders per volume, from the master, with when they were asked.
+    holders: RwLock<HashMap<u32, (Instant, Vec<Location>)>>,
+    /// Servers whose shard reads failed lately, skipped until the instant.
+    down: Mutex<HashMap<String, Instant>>,
+}
+
+impl ShardHolders {
+    /// Drops what is known of the holders of `vid` (its shards here changed).
+    pub(crate) fn forget(&self, vid: u32) {
+        if let Ok(mut h) = self.holders.write() {
+            h.remove(&vid);
+        }
+    }
+}
 
 /// Remote shards of one EC volume, read with blocking calls from a blocking task.
 pub(crate) struct RemoteShards {
@@ -55,7 +73,7 @@ async fn lookup_holders(state: &AppState, vid: u32) -> Vec<Location> {
             Vec::new()
         }
     };
-    if let Ok(mut h) = state.ec.holders.write() {
+    if let Ok(mut h) = state.ec_holders.holders.write() {
         h.insert(vid, (Instant::now(), found.clone()));
     }
     found
@@ -63,7 +81,7 @@ async fn lookup_holders(state: &AppState, vid: u32) -> Vec<Location> {
 
 fn cached_holders(state: &AppState, vid: u32, max_age: Duration) -> Option<Vec<Location>> {
     state
-        .ec
+        .ec_holders
         .holders
         .read()
         .ok()
@@ -101,7 +119,7 @@ impl RemoteShards {
 
     fn is_down(&self, url: &str) -> bool {
         self.state
-            .ec
+            .ec_holders
             .down
             .lock()
             .ok()
@@ -110,7 +128,7 @@ impl RemoteShards {
     }
 
     fn mark_down(&self, url: &str) {
-        if let Ok(mut d) = self.state.ec.down.lock() {
+        if let Ok(mut d) = self.state.ec_holders.down.lock() {
             d.insert(url.to_string(), Instant::now() + DOWN_FOR);
         }
     }
@@ -125,7 +143,7 @@ impl RemoteShards {
             Some(h) => h,
             None => {
                 let h = self.rt.block_on(lookup_holders(&self.state, self.vid));
-                if let Ok(mut d) = self.state.ec.down.lock() {
+                if let Ok(mut d) = self.state.ec_holders.down.lock() {
                     for l in &h {
                         d.remove(&l.url);
                     }
@@ -283,7 +301,7 @@ pub(crate) async fn get(
     let src = Arc::new(RemoteShards::new(state, p.fid.volume.0, &ev).await);
     let (key, cookie) = (p.fid.key, p.fid.cookie);
     let handle = tokio::task::spawn_blocking(move || ev.open_needle(key, cookie, src)).await??;
-    super::read::respond_handle(handle, p, q, req_headers, head_only).await
+    crate::http::read::respond_handle(handle, p, q, req_headers, head_only).await
 }
 
 /// `DELETE /<fid>` of a needle in an EC volume: appended to the `.ecj` here and on every
