@@ -11,7 +11,7 @@ use crate::topology::DataNode;
 /// Why no set of servers can hold a new volume with this placement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot place replication {placement}: {why}")]
-pub struct PlacementError {
+pub struct NoPlacement {
     pub placement: String,
     pub why: String,
 }
@@ -34,8 +34,8 @@ pub fn pick_servers(
     prefer_dc: Option<&str>,
     prefer_rack: Option<&str>,
     prefer_node: Option<&str>,
-) -> Result<Vec<DataNode>, PlacementError> {
-    let err = |why: String| PlacementError {
+) -> Result<Vec<DataNode>, NoPlacement> {
+    let err = |why: String| NoPlacement {
         placement: rp.to_string(),
         why,
     };

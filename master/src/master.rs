@@ -10,7 +10,7 @@ use kelp_proto::{Cookie, FileId, NeedleKey, ReplicaPlacement, Ttl, VolumeId};
 use rand::seq::IndexedRandom;
 use tokio::sync::Mutex;
 
-use crate::growth::{self, GrowSpec, PlacementError};
+use crate::growth::{self, GrowSpec, NoPlacement};
 use crate::raft::{ConsensusError, RaftNode};
 use crate::sequencer::Sequencer;
 use crate::topology::{LayoutKey, Topology};
@@ -77,7 +77,7 @@ pub enum MasterError {
     #[error("{0}")]
     BadRequest(String),
     #[error(transparent)]
-    Placement(#[from] PlacementError),
+    Placement(#[from] NoPlacement),
     #[error("{0}")]
     NotFound(String),
     #[error("not the leader")]
@@ -120,7 +120,7 @@ fn parse_placement(
     match s.filter(|s| !s.is_empty()) {
         Some(s) => s
             .parse()
-            .map_err(|e: kelp_proto::PlacementError| MasterError::BadRequest(e.to_string())),
+            .map_err(|e: kelp_proto::PlacementParseError| MasterError::BadRequest(e.to_string())),
         None => Ok(default),
     }
 }

@@ -14,7 +14,7 @@ pub mod ttl;
 pub mod volume_api;
 
 pub use id::{Cookie, FileId, FileIdError, NeedleKey, VolumeId};
-pub use placement::{PlacementError, ReplicaPlacement};
+pub use placement::{PlacementParseError, ReplicaPlacement};
 pub use ttl::{Ttl, TtlError, TtlUnit};
 
 /// The version string every role reports in its status JSON.

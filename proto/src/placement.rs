@@ -16,7 +16,7 @@ pub struct ReplicaPlacement {
 
 /// Why a placement string or byte was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlacementError {
+pub enum PlacementParseError {
     #[error("replication {0:?} must be up to three digits, like \"010\"")]
     Malformed(String),
     #[error("replication {0:?} does not fit in one byte (x*100+y*10+z must be at most 255)")]
@@ -45,17 +45,17 @@ impl ReplicaPlacement {
 }
 
 impl FromStr for ReplicaPlacement {
-    type Err = PlacementError;
+    type Err = PlacementParseError;
 
     /// Parses `"010"`; shorter strings are left-padded (`"1"` is `001`), `""` is `000`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(PlacementError::Malformed(s.to_string()));
+            return Err(PlacementParseError::Malformed(s.to_string()));
         }
         let padded = format!("{s:0>3}");
         let d: Vec<u8> = padded.bytes().map(|b| b - b'0').collect();
         if d[0] as u16 * 100 + d[1] as u16 * 10 + d[2] as u16 > 255 {
-            return Err(PlacementError::TooLarge(s.to_string()));
+            return Err(PlacementParseError::TooLarge(s.to_string()));
         }
         Ok(ReplicaPlacement {
             diff_dc: d[0],
@@ -118,7 +118,7 @@ mod tests {
             assert!(
                 matches!(
                     s.parse::<ReplicaPlacement>(),
-                    Err(PlacementError::Malformed(_))
+                    Err(PlacementParseError::Malformed(_))
                 ),
                 "{s}"
             );
@@ -127,7 +127,7 @@ mod tests {
             assert!(
                 matches!(
                     s.parse::<ReplicaPlacement>(),
-                    Err(PlacementError::TooLarge(_))
+                    Err(PlacementParseError::TooLarge(_))
                 ),
                 "{s}"
             );

@@ -136,7 +136,6 @@ pub fn encode_all(list: &[IdxEntry], width: OffsetWidth) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

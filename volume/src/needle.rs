@@ -519,5 +519,4 @@ pub(crate) fn be_u64(b: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -271,7 +271,6 @@ impl NeedleMap {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::idx::{TOMBSTONE_SIZE, encode_all};

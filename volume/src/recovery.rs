@@ -21,7 +21,6 @@ use crate::needle::{HEADER_SIZE, NEEDLE_ALIGN, NeedleHeader, Version};
 use crate::superblock::SUPERBLOCK_SIZE;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 /// What recovery changed; all zero for a cleanly closed volume.

@@ -18,7 +18,6 @@ use crate::fsutil::{remove_if_exists, sync_dir};
 use crate::volume::{Volume, VolumeOptions, base_name, lock, read, write};
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 /// One data directory and how many volumes it may hold (0 = derive from free space).

@@ -24,7 +24,6 @@ use crate::superblock::{SUPERBLOCK_SIZE, SuperBlock};
 use crate::volume::{Volume, is_expired, lock, now_secs, read, write};
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 const COPY_CHUNK: usize = 1 << 20;

@@ -162,7 +162,6 @@ fn int(v: &Value, field: &str) -> std::result::Result<u64, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -7,7 +7,6 @@
 
 mod open;
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests;
 
 use std::fs::File;

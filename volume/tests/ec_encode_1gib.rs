@@ -1,8 +1,6 @@
 //! End-to-end encode of a 1 GiB volume, printing MB/s. Ignored by default (it writes
 //! ~2.5 GB); run with `cargo test --release -p kelp-volume --test ec_encode_1gib -- --ignored --nocapture`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use kelp_proto::{Cookie, NeedleKey, ReplicaPlacement, Ttl, VolumeId};
 use kelp_volume::ec::{self, EcVolume, LocalOnly};
 use kelp_volume::{Needle, Volume, VolumeOptions};

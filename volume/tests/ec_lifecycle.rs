@@ -1,8 +1,6 @@
 //! EC lifecycle: deletes before and after encoding, rebuilding lost shards byte for byte,
 //! decoding back to a normal volume, and EC vacuum.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod ec_common;
 
 use ec_common::*;

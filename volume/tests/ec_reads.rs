@@ -1,8 +1,6 @@
 //! EC reads: any 4 of 14 shards may be missing or corrupt and every needle still reads
 //! back byte-exact; corrupt chunks are detected, never served; remote shards are used.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod ec_common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

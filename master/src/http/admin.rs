@@ -67,7 +67,7 @@ pub(crate) async fn grow(
     let placement: ReplicaPlacement = match req.replication.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => s
             .parse()
-            .map_err(|e: kelp_proto::PlacementError| MasterError::BadRequest(e.to_string()))?,
+            .map_err(|e: kelp_proto::PlacementParseError| MasterError::BadRequest(e.to_string()))?,
         None => state.master.cfg.default_replication,
     };
     let ttl: Ttl = req

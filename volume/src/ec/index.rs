@@ -141,7 +141,6 @@ impl Journal {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::idx::encode_all;

@@ -260,7 +260,6 @@ impl ShardWriter {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::ec::layout::EcConfig;

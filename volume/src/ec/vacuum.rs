@@ -220,5 +220,4 @@ pub(crate) fn ec_vacuum_until(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -47,7 +47,7 @@ pub(crate) async fn allocate(
     let placement: ReplicaPlacement = req
         .replication
         .parse()
-        .map_err(|e: kelp_proto::PlacementError| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e: kelp_proto::PlacementParseError| ApiError::BadRequest(e.to_string()))?;
     let ttl: Ttl = req
         .ttl
         .parse()

@@ -1,6 +1,8 @@
 //! Shared fixture of the EC integration tests: a real volume of ~3000 needles, 1 B to 5 MiB.
 
-#![allow(dead_code)]
+// Fixture helpers run outside #[test] functions, where clippy.toml's test allowance does
+// not reach: a broken fixture must panic loudly.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
