@@ -12,32 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Waits until exactly one master says it leads and every live master names it.
-fn wait_for_leader(masters: &[String], within: Duration) -> String {
-    let mut leader = String::new();
-    wait_until("one agreed raft leader", within, || {
-        let statuses: Vec<serde_json::Value> = masters
-            .iter()
-            .filter_map(|m| http("GET", m, "/cluster/status", b"").ok())
-            .filter(|r| r.status == 200)
-            .map(|r| r.json())
-            .collect();
-        let leaders: Vec<&serde_json::Value> =
-            statuses.iter().filter(|s| s["IsLeader"] == true).collect();
-        if statuses.len() != masters.len() || leaders.len() != 1 {
-            return false;
-        }
-        let named = leaders[0]["Leader"].as_str().unwrap_or("").to_string();
-        if statuses.iter().all(|s| s["Leader"] == named.as_str()) && !named.is_empty() {
-            leader = named;
-            true
-        } else {
-            false
-        }
-    });
-    leader
-}
-
 fn assign(master: &str, query: &str) -> Option<serde_json::Value> {
     let r = http("POST", master, &format!("/dir/assign{query}"), b"").ok()?;
     if r.status != 200 {
@@ -54,25 +28,12 @@ fn key_of(fid: &str) -> u64 {
 
 #[test]
 fn failover_never_hands_out_a_file_id_twice() {
-    let dir = scratch();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let mut masters: Vec<KelpProcess> = (0..3)
-        .map(|i| start_master(dir.path(), &format!("m{i}"), ports[i], &addrs, &[]))
-        .collect();
-    let mut vols: Vec<KelpProcess> = (0..2)
-        .map(|i| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                free_port(),
-                &addrs,
-                &[&format!("-rack=r{i}")],
-            )
-        })
-        .collect();
-    let leader = wait_for_leader(&addrs, Duration::from_secs(30));
-    wait_for_nodes(&leader, 2, Duration::from_secs(30));
+    let mut c = cluster()
+        .masters(3)
+        .volumes(&[("r0", 1), ("r1", 1)])
+        .start();
+    let addrs = c.master_addrs();
+    let leader = c.master().to_string();
     assert!(assign(&leader, "").is_some(), "first assign");
 
     let keys: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
@@ -114,7 +75,7 @@ fn failover_never_hands_out_a_file_id_twice() {
     // kill -9 the leader; measure until assigns flow again through the survivors.
     let li = addrs.iter().position(|a| *a == leader).unwrap();
     live.lock().unwrap().retain(|a| *a != leader);
-    masters[li].kill9();
+    c.masters[li].proc.kill9();
     let killed_at = Instant::now();
     let before = count();
     let survivors: Vec<String> = addrs.iter().filter(|a| **a != leader).cloned().collect();
@@ -133,7 +94,7 @@ fn failover_never_hands_out_a_file_id_twice() {
     );
 
     wait_until("16000 ids", Duration::from_secs(120), || count() >= 16000);
-    masters[li].restart();
+    c.masters[li].proc.restart();
     live.lock().unwrap().push(leader.clone());
     wait_for_leader(&addrs, Duration::from_secs(30));
     wait_until("22000 ids", Duration::from_secs(120), || count() >= 22000);
@@ -150,28 +111,15 @@ fn failover_never_hands_out_a_file_id_twice() {
         errors.load(Ordering::Relaxed)
     );
     assert_eq!(unique.len(), keys.len(), "a file id was handed out twice");
-    for v in &mut vols {
-        assert!(v.is_running());
+    for v in &mut c.volumes {
+        assert!(v.proc.is_running());
     }
 }
 
 #[test]
 fn placement_across_racks_and_impossible_placements() {
-    let dir = scratch();
-    let (_master, m) = single_master(dir.path(), &[]);
-    let _v: Vec<KelpProcess> = [("a", "r1"), ("b", "r1"), ("c", "r2")]
-        .iter()
-        .map(|(n, rack)| {
-            start_volume(
-                dir.path(),
-                n,
-                free_port(),
-                std::slice::from_ref(&m),
-                &[&format!("-rack={rack}")],
-            )
-        })
-        .collect();
-    wait_for_nodes(&m, 3, Duration::from_secs(30));
+    let c = cluster().volumes(&[("r1", 2), ("r2", 1)]).start();
+    let m = c.master().to_string();
 
     let a = assign(&m, "?replication=010").expect("010 assign");
     let vid = a["fid"]
@@ -268,49 +216,15 @@ fn placement_across_racks_and_impossible_placements() {
 }
 
 fn submit(addr: &str, path: &str, body: &[u8]) -> HttpReply {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&raw[..end])
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    HttpReply {
-        status,
-        headers: Vec::new(),
-        body: raw[end + 4..].to_vec(),
-    }
+    let content_type = ("Content-Type", "multipart/form-data; boundary=B");
+    http_with("POST", addr, path, &[content_type], body).unwrap()
 }
 
 #[test]
 fn replicated_writes_reach_every_copy() {
-    let dir = scratch();
-    let (_master, m) = single_master(dir.path(), &[]);
-    let ports = [free_port(), free_port()];
-    let mut vols: Vec<KelpProcess> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                *p,
-                std::slice::from_ref(&m),
-                &[],
-            )
-        })
-        .collect();
-    wait_for_nodes(&m, 2, Duration::from_secs(30));
+    let mut c = cluster().volumes(&[("", 2)]).start();
+    let m = c.master().to_string();
+    let copies = c.volume_addrs();
     let a = assign(&m, "?replication=001").expect("assign");
     let fid = a["fid"].as_str().unwrap().to_string();
     let r = http(
@@ -321,9 +235,9 @@ fn replicated_writes_reach_every_copy() {
     )
     .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
-    for p in ports {
-        let r = http("GET", &format!("127.0.0.1:{p}"), &format!("/{fid}"), b"").unwrap();
-        assert_eq!(r.body, b"replicated bytes", "copy on port {p}");
+    for v in &copies {
+        let r = http("GET", v, &format!("/{fid}"), b"").unwrap();
+        assert_eq!(r.body, b"replicated bytes", "copy on {v}");
     }
     let r = http(
         "DELETE",
@@ -333,9 +247,9 @@ fn replicated_writes_reach_every_copy() {
     )
     .unwrap();
     assert_eq!(r.status, 202);
-    for p in ports {
-        let r = http("GET", &format!("127.0.0.1:{p}"), &format!("/{fid}"), b"").unwrap();
-        assert_eq!(r.status, 404, "delete reached port {p}");
+    for v in &copies {
+        let r = http("GET", v, &format!("/{fid}"), b"").unwrap();
+        assert_eq!(r.status, 404, "delete reached {v}");
     }
 
     // One replica down: the write is refused, and the volume stops taking writes
@@ -343,12 +257,8 @@ fn replicated_writes_reach_every_copy() {
     let a = assign(&m, "?replication=001").expect("assign");
     let fid = a["fid"].as_str().unwrap().to_string();
     let url = a["url"].as_str().unwrap().to_string();
-    let other = if url.ends_with(&ports[0].to_string()) {
-        1
-    } else {
-        0
-    };
-    vols[other].kill9();
+    let other = if url == copies[0] { 1 } else { 0 };
+    c.volumes[other].proc.kill9();
     let r = http("PUT", &url, &format!("/{fid}"), b"one copy only").unwrap();
     assert!(r.status >= 500, "{} {}", r.status, r.text());
     let vid = fid.split(',').next().unwrap();
@@ -365,25 +275,15 @@ fn replicated_writes_reach_every_copy() {
 
 #[test]
 fn garbage_threshold_vacuum_reclaims_space() {
-    let dir = scratch();
-    let mp = free_port();
-    let m = format!("127.0.0.1:{mp}");
-    let mut master = start_master(
-        dir.path(),
-        "m",
-        mp,
-        &[],
-        &[
+    let c = cluster()
+        .master_args(&[
             "-vacuumIntervalSeconds=1",
             "-garbageThreshold=0.3",
             "-pulseSeconds=1",
-        ],
-    );
-    master.wait_http_ok(&m, "/cluster/status", Duration::from_secs(30));
-    let vp = free_port();
-    let v = format!("127.0.0.1:{vp}");
-    let _vol = start_volume(dir.path(), "v", vp, std::slice::from_ref(&m), &[]);
-    wait_for_nodes(&m, 1, Duration::from_secs(30));
+        ])
+        .volumes(&[("", 1)])
+        .start();
+    let (m, v) = (c.master().to_string(), c.volumes[0].addr.clone());
     let body = vec![42u8; 100_000];
     let mut fids = Vec::new();
     for _ in 0..10 {

@@ -29,12 +29,9 @@ fn fid(key: u64) -> String {
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {
-    let dir = scratch();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let dead_master = format!("127.0.0.1:{}", free_port());
-    let mut vol = start_volume(dir.path(), "vol", port, &[dead_master], &[]);
-    vol.wait_http_ok(&addr, "/status", Duration::from_secs(20));
+    let mut c = cluster().masters(0).volumes(&[("", 1)]).start();
+    let addr = c.volumes[0].addr.clone();
+    let vol = &mut c.volumes[0].proc;
     assert_eq!(
         http("POST", &addr, "/admin/volume/allocate?volume=1", b"")
             .unwrap()

@@ -23,11 +23,8 @@ fn payload(i: usize) -> Vec<u8> {
 /// parity covers), and 60 needles (every 6th in "keep",
 /// which the script does not name). Returns once every used "auto" volume is EC.
 struct Encoded {
-    dir: tempfile::TempDir,
+    c: Cluster,
     master: String,
-    m: KelpProcess,
-    ports: Vec<u16>,
-    vols: Vec<KelpProcess>,
     /// (fid, volume id, collection, bytes)
     stored: Vec<(String, u32, &'static str, Vec<u8>)>,
     auto: BTreeSet<u32>,
@@ -53,28 +50,16 @@ fn ec_shards(master: &str, vid: u32) -> (BTreeSet<u64>, usize) {
 /// `by_master`: the master's maintenance loop encodes (else `kelp shell` does, once, and
 /// nothing re-encodes a volume a test decodes).
 fn encoded_cluster(by_master: bool) -> Encoded {
-    let dir = scratch();
     let script = [
         "-maintenance.interval=1s",
         "-maintenance.scripts=ec.encode -collection=auto -fullPercent=0 -quietFor=1s",
     ];
     let extra: &[&str] = if by_master { &script } else { &[] };
-    let (m, master) = single_master(dir.path(), extra);
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let vols: Vec<KelpProcess> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                *p,
-                std::slice::from_ref(&master),
-                &[&format!("-rack=r{i}")],
-            )
-        })
-        .collect();
-    wait_for_nodes(&master, 4, Duration::from_secs(30));
+    let c = cluster()
+        .master_args(extra)
+        .volumes(&[("r0", 1), ("r1", 1), ("r2", 1), ("r3", 1)])
+        .start();
+    let master = c.master().to_string();
 
     let mut stored = Vec::new();
     for (i, col) in (0..60).map(|i| (i, if i % 6 == 0 { "keep" } else { "auto" })) {
@@ -111,11 +96,8 @@ fn encoded_cluster(by_master: bool) -> Encoded {
         },
     );
     Encoded {
-        dir,
+        c,
         master,
-        m,
-        ports,
-        vols,
         stored,
         auto,
     }
@@ -124,11 +106,8 @@ fn encoded_cluster(by_master: bool) -> Encoded {
 #[test]
 fn master_encodes_quiet_volumes_by_itself() {
     let Encoded {
-        dir,
+        mut c,
         master,
-        mut m,
-        ports: _,
-        mut vols,
         stored,
         auto,
     } = encoded_cluster(true);
@@ -138,7 +117,7 @@ fn master_encodes_quiet_volumes_by_itself() {
         .map(|s| s.1)
         .collect();
     assert!(
-        m.log().contains("maintenance"),
+        c.masters[0].proc.log().contains("maintenance"),
         "the master logs its maintenance rounds"
     );
     for vid in &keep {
@@ -167,8 +146,9 @@ fn master_encodes_quiet_volumes_by_itself() {
     let r = http("POST", &master, "/col/delete?collection=auto", b"").unwrap();
     assert!(r.status < 300, "col/delete: {}", r.text());
     let ec_files = || {
-        (0..4)
-            .flat_map(|i| std::fs::read_dir(dir.path().join(format!("v{i}"))).unwrap())
+        c.volumes
+            .iter()
+            .flat_map(|v| std::fs::read_dir(&v.dir).unwrap())
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with("auto_") && (n.contains(".ec") || n.ends_with(".vif")))
             .collect::<Vec<_>>()
@@ -196,16 +176,16 @@ fn master_encodes_quiet_volumes_by_itself() {
         }
     }
 
-    for v in &mut vols {
-        v.terminate(Duration::from_secs(10));
+    for v in &mut c.volumes {
+        v.proc.terminate(Duration::from_secs(10));
     }
-    m.terminate(Duration::from_secs(10));
+    c.masters[0].proc.terminate(Duration::from_secs(10));
 
     // A script naming an unknown command stops the master with a clear message.
     let (code, _, err) = run_kelp(&[
         "master",
         "-port=0",
-        &format!("-mdir={}", dir.path().join("bad").display()),
+        &format!("-mdir={}", c.root().join("bad").display()),
         "-maintenance.scripts=ec.encodee -collection=x",
     ]);
     assert_ne!(code, 0);
@@ -216,19 +196,24 @@ fn master_encodes_quiet_volumes_by_itself() {
 /// merge each other's deletion journals.
 #[test]
 fn ec_deletes_missed_by_a_down_holder_are_caught_up() {
-    let mut c = encoded_cluster(false);
-    let (fid, vid, _, _) = c.stored.iter().find(|s| s.2 == "auto").cloned().unwrap();
+    let Encoded {
+        mut c,
+        master,
+        stored,
+        ..
+    } = encoded_cluster(false);
+    let (fid, vid, _, _) = stored.iter().find(|s| s.2 == "auto").cloned().unwrap();
     let down = 0;
-    c.vols[down].kill9();
-    let other = format!("127.0.0.1:{}", c.ports[1]);
+    c.volumes[down].proc.kill9();
+    let other = c.volumes[1].addr.clone();
     let r = http("DELETE", &other, &format!("/{fid}"), b"").unwrap();
     assert!(r.status < 300, "delete {fid} on {other}: {}", r.text());
     assert_eq!(
         http("GET", &other, &format!("/{fid}"), b"").unwrap().status,
         404
     );
-    c.vols[down].restart();
-    let back = format!("127.0.0.1:{}", c.ports[down]);
+    c.volumes[down].proc.restart();
+    let back = c.volumes[down].addr.clone();
     wait_until(
         "the restarted holder to learn about the delete",
         Duration::from_secs(60),
@@ -238,15 +223,19 @@ fn ec_deletes_missed_by_a_down_holder_are_caught_up() {
                 .unwrap_or(false)
         },
     );
-    assert!(c.vols[down].log().contains("ec deletions caught up"));
+    assert!(
+        c.volumes[down]
+            .proc
+            .log()
+            .contains("ec deletions caught up")
+    );
     // Its journal now holds the key: a restart keeps the delete.
-    let (shards, _) = ec_shards(&c.master, vid);
+    let (shards, _) = ec_shards(&master, vid);
     assert_eq!(shards.len(), 14);
-    for v in &mut c.vols {
-        v.terminate(Duration::from_secs(10));
+    for v in &mut c.volumes {
+        v.proc.terminate(Duration::from_secs(10));
     }
-    c.m.terminate(Duration::from_secs(10));
-    drop(c.dir);
+    c.masters[0].proc.terminate(Duration::from_secs(10));
 }
 
 /// `ec.decode` while a shard holder is down leaves that holder's shards behind; once it
@@ -254,25 +243,30 @@ fn ec_deletes_missed_by_a_down_holder_are_caught_up() {
 /// shards remain to read anything) and removes them.
 #[test]
 fn stale_shards_after_a_decode_are_removed() {
-    let mut c = encoded_cluster(false);
-    let vid = *c.auto.iter().next().unwrap();
+    let Encoded {
+        mut c,
+        master,
+        stored,
+        auto,
+    } = encoded_cluster(false);
+    let vid = *auto.iter().next().unwrap();
     let down = 0;
-    let down_url = format!("127.0.0.1:{}", c.ports[down]);
-    let (_, holders) = common::ec::lookup(&c.master, vid);
+    let down_url = c.volumes[down].addr.clone();
+    let (_, holders) = common::ec::lookup(&master, vid);
     assert!(holders.contains_key(&down_url), "{holders:?}");
-    c.vols[down].kill9();
-    let (code, out, err) = common::ec::shell(&c.master, &format!("ec.decode -volumeId={vid}\n"));
+    c.volumes[down].proc.kill9();
+    let (code, out, err) = common::ec::shell(&master, &format!("ec.decode -volumeId={vid}\n"));
     assert_eq!(code, 0, "ec.decode failed:\n{out}\n{err}");
-    c.vols[down].restart();
+    c.volumes[down].proc.restart();
     wait_until(
         "the restarted server to report its old shards",
         Duration::from_secs(30),
-        || common::ec::lookup(&c.master, vid).1.contains_key(&down_url),
+        || common::ec::lookup(&master, vid).1.contains_key(&down_url),
     );
-    let (code, out, err) = common::ec::shell(&c.master, &format!("ec.rebuild -volumeId={vid}\n"));
+    let (code, out, err) = common::ec::shell(&master, &format!("ec.rebuild -volumeId={vid}\n"));
     assert_eq!(code, 0, "ec.rebuild failed:\n{out}\n{err}");
     assert!(out.contains("removed stale shards"), "{out}");
-    let left: Vec<String> = std::fs::read_dir(c.dir.path().join(format!("v{down}")))
+    let left: Vec<String> = std::fs::read_dir(&c.volumes[down].dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(&format!("auto_{vid}.ec")))
@@ -281,18 +275,18 @@ fn stale_shards_after_a_decode_are_removed() {
     wait_until(
         "the master to forget the stale shards",
         Duration::from_secs(30),
-        || common::ec::lookup(&c.master, vid).1.is_empty(),
+        || common::ec::lookup(&master, vid).1.is_empty(),
     );
     // The decoded volume serves every needle it held.
-    let (normal, _) = common::ec::lookup(&c.master, vid);
-    for (fid, _, _, data) in c.stored.iter().filter(|s| s.1 == vid) {
+    let (normal, _) = common::ec::lookup(&master, vid);
+    for (fid, _, _, data) in stored.iter().filter(|s| s.1 == vid) {
         let r = http("GET", &normal[0], &format!("/{fid}"), b"").unwrap();
         assert!(r.status == 200 && r.body == *data, "{fid} on {}", normal[0]);
     }
-    for v in &mut c.vols {
-        v.terminate(Duration::from_secs(10));
+    for v in &mut c.volumes {
+        v.proc.terminate(Duration::from_secs(10));
     }
-    c.m.terminate(Duration::from_secs(10));
+    c.masters[0].proc.terminate(Duration::from_secs(10));
 }
 
 /// The cluster lock: while one shell holds it, another shell's data-moving commands
@@ -301,8 +295,8 @@ fn stale_shards_after_a_decode_are_removed() {
 fn shell_lock_keeps_other_shells_out() {
     use std::io::{BufRead, Write};
 
-    let dir = scratch();
-    let (mut m, master) = single_master(dir.path(), &[]);
+    let mut c = cluster().start();
+    let master = c.master().to_string();
 
     let mut holder = common::ec::spawn_shell(&master);
     let mut to_holder = holder.stdin.take().unwrap();
@@ -336,5 +330,5 @@ fn shell_lock_keeps_other_shells_out() {
     assert!(holder.wait().unwrap().success());
     let (code, out, err) = common::ec::shell(&master, "volume.vacuum\n");
     assert_eq!(code, 0, "after unlock:\n{out}\n{err}");
-    m.terminate(Duration::from_secs(10));
+    c.masters[0].proc.terminate(Duration::from_secs(10));
 }

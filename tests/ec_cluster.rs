@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::ec::*;
@@ -15,54 +14,20 @@ use common::*;
 
 /// `GET` with a `Range` header (HEAD if `head`): (status, Content-Range, body).
 fn get_range(addr: &str, path: &str, range: &str, head: bool) -> (u16, String, Vec<u8>) {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
     let method = if head { "HEAD" } else { "GET" };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nRange: {range}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head_text = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status = head_text
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let content_range = head_text
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-range")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (status, content_range, raw[end + 4..].to_vec())
+    let r = http_with(method, addr, path, &[("Range", range)], b"").unwrap();
+    let content_range = r.header("content-range").unwrap_or_default().to_string();
+    (r.status, content_range, r.body)
 }
 
 #[test]
 fn ec_encode_read_rebuild_decode() {
-    let dir = scratch();
-    let (_m, master) = single_master(dir.path(), &[]);
-    let racks = ["r0", "r0", "r1", "r1", "r2"];
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let servers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let mut vols: Vec<KelpProcess> = (0..5)
-        .map(|i| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                ports[i],
-                std::slice::from_ref(&master),
-                &[&format!("-rack={}", racks[i])],
-            )
-        })
-        .collect();
-    wait_for_nodes(&master, 5, Duration::from_secs(30));
+    let mut c = cluster()
+        .volumes(&[("r0", 2), ("r1", 2), ("r2", 1)])
+        .start();
+    let master = c.master().to_string();
+    let servers = c.volume_addrs();
+    let racks: Vec<String> = c.volumes.iter().map(|v| v.rack.clone()).collect();
 
     // Write needles of mixed sizes (1 B … 2 MiB).
     let mut stored = Vec::new();
@@ -127,7 +92,7 @@ fn ec_encode_read_rebuild_decode() {
         let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
         for (url, s) in &ec {
             let i = servers.iter().position(|x| x == url).unwrap();
-            *per_rack.entry(racks[i]).or_default() += s.len();
+            *per_rack.entry(&racks[i]).or_default() += s.len();
         }
         assert!(
             per_rack.values().all(|&n| n <= 6),
@@ -171,7 +136,7 @@ fn ec_encode_read_rebuild_decode() {
     let ec0 = lookup(&master, vid0).1;
     let (dead_url, _) = ec0.iter().max_by_key(|(_, s)| s.len()).unwrap();
     let dead = servers.iter().position(|s| s == dead_url).unwrap();
-    vols[dead].kill9();
+    c.volumes[dead].proc.kill9();
     let live: Vec<String> = servers.iter().filter(|s| *s != dead_url).cloned().collect();
     let live_holder = |vid: u32| {
         lookup(&master, vid)
@@ -197,7 +162,7 @@ fn ec_encode_read_rebuild_decode() {
 
     // The stopped server comes back with its old shards (loaded from disk at start):
     // ec.balance drops the duplicates.
-    vols[dead].restart();
+    c.volumes[dead].proc.restart();
     wait_until(
         "the restarted server serves its ec shards",
         Duration::from_secs(30),
@@ -233,14 +198,12 @@ fn ec_encode_read_rebuild_decode() {
         &format!("ec.decode -volumeId={first}\nec.decode -collection=ec\n"),
     );
     assert_eq!(code, 0, "ec.decode failed:\n{out}\n{err}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let normal_holder = |vid: u32| loop {
-        if let Some(u) = lookup(&master, vid).0.into_iter().next() {
-            return u;
-        }
-        assert!(Instant::now() < deadline, "volume {vid} not normal again");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_until(
+        "every volume to be normal again",
+        Duration::from_secs(20),
+        || vids.iter().all(|&vid| !lookup(&master, vid).0.is_empty()),
+    );
+    let normal_holder = |vid: u32| lookup(&master, vid).0[0].clone();
     read_all(&stored, &deleted, normal_holder, "after decode");
     for &vid in &vids {
         assert!(
@@ -256,20 +219,10 @@ fn ec_encode_read_rebuild_decode() {
 #[test]
 #[ignore]
 fn ec_read_throughput() {
-    let dir = scratch();
-    let (_m, master) = single_master(dir.path(), &[]);
-    let _vols: Vec<KelpProcess> = (0..5)
-        .map(|i| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                free_port(),
-                std::slice::from_ref(&master),
-                &[&format!("-rack=r{}", i % 3)],
-            )
-        })
-        .collect();
-    wait_for_nodes(&master, 5, Duration::from_secs(30));
+    let c = cluster()
+        .volumes(&[("r0", 2), ("r1", 2), ("r2", 1)])
+        .start();
+    let master = c.master().to_string();
     let mut stored = Vec::new();
     for i in 0..2000 {
         let (_, a) = get_json(&master, "/dir/assign?collection=bench");

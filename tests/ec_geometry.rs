@@ -8,47 +8,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use common::ec::*;
 use common::*;
 
-/// A master and `racks.len()` volume servers (one per entry, in that rack).
-struct TestCluster {
-    _dir: tempfile::TempDir,
-    master: String,
-    servers: Vec<String>,
-    _m: KelpProcess,
-    vols: Vec<KelpProcess>,
-}
-
-fn start_cluster(racks: &[&str]) -> TestCluster {
-    let dir = scratch();
-    let (m, master) = single_master(dir.path(), &[]);
-    let ports: Vec<u16> = racks.iter().map(|_| free_port()).collect();
-    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let vols = racks
-        .iter()
-        .zip(&ports)
-        .enumerate()
-        .map(|(i, (rack, port))| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                *port,
-                std::slice::from_ref(&master),
-                &[&format!("-rack={rack}")],
-            )
-        })
-        .collect();
-    wait_for_nodes(&master, racks.len(), Duration::from_secs(30));
-    TestCluster {
-        _dir: dir,
-        master,
-        servers,
-        _m: m,
-        vols,
-    }
+/// A master and four volume servers, two in each of two racks.
+fn start_cluster() -> Cluster {
+    cluster().volumes(&[("r0", 2), ("r1", 2)]).start()
 }
 
 /// Assigns a fid in `collection` and uploads `data` to it.
@@ -84,8 +50,9 @@ fn shard_bytes(servers: &[String], vid: u32) -> u64 {
 
 #[test]
 fn ec_four_plus_two_encode_lose_rebuild() {
-    let mut c = start_cluster(&["r0", "r0", "r1", "r1"]);
-    let stored: Vec<Stored> = (0..60).map(|i| put(&c.master, "geo", payload(i))).collect();
+    let mut c = start_cluster();
+    let (master, servers) = (c.master().to_string(), c.volume_addrs());
+    let stored: Vec<Stored> = (0..60).map(|i| put(&master, "geo", payload(i))).collect();
     let vids: BTreeSet<u32> = stored.iter().map(|s| s.vid).collect();
 
     // A geometry the codec cannot do is refused with a clear 400.
@@ -96,7 +63,7 @@ fn ec_four_plus_two_encode_lose_rebuild() {
     ] {
         let r = http(
             "POST",
-            &c.servers[0],
+            &servers[0],
             &format!("/admin/ec/encode?volume=1&{q}"),
             b"",
         )
@@ -106,7 +73,7 @@ fn ec_four_plus_two_encode_lose_rebuild() {
     }
 
     let (code, out, err) = shell(
-        &c.master,
+        &master,
         "ec.encode -collection=geo -fullPercent=0 -quietFor=0 -dataShards=4 -parityShards=2\n",
     );
     assert_eq!(code, 0, "ec.encode failed:\n{out}\n{err}");
@@ -116,13 +83,13 @@ fn ec_four_plus_two_encode_lose_rebuild() {
         "{out}"
     );
     for &vid in &vids {
-        let (normal, ec) = lookup(&c.master, vid);
+        let (normal, ec) = lookup(&master, vid);
         assert!(normal.is_empty(), "volume {vid} still normal: {normal:?}");
         let all: Vec<u8> = ec.values().flatten().copied().collect();
         assert_eq!(all.len(), 6, "volume {vid}: {ec:?}");
         assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 6, "{ec:?}");
         assert!(ec.values().all(|s| s.len() <= 2), "volume {vid}: {ec:?}");
-        for (url, v) in infos(&c.servers, vid) {
+        for (url, v) in infos(&servers, vid) {
             assert_eq!(
                 (v["dataShards"].as_u64(), v["parityShards"].as_u64()),
                 (Some(4), Some(2)),
@@ -130,19 +97,18 @@ fn ec_four_plus_two_encode_lose_rebuild() {
             );
         }
     }
-    let first_holder = |vid: u32| lookup(&c.master, vid).1.keys().next().unwrap().clone();
+    let first_holder = |vid: u32| lookup(&master, vid).1.keys().next().unwrap().clone();
     read_all(&stored, &BTreeSet::new(), first_holder, "after encode");
 
     // Lose two shards of every volume: the holder with the most shards of the first one
     // goes down (2 shards = all the parity), and the other volumes lose two shard files.
     let vid0 = *vids.iter().next().unwrap();
-    let ec0 = lookup(&c.master, vid0).1;
+    let ec0 = lookup(&master, vid0).1;
     let (dead_url, _) = ec0.iter().max_by_key(|(_, s)| s.len()).unwrap();
     let dead_url = dead_url.clone();
-    let dead = c.servers.iter().position(|s| *s == dead_url).unwrap();
-    c.vols[dead].kill9();
-    let live: Vec<String> = c
-        .servers
+    let dead = servers.iter().position(|s| *s == dead_url).unwrap();
+    c.volumes[dead].proc.kill9();
+    let live: Vec<String> = servers
         .iter()
         .filter(|s| **s != dead_url)
         .cloned()
@@ -169,7 +135,7 @@ fn ec_four_plus_two_encode_lose_rebuild() {
     let live_holder = |vid: u32| shards_on(&live, vid).into_keys().next().unwrap();
     read_all(&stored, &BTreeSet::new(), live_holder, "two shards lost");
 
-    let (code, out, err) = shell(&c.master, "ec.rebuild -collection=geo\n");
+    let (code, out, err) = shell(&master, "ec.rebuild -collection=geo\n");
     assert_eq!(code, 0, "ec.rebuild failed:\n{out}\n{err}");
     for &vid in &vids {
         let on = shards_on(&live, vid);
@@ -184,7 +150,8 @@ fn ec_four_plus_two_encode_lose_rebuild() {
 
 #[test]
 fn ec_vacuum_shrinks_shards_and_keeps_placement() {
-    let c = start_cluster(&["r0", "r0", "r1", "r1"]);
+    let c = start_cluster();
+    let (master, servers) = (c.master().to_string(), c.volume_addrs());
     // 40 needles of 300 KB in one volume: 12 MB, 3 stripes of 4 data blocks.
     let mut stored: Vec<Stored> = Vec::new();
     let mut vid = None;
@@ -193,7 +160,7 @@ fn ec_vacuum_shrinks_shards_and_keeps_placement() {
         i += 1;
         let mut data = payload(i * 6 + 5);
         data.resize(300_000, (i % 251) as u8);
-        let s = put(&c.master, "vac", data);
+        let s = put(&master, "vac", data);
         if *vid.get_or_insert(s.vid) == s.vid {
             stored.push(s);
         }
@@ -201,23 +168,23 @@ fn ec_vacuum_shrinks_shards_and_keeps_placement() {
     }
     let vid = vid.unwrap();
     let (code, out, err) = shell(
-        &c.master,
+        &master,
         &format!("ec.encode -volumeId={vid} -dataShards=4 -parityShards=2\n"),
     );
     assert_eq!(code, 0, "ec.encode failed:\n{out}\n{err}");
-    let placement = shards_on(&c.servers, vid);
+    let placement = shards_on(&servers, vid);
     assert_eq!(placement.values().map(Vec::len).sum::<usize>(), 6);
-    let before = shard_bytes(&c.servers, vid);
+    let before = shard_bytes(&servers, vid);
 
     // Nothing to do under the threshold.
-    let (code, out, err) = shell(&c.master, "ec.vacuum -collection=vac\n");
+    let (code, out, err) = shell(&master, "ec.vacuum -collection=vac\n");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("0 of 1 volume(s) vacuumed"), "{out}");
 
     // Delete 30 of the 40 needles through the normal volume URLs.
     let mut deleted = BTreeSet::new();
     for (n, s) in stored.iter().enumerate().filter(|(n, _)| n % 4 != 0) {
-        let url = &c.servers[n % c.servers.len()];
+        let url = &servers[n % servers.len()];
         let url = if placement.contains_key(url) {
             url
         } else {
@@ -227,24 +194,24 @@ fn ec_vacuum_shrinks_shards_and_keeps_placement() {
         assert_eq!(r.status, 202, "delete {}: {}", s.fid, r.text());
         deleted.insert(s.fid.clone());
     }
-    for (url, v) in infos(&c.servers, vid) {
+    for (url, v) in infos(&servers, vid) {
         assert_eq!(v["deleted"].as_u64(), Some(30), "{url}: {v}");
     }
 
-    let (code, out, err) = shell(&c.master, "ec.vacuum -garbageThreshold=0.5\n");
+    let (code, out, err) = shell(&master, "ec.vacuum -garbageThreshold=0.5\n");
     assert_eq!(code, 0, "ec.vacuum failed:\n{out}\n{err}");
     assert!(out.contains("1 of 1 volume(s) vacuumed"), "{out}");
-    let after = shard_bytes(&c.servers, vid);
+    let after = shard_bytes(&servers, vid);
     assert!(
         after * 2 < before,
         "shards went from {before} to {after} bytes"
     );
     assert_eq!(
-        shards_on(&c.servers, vid),
+        shards_on(&servers, vid),
         placement,
         "the placement changed\n{out}"
     );
-    for (url, v) in infos(&c.servers, vid) {
+    for (url, v) in infos(&servers, vid) {
         assert_eq!(
             (v["needles"].as_u64(), v["deleted"].as_u64()),
             (Some(10), Some(0)),

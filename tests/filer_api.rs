@@ -10,11 +10,22 @@ use std::time::Duration;
 
 use common::*;
 
+/// A `kelp server` with its filer (4 MiB chunks unless `extra` says otherwise).
 struct Server {
-    dir: tempfile::TempDir,
-    proc: KelpProcess,
+    c: Cluster,
     filer: String,
     volume: String,
+}
+
+impl Server {
+    /// The test's directory, with room for its own files.
+    fn dir(&self) -> &Path {
+        self.c.root()
+    }
+
+    fn proc(&mut self) -> &mut KelpProcess {
+        &mut self.c.servers[0].proc
+    }
 }
 
 fn server() -> Server {
@@ -22,52 +33,15 @@ fn server() -> Server {
 }
 
 fn server_with(extra: &[&str]) -> Server {
-    let dir = scratch();
-    let (mp, vp, fp) = (free_port(), free_port(), free_port());
-    let args: Vec<String> = [
-        "server".to_string(),
-        format!("-dir={}", dir.path().join("data").display()),
-        "-ip=127.0.0.1".into(),
-        format!("-master.port={mp}"),
-        format!("-volume.port={vp}"),
-        format!("-filer.port={fp}"),
-        "-filer.maxMB=4".into(),
-        "-s3=false".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    .collect();
-    let mut proc = KelpProcess::start("server", dir.path(), &args);
-    let filer = format!("127.0.0.1:{fp}");
-    proc.wait_http_ok(&filer, "/", Duration::from_secs(30));
-    wait_for_nodes(&format!("127.0.0.1:{mp}"), 1, Duration::from_secs(30));
-    Server {
-        dir,
-        proc,
-        filer,
-        volume: format!("127.0.0.1:{vp}"),
-    }
-}
-
-/// Runs curl; returns (http status, body).
-fn curl(args: &[&str]) -> (u16, Vec<u8>) {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl must be installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let body = out.stdout;
-    let nl = body.iter().rposition(|b| *b == b'\n').unwrap();
-    let status = String::from_utf8_lossy(&body[nl + 1..])
-        .trim()
-        .parse()
-        .unwrap();
-    (status, body[..nl].to_vec())
+    let c = cluster()
+        .servers(&[("", 1)])
+        .filer(true)
+        .server_args(&["-filer.maxMB=4"])
+        .server_args(extra)
+        .start();
+    let filer = c.filer_addr().to_string();
+    let volume = c.servers[0].volume.clone();
+    Server { c, filer, volume }
 }
 
 fn md5_of_file(p: &Path) -> String {
@@ -89,7 +63,7 @@ fn curl_round_trips_small_and_large_files() {
     let s = server();
     let f = &s.filer;
     // Small file, raw PUT and multipart POST into a directory.
-    let small = s.dir.path().join("hello.txt");
+    let small = s.dir().join("hello.txt");
     std::fs::write(&small, b"hello kelp\n").unwrap();
     let (st, body) = curl(&[
         "-X",
@@ -113,7 +87,7 @@ fn curl_round_trips_small_and_large_files() {
     assert_eq!((st, body.as_slice()), (200, &b"hello kelp\n"[..]));
 
     // 100 MiB: 25 chunks of 4 MiB, streamed both ways, md5 equal.
-    let big = s.dir.path().join("big.bin");
+    let big = s.dir().join("big.bin");
     {
         use std::io::Write;
         let mut w = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
@@ -131,7 +105,7 @@ fn curl_round_trips_small_and_large_files() {
         &format!("http://{f}/data/big.bin"),
     ]);
     assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
-    let back = s.dir.path().join("back.bin");
+    let back = s.dir().join("back.bin");
     let out = Command::new("curl")
         .args([
             "-s",
@@ -358,11 +332,11 @@ fn chunks_are_collected_and_entries_survive_restart() {
         },
     );
 
-    s.proc
+    s.proc()
         .terminate(Duration::from_secs(10))
         .expect("clean shutdown");
-    s.proc.restart();
-    s.proc.wait_http_ok(&f, "/", Duration::from_secs(30));
+    s.proc().restart();
+    s.proc().wait_http_ok(&f, "/", Duration::from_secs(30));
     assert_eq!(http("GET", &f, "/keep/me.txt", b"").unwrap().text(), "kept");
 }
 
@@ -501,38 +475,18 @@ fn many_chunk_files_fold_into_manifests() {
 
 #[test]
 fn reads_fail_over_to_another_copy() {
-    let dir = scratch();
-    let (_master, m) = single_master(dir.path(), &[]);
-    let mut vols: Vec<KelpProcess> = (0..2)
-        .map(|i| {
-            start_volume(
-                dir.path(),
-                &format!("v{i}"),
-                free_port(),
-                std::slice::from_ref(&m),
-                &[],
-            )
-        })
-        .collect();
-    wait_for_nodes(&m, 2, Duration::from_secs(30));
-    let fp = free_port();
-    let f = format!("127.0.0.1:{fp}");
-    let args: Vec<String> = vec![
-        "filer".into(),
-        "-ip=127.0.0.1".into(),
-        format!("-port={fp}"),
-        format!("-dir={}", dir.path().join("f").display()),
-        format!("-master={m}"),
-        "-maxMB=1".into(),
-    ];
-    let mut filer = KelpProcess::start("filer", dir.path(), &args);
-    filer.wait_http_ok(&f, "/", Duration::from_secs(30));
+    let mut c = cluster()
+        .volumes(&[("", 2)])
+        .filer(true)
+        .filer_args(&["-maxMB=1"])
+        .start();
+    let f = c.filer_addr().to_string();
     let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
     let r = http("PUT", &f, "/r/two-copies.bin?replication=001", &data).unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
     assert!(http("GET", &f, "/r/two-copies.bin", b"").unwrap().body == data);
     // One copy's server dies: every chunk is still read, from the other copy.
-    vols[0].kill9();
+    c.volumes[0].proc.kill9();
     let r = http("GET", &f, "/r/two-copies.bin", b"").unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body == data, "read through the surviving copy");

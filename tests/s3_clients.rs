@@ -6,41 +6,30 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use common::*;
 
 struct S3 {
-    root: tempfile::TempDir,
-    _server: KelpProcess,
+    c: Cluster,
     endpoint: String,
 }
 
-fn s3_server() -> S3 {
-    let root = scratch();
-    let (mp, vp, fp, sp) = (free_port(), free_port(), free_port(), free_port());
-    let args: Vec<String> = vec![
-        "server".into(),
-        format!("-dir={}", root.path().join("data").display()),
-        "-ip=127.0.0.1".into(),
-        format!("-master.port={mp}"),
-        format!("-volume.port={vp}"),
-        format!("-filer.port={fp}"),
-        format!("-s3.port={sp}"),
-        "-filer.maxMB=4".into(),
-    ];
-    let mut server = KelpProcess::start("server", root.path(), &args);
-    let s3 = format!("127.0.0.1:{sp}");
-    wait_until("the S3 port", Duration::from_secs(30), || {
-        http("GET", &s3, "/", b"").is_ok()
-    });
-    wait_for_nodes(&format!("127.0.0.1:{mp}"), 1, Duration::from_secs(30));
-    server.wait_http_ok(&format!("127.0.0.1:{fp}"), "/", Duration::from_secs(30));
-    S3 {
-        root,
-        _server: server,
-        endpoint: format!("http://{s3}"),
+impl S3 {
+    /// The test's directory, with room for its own files.
+    fn root(&self) -> &Path {
+        self.c.root()
     }
+}
+
+/// A `kelp server` with its S3 gateway (in open mode) and 4 MiB filer chunks.
+fn s3_server() -> S3 {
+    let c = cluster()
+        .servers(&[("", 1)])
+        .s3(true)
+        .server_args(&["-filer.maxMB=4"])
+        .start();
+    let endpoint = format!("http://{}", c.s3_addr());
+    S3 { c, endpoint }
 }
 
 /// A tree of `n` files of assorted sizes (some empty, some over one chunk).
@@ -88,7 +77,7 @@ fn run(cmd: &mut Command) -> Output {
 fn rclone(s: &S3) -> Command {
     let mut c = Command::new("rclone");
     c.env_remove("AWS_CA_BUNDLE")
-        .env("RCLONE_CONFIG", s.root.path().join("rclone.conf"))
+        .env("RCLONE_CONFIG", s.root().join("rclone.conf"))
         .env("RCLONE_CONFIG_KELP_TYPE", "s3")
         .env("RCLONE_CONFIG_KELP_PROVIDER", "Other")
         .env("RCLONE_CONFIG_KELP_ENDPOINT", &s.endpoint)
@@ -104,7 +93,7 @@ fn rclone(s: &S3) -> Command {
 #[test]
 fn rclone_copy_sync_check_lsf_delete() {
     let s = s3_server();
-    let src: PathBuf = s.root.path().join("src");
+    let src: PathBuf = s.root().join("src");
     make_tree(&src, 120);
     run(rclone(&s).args(["mkdir", "kelp:rclone-bucket"]));
     run(rclone(&s)
@@ -131,7 +120,7 @@ fn rclone_copy_sync_check_lsf_delete() {
         .arg(&src)
         .arg("kelp:rclone-bucket/tree"));
 
-    let back = s.root.path().join("back");
+    let back = s.root().join("back");
     run(rclone(&s)
         .arg("copy")
         .arg("kelp:rclone-bucket/tree")
@@ -155,7 +144,7 @@ fn restic(s: &S3) -> Command {
         .env("AWS_ACCESS_KEY_ID", "kelpkey")
         .env("AWS_SECRET_ACCESS_KEY", "kelpsecret")
         .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("RESTIC_CACHE_DIR", s.root.path().join("restic-cache"))
+        .env("RESTIC_CACHE_DIR", s.root().join("restic-cache"))
         .arg("-q");
     c
 }
@@ -163,12 +152,12 @@ fn restic(s: &S3) -> Command {
 #[test]
 fn restic_backup_check_restore_prune() {
     let s = s3_server();
-    let src = s.root.path().join("src");
+    let src = s.root().join("src");
     make_tree(&src, 300);
     run(restic(&s).arg("init"));
     run(restic(&s).arg("backup").arg(&src));
     run(restic(&s).args(["check", "--read-data"]));
-    let target = s.root.path().join("restored");
+    let target = s.root().join("restored");
     run(restic(&s)
         .args(["restore", "latest", "--target"])
         .arg(&target));

@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use sha2::{Digest, Sha256};
@@ -18,17 +17,14 @@ fn kelp_serves_a_seaweedfs_volume_directory() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("volume/tests/fixtures/seaweedfs-4.48");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture.join("manifest.json")).unwrap()).unwrap();
-    let dir = scratch();
-    let data = dir.path().join("vol");
+    let volume = cluster().masters(0).volumes(&[("", 1)]);
+    let data = volume.volume_dir(0);
     std::fs::create_dir_all(&data).unwrap();
     for f in ["1.dat", "1.idx", "1.vif"] {
         std::fs::copy(fixture.join(f), data.join(f)).unwrap();
     }
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let dead_master = format!("127.0.0.1:{}", free_port());
-    let mut vol = start_volume(dir.path(), "vol", port, &[dead_master], &[]);
-    vol.wait_http_ok(&addr, "/status", Duration::from_secs(20));
+    let c = volume.start();
+    let addr = c.volumes[0].addr.clone();
 
     let files = manifest["files"].as_array().unwrap();
     let mut live = 0;

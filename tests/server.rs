@@ -15,6 +15,17 @@ struct Ports {
     filer: u16,
 }
 
+/// Ports for a `kelp server` started by hand, held until the reservation is dropped.
+fn reserve() -> (Ports, PortReservation) {
+    let r = reserve_ports(3);
+    let p = Ports {
+        master: r.port(0),
+        volume: r.port(1),
+        filer: r.port(2),
+    };
+    (p, r)
+}
+
 fn server_args(dir: &std::path::Path, p: &Ports, extra: &[String]) -> Vec<String> {
     let mut a = vec![
         "server".to_string(),
@@ -31,21 +42,13 @@ fn server_args(dir: &std::path::Path, p: &Ports, extra: &[String]) -> Vec<String
 
 #[test]
 fn one_machine_start_write_restart_stop() {
-    let root = scratch();
-    let data = root.path().join("data");
-    let p = Ports {
-        master: free_port(),
-        volume: free_port(),
-        filer: free_port(),
-    };
-    let s3_port = free_port();
-    let s3 = format!("127.0.0.1:{s3_port}");
-    let with_s3 = ["-s3=true".to_string(), format!("-s3.port={s3_port}")];
-    let mut s = KelpProcess::start("server", root.path(), &server_args(&data, &p, &with_s3));
-    let filer = format!("127.0.0.1:{}", p.filer);
-    let master = format!("127.0.0.1:{}", p.master);
-    s.wait_http_ok(&filer, "/", Duration::from_secs(30));
-    wait_for_nodes(&master, 1, Duration::from_secs(30));
+    let mut c = cluster().servers(&[("", 1)]).s3(true).start();
+    let root = c.root().to_path_buf();
+    let s = &mut c.servers[0];
+    let data = s.dir.clone();
+    let (filer, s3) = (s.filer.clone().unwrap(), s.s3.clone().unwrap());
+    let master = s.master.clone();
+    let s = &mut s.proc;
     let log = s.log();
     for role in [
         "master: http://",
@@ -111,12 +114,9 @@ fn one_machine_start_write_restart_stop() {
     );
 
     // A second server on the same -dir is refused at once, with a sentence.
-    let p2 = Ports {
-        master: free_port(),
-        volume: free_port(),
-        filer: free_port(),
-    };
-    let mut second = KelpProcess::start("second", root.path(), &server_args(&data, &p2, &[]));
+    let (p2, held) = reserve();
+    drop(held);
+    let mut second = start_kelp("second", &root, &server_args(&data, &p2, &[]));
     let st = second
         .wait_exit(Duration::from_secs(10))
         .expect("second server should exit");
@@ -130,16 +130,10 @@ fn one_machine_start_write_restart_stop() {
     );
 
     // A busy port fails at once too.
-    let p3 = Ports {
-        master: p.master,
-        volume: free_port(),
-        filer: free_port(),
-    };
-    let mut third = KelpProcess::start(
-        "third",
-        root.path(),
-        &server_args(&root.path().join("other"), &p3, &[]),
-    );
+    let (mut p3, held) = reserve();
+    p3.master = master.rsplit_once(':').unwrap().1.parse().unwrap();
+    drop(held);
+    let mut third = start_kelp("third", &root, &server_args(&root.join("other"), &p3, &[]));
     let st = third
         .wait_exit(Duration::from_secs(10))
         .expect("busy port should fail fast");
@@ -152,11 +146,8 @@ fn unwritable_dir_is_refused_clearly() {
     let root = scratch();
     let file = root.path().join("a-file");
     std::fs::write(&file, b"not a dir").unwrap();
-    let p = Ports {
-        master: free_port(),
-        volume: free_port(),
-        filer: free_port(),
-    };
+    let (p, held) = reserve();
+    drop(held);
     let (code, _, err) = run_kelp(
         &server_args(&file.join("data"), &p, &[])
             .iter()
@@ -170,69 +161,20 @@ fn unwritable_dir_is_refused_clearly() {
 
 #[test]
 fn three_server_cluster_survives_losing_the_leader_node() {
-    let root = scratch();
-    let ports: Vec<Ports> = (0..3)
-        .map(|_| Ports {
-            master: free_port(),
-            volume: free_port(),
-            filer: free_port(),
-        })
-        .collect();
-    let peers = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{}", p.master))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut nodes: Vec<KelpProcess> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let extra = vec![
-                format!("-master.peers={peers}"),
-                "-filer=false".into(),
-                format!("-rack=r{i}"),
-            ];
-            KelpProcess::start(
-                &format!("node{i}"),
-                root.path(),
-                &server_args(&root.path().join(format!("n{i}")), p, &extra),
-            )
-        })
-        .collect();
-    let masters: Vec<String> = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{}", p.master))
-        .collect();
-    let mut leader = String::new();
-    wait_until("one leader", Duration::from_secs(30), || {
-        let st: Vec<serde_json::Value> = masters
-            .iter()
-            .filter_map(|m| {
-                http("GET", m, "/cluster/status", b"")
-                    .ok()
-                    .map(|r| r.json())
-            })
-            .collect();
-        let leaders: Vec<_> = st.iter().filter(|s| s["IsLeader"] == true).collect();
-        if st.len() == 3 && leaders.len() == 1 {
-            leader = leaders[0]["Leader"].as_str().unwrap_or("").to_string();
-            !leader.is_empty()
-        } else {
-            false
-        }
-    });
-    wait_for_nodes(&leader, 3, Duration::from_secs(30));
+    let mut c = cluster()
+        .servers(&[("r0", 1), ("r1", 1), ("r2", 1)])
+        .start();
+    let masters = c.master_addrs();
+    let volumes = c.volume_addrs();
+    let leader = c.master().to_string();
 
     // A write through each node's volume server, with a copy in another rack.
     let mut written = Vec::new();
-    for (i, p) in ports.iter().enumerate() {
+    for (i, volume) in volumes.iter().enumerate() {
         let a = http(
             "GET",
             &masters[i],
-            &format!(
-                "/dir/assign?replication=010&dataNode=127.0.0.1:{}",
-                p.volume
-            ),
+            &format!("/dir/assign?replication=010&dataNode={volume}"),
             b"",
         )
         .unwrap();
@@ -248,7 +190,7 @@ fn three_server_cluster_survives_losing_the_leader_node() {
 
     // Kill the node that leads.
     let li = masters.iter().position(|m| *m == leader).unwrap();
-    nodes[li].kill9();
+    c.servers[li].proc.kill9();
     let survivors: Vec<String> = masters
         .iter()
         .enumerate()

@@ -9,68 +9,31 @@ use std::time::Duration;
 use common::*;
 
 struct Vol {
-    _dir: tempfile::TempDir,
-    proc: KelpProcess,
+    c: Cluster,
     addr: String,
+}
+
+impl Vol {
+    fn proc(&mut self) -> &mut KelpProcess {
+        &mut self.c.volumes[0].proc
+    }
 }
 
 /// A volume server with no reachable master and volume 7 allocated.
 fn volume_server(extra: &[&str]) -> Vol {
-    let dir = scratch();
-    let port = free_port();
-    let dead_master = format!("127.0.0.1:{}", free_port());
-    let mut proc = start_volume(dir.path(), "vol", port, &[dead_master], extra);
-    let addr = format!("127.0.0.1:{port}");
-    proc.wait_http_ok(&addr, "/status", Duration::from_secs(20));
+    let c = cluster()
+        .masters(0)
+        .volumes(&[("", 1)])
+        .volume_args(extra)
+        .start();
+    let addr = c.volumes[0].addr.clone();
     let r = http("POST", &addr, "/admin/volume/allocate?volume=7", b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
-    Vol {
-        _dir: dir,
-        proc,
-        addr,
-    }
+    Vol { c, addr }
 }
 
 fn req(method: &str, addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    // A server may answer (413) and close before reading a large body: the rest of the
-    // write then fails with a broken pipe or reset, but the answer is already here.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw) {
-        assert!(!raw.is_empty(), "{method} {path}: {e}");
-    }
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let text = String::from_utf8_lossy(&raw[..end]).to_string();
-    let mut lines = text.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    HttpReply {
-        status,
-        headers,
-        body: raw[end + 4..].to_vec(),
-    }
+    http_with(method, addr, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 #[test]
@@ -302,11 +265,12 @@ fn large_needles_stream_and_survive_a_restart() {
     assert_eq!(r.status, 206);
     assert!(r.body == data[1_048_570..=2_097_160]);
 
-    v.proc
+    v.proc()
         .terminate(Duration::from_secs(10))
         .expect("clean exit on SIGTERM");
-    v.proc.restart();
-    v.proc.wait_http_ok(&a, "/status", Duration::from_secs(20));
+    v.proc().restart();
+    v.proc()
+        .wait_http_ok(&a, "/status", Duration::from_secs(20));
     let r = req("GET", &a, "/7,0a11223344", &[], b"");
     assert!(r.body == data, "data survives a restart");
     let (_, status) = get_json(&a, "/status");

@@ -2,7 +2,7 @@
 //! loopback ports (single node restart, three-node failover, snapshot catch-up).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+use std::future::{Future, ready};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use std::time::Instant;
 use kelp_master::raft::ConsensusError;
 use kelp_master::raft::RaftNode;
 use kelp_master::raft::RaftNodeConfig;
+use kelp_testkit::wait_until_async;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -103,19 +104,6 @@ async fn rebind(addr: &str) -> TcpListener {
     }
 }
 
-/// Polls `cond` until it holds or `deadline` passes; returns the time it took.
-async fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    start.elapsed()
-}
-
 /// Retries a leader write while leadership settles (a fresh leader may still be committing its
 /// first entry, or a stale one may step down).
 async fn on_leader<'a, T, F, Fut>(masters: &'a [&'a TestMaster], mut op: F) -> T
@@ -165,7 +153,10 @@ async fn single_node_leads_and_survives_restart() {
     let listener = bind_ephemeral().await;
     let m = TestMaster::start(listener, &[], dir.path()).await;
 
-    wait_until("single node leadership", DEADLINE, || m.node.is_leader()).await;
+    wait_until_async("single node leadership", DEADLINE, || {
+        ready(m.node.is_leader())
+    })
+    .await;
     assert_eq!(m.node.leader_addr().as_deref(), Some(m.addr.as_str()));
     assert_eq!(m.node.peers(), vec![m.addr.clone()]);
     assert_eq!(m.node.next_volume_id().await.unwrap(), 1);
@@ -177,8 +168,8 @@ async fn single_node_leads_and_survives_restart() {
         m.node.reserve_file_keys(0, 0).await,
         Err(ConsensusError::InvalidArgument(_))
     ));
-    wait_until("the topology id", DEADLINE, || {
-        !m.node.state().topology_id.is_empty()
+    wait_until_async("the topology id", DEADLINE, || {
+        ready(!m.node.state().topology_id.is_empty())
     })
     .await;
     let before = m.node.state();
@@ -191,7 +182,10 @@ async fn single_node_leads_and_survives_restart() {
     // Reopen the same mdir on the same address: state kept, no second initialization.
     let m = TestMaster::start(rebind(&addr).await, &[], dir.path()).await;
     assert_eq!(m.node.state(), before, "state survives a restart");
-    wait_until("leadership after restart", DEADLINE, || m.node.is_leader()).await;
+    wait_until_async("leadership after restart", DEADLINE, || {
+        ready(m.node.is_leader())
+    })
+    .await;
     assert_eq!(*m.node.metrics().membership_config.log_id(), membership_log);
     assert_eq!(m.node.next_volume_id().await.unwrap(), 7);
     assert_eq!(m.node.reserve_file_keys(50, 10).await.unwrap(), 101..111);
@@ -225,8 +219,8 @@ async fn three_nodes_fail_over_without_reusing_keys() {
     let mut masters = start_cluster(&dirs, |_| {}).await;
 
     let all: Vec<&TestMaster> = masters.iter().collect();
-    wait_until("one agreed leader", DEADLINE, || {
-        one_agreed_leader(&all).is_some()
+    wait_until_async("one agreed leader", DEADLINE, || {
+        ready(one_agreed_leader(&all).is_some())
     })
     .await;
     let leader_addr = one_agreed_leader(&all).unwrap();
@@ -248,10 +242,10 @@ async fn three_nodes_fail_over_without_reusing_keys() {
         }
         other => panic!("expected NotLeader, got {other:?}"),
     }
-    wait_until("replicas to agree", DEADLINE, || same_state(&all)).await;
+    wait_until_async("replicas to agree", DEADLINE, || ready(same_state(&all))).await;
     let topology_id = {
-        wait_until("the topology id", DEADLINE, || {
-            !masters[0].node.state().topology_id.is_empty() && same_state(&all)
+        wait_until_async("the topology id", DEADLINE, || {
+            ready(!masters[0].node.state().topology_id.is_empty() && same_state(&all))
         })
         .await;
         masters[0].node.state().topology_id
@@ -265,8 +259,8 @@ async fn three_nodes_fail_over_without_reusing_keys() {
     old.stop().await;
     let stopped_after = started.elapsed();
     let rest: Vec<&TestMaster> = masters.iter().collect();
-    wait_until("a new leader", DEADLINE, || {
-        one_agreed_leader(&rest).is_some()
+    wait_until_async("a new leader", DEADLINE, || {
+        ready(one_agreed_leader(&rest).is_some())
     })
     .await;
     let failover = started.elapsed();
@@ -296,8 +290,8 @@ async fn three_nodes_fail_over_without_reusing_keys() {
     let back = TestMaster::start(rebind(&leader_addr).await, &[], &old_dir).await;
     masters.push(back);
     let all: Vec<&TestMaster> = masters.iter().collect();
-    wait_until("the old leader to catch up", DEADLINE, || {
-        one_agreed_leader(&all).is_some() && same_state(&all)
+    wait_until_async("the old leader to catch up", DEADLINE, || {
+        ready(one_agreed_leader(&all).is_some() && same_state(&all))
     })
     .await;
     let state = masters[0].node.state();
@@ -306,7 +300,10 @@ async fn three_nodes_fail_over_without_reusing_keys() {
     assert_eq!(state.file_key_ceiling, new_ranges.last().unwrap().end - 1);
     let r = on_leader(&all, |n| n.reserve_file_keys(0, 5)).await;
     assert_eq!(r.start, state.file_key_ceiling + 1);
-    wait_until("replicas to agree again", DEADLINE, || same_state(&all)).await;
+    wait_until_async("replicas to agree again", DEADLINE, || {
+        ready(same_state(&all))
+    })
+    .await;
 
     for m in masters {
         m.stop().await;
@@ -324,12 +321,12 @@ async fn lagging_node_catches_up_from_a_snapshot() {
     })
     .await;
     let all: Vec<&TestMaster> = masters.iter().collect();
-    wait_until("one agreed leader", DEADLINE, || {
-        one_agreed_leader(&all).is_some()
+    wait_until_async("one agreed leader", DEADLINE, || {
+        ready(one_agreed_leader(&all).is_some())
     })
     .await;
     on_leader(&all, |n| n.next_volume_id()).await;
-    wait_until("replicas to agree", DEADLINE, || same_state(&all)).await;
+    wait_until_async("replicas to agree", DEADLINE, || ready(same_state(&all))).await;
 
     // Stop a follower that has not built a snapshot of its own yet.
     let idx = masters.iter().position(|m| !m.node.is_leader()).unwrap();
@@ -345,12 +342,14 @@ async fn lagging_node_catches_up_from_a_snapshot() {
         on_leader(&rest, |n| n.reserve_file_keys(0, 7)).await;
     }
     let vid = on_leader(&rest, |n| n.next_volume_id()).await;
-    wait_until("the leader to purge its log", DEADLINE, || {
-        rest.iter().filter(|m| m.node.is_leader()).any(|m| {
-            m.node
-                .metrics()
-                .purged
-                .is_some_and(|p| p.index > lag_last_log + 10)
+    wait_until_async("the leader to purge its log", DEADLINE, || {
+        ready({
+            rest.iter().filter(|m| m.node.is_leader()).any(|m| {
+                m.node
+                    .metrics()
+                    .purged
+                    .is_some_and(|p| p.index > lag_last_log + 10)
+            })
         })
     })
     .await;
@@ -361,8 +360,8 @@ async fn lagging_node_catches_up_from_a_snapshot() {
     let back = TestMaster::start_with(rebind(&lag_addr).await, cfg).await;
     masters.push(back);
     let all: Vec<&TestMaster> = masters.iter().collect();
-    wait_until("the lagging node to catch up", DEADLINE, || {
-        same_state(&all) && one_agreed_leader(&all).is_some()
+    wait_until_async("the lagging node to catch up", DEADLINE, || {
+        ready(same_state(&all) && one_agreed_leader(&all).is_some())
     })
     .await;
     let back = masters.last().unwrap();
@@ -378,8 +377,8 @@ async fn lagging_node_catches_up_from_a_snapshot() {
     // Normal replication resumes after the snapshot.
     let all: Vec<&TestMaster> = masters.iter().collect();
     on_leader(&all, |n| n.next_volume_id()).await;
-    wait_until("replicas to agree after more writes", DEADLINE, || {
-        same_state(&all)
+    wait_until_async("replicas to agree after more writes", DEADLINE, || {
+        ready(same_state(&all))
     })
     .await;
 

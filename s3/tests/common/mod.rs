@@ -8,12 +8,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kelp_filer::{Filer, FilerConfig};
 use kelp_s3::{Identities, S3Config};
+use kelp_testkit::wait_until_async;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How long the stack may take to come up (the test machine has 2 shared cores).
+const READY: Duration = Duration::from_secs(60);
 
 /// The domain test gateways take `<bucket>.<domain>` requests on (the Python scenarios
 /// resolve it to 127.0.0.1 themselves).
@@ -158,18 +162,29 @@ impl Stack {
                 )),
             ];
             // Ready when the master can hand out a file id (leader elected, volume
-            // server registered, volumes grown).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let req = kelp_proto::master_api::AssignRequest::default();
-                match filer.master.assign(&req).await {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() > deadline => {
-                        panic!("stack not ready after 60 s: {e}")
+            // server registered, volumes grown). The last refusal is logged once.
+            let last_err = std::sync::Mutex::new(String::new());
+            let (master, last_err) = (&filer.master, &last_err);
+            wait_until_async(
+                "the stack to hand out a file id",
+                READY,
+                move || async move {
+                    let req = kelp_proto::master_api::AssignRequest::default();
+                    match master.assign(&req).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            let e = e.to_string();
+                            let mut last = last_err.lock().unwrap();
+                            if *last != e {
+                                eprintln!("stack not ready yet: {e}");
+                                *last = e;
+                            }
+                            false
+                        }
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
+                },
+            )
+            .await;
             (endpoint, filer_endpoint, filer, tasks)
         });
         Stack {
@@ -254,23 +269,6 @@ pub fn show(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Runs curl; returns (http status, body).
-pub fn curl(args: &[&str]) -> (u16, Vec<u8>) {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl must be installed");
-    assert!(out.status.success(), "curl {args:?} failed: {}", show(&out));
-    let body = out.stdout;
-    let nl = body.iter().rposition(|b| *b == b'\n').unwrap();
-    let status = String::from_utf8_lossy(&body[nl + 1..])
-        .trim()
-        .parse()
-        .unwrap();
-    (status, body[..nl].to_vec())
 }
 
 /// Deterministic pseudo-random bytes.
