@@ -2,7 +2,6 @@
 //! made by the script beside it) served by `kelp volume`: every file reads back over
 //! HTTP byte-exact with SeaweedFS's ETag; the deleted one is gone.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

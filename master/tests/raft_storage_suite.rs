@@ -1,6 +1,5 @@
 //! Runs openraft's storage conformance suite against the redb-backed log store and state
 //! machine, each case on a fresh `raft.redb` in its own temporary directory.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kelp_master::raft::LogStore;
 use kelp_master::raft::NodeId;

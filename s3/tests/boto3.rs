@@ -3,7 +3,6 @@
 //! awkward keys, directory markers, copies), DeleteObjects, multipart rules and errors,
 //! additional checksums (headers and trailers), and authorization with an s3.json.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
