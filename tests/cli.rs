@@ -1,6 +1,5 @@
 //! The `kelp` command line: help lists every flag, bad flags exit 2 with one sentence.
 
-
 mod common;
 
 use common::run_kelp;

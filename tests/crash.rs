@@ -1,7 +1,6 @@
 //! Crash safety: concurrent writers, `kill -9` of the volume server mid-stream,
 //! restart: every acknowledged write reads back byte-exact, nothing torn is served.
 
-
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

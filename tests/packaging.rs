@@ -1,7 +1,6 @@
 //! Every kelp command line in `docker-compose.yml` and `k8s/` is accepted by the real
 //! CLI parser, so the packaging cannot drift from the flags.
 
-
 mod common;
 
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! made by the script beside it) served by `kelp volume`: every file reads back over
 //! HTTP byte-exact with SeaweedFS's ETag; the deleted one is gone.
 
-
 mod common;
 
 use std::path::Path;

@@ -1,7 +1,6 @@
 //! `kelp server`: the one-machine path (start, write, restart, graceful stop, clear
 //! refusals) and a cluster of three `kelp server` processes with `-master.peers`.
 
-
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! awkward keys, directory markers, copies), DeleteObjects, multipart rules and errors,
 //! additional checksums (headers and trailers), and authorization with an s3.json.
 
-
 mod common;
 
 use common::*;
