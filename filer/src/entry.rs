@@ -103,9 +103,29 @@ impl Entry {
         path::parent(&self.path)
     }
 
-    /// True once the entry's TTL has run out at `now_secs` (unix seconds).
+    /// Unix seconds before which the entry may not be removed or replaced.
+    pub fn retained_until(&self) -> Option<i64> {
+        let v = self.extended.get(RETAIN_UNTIL_KEY)?;
+        std::str::from_utf8(v).ok()?.parse().ok()
+    }
+
+    /// A legal hold is on: the entry may not be removed or replaced until it is lifted.
+    pub fn legal_hold(&self) -> bool {
+        self.extended
+            .get(LEGAL_HOLD_KEY)
+            .is_some_and(|v| v.as_slice() == b"ON")
+    }
+
+    /// Locked at `now_secs`: removing or replacing the entry is refused.
+    pub fn is_locked(&self, now_secs: i64) -> bool {
+        self.legal_hold() || self.retained_until().is_some_and(|t| t > now_secs)
+    }
+
+    /// True once the entry's TTL has run out at `now_secs` (unix seconds); a locked
+    /// entry never expires.
     pub fn is_expired(&self, now_secs: i64) -> bool {
-        self.attr.ttl_sec > 0
+        !self.is_locked(now_secs)
+            && self.attr.ttl_sec > 0
             && self
                 .attr
                 .crtime
@@ -118,6 +138,14 @@ impl Entry {
         self.chunks.iter().map(|c| c.fid.as_str())
     }
 }
+
+/// Extended attribute: unix seconds (decimal) before which an entry may not be removed
+/// or replaced by any filer operation (write-once retention; S3 object lock sets it).
+pub const RETAIN_UNTIL_KEY: &str = "X-Kelp-Retain-Until";
+
+/// Extended attribute: while `ON`, the entry may not be removed or replaced (S3 legal
+/// hold).
+pub const LEGAL_HOLD_KEY: &str = "X-Kelp-Legal-Hold";
 
 /// A byte range `[start, stop)` of a file served by one chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,9 @@ pub enum FilerError {
     Internal(String),
     #[error("no space for new data: {0}")]
     NoSpace(String),
+    /// The entry (or one below it) is under retention or a legal hold.
+    #[error("{0}")]
+    Locked(String),
     /// A conditional write or delete found the entry other than its caller required.
     #[error("{0}")]
     PreconditionFailed(String),

@@ -103,7 +103,7 @@ impl Precondition {
 
     /// Whether `current` (what is there now) satisfies it: lets a write that is bound
     /// to fail stop before it uploads anything.
-    fn holds(&self, current: Option<&Entry>) -> bool {
+    pub fn holds(&self, current: Option<&Entry>) -> bool {
         match self {
             Precondition::Absent => current.is_none(),
             Precondition::Unchanged(e) => current == Some(e.as_ref()),
@@ -115,7 +115,7 @@ impl Precondition {
 pub type LateExtended = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// The attributes a body stream left in `opts.late_extended`.
-fn late_attrs(opts: &WriteOptions) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn late_attrs(opts: &WriteOptions) -> Vec<(String, Vec<u8>)> {
     opts.late_extended
         .as_ref()
         .and_then(|l| l.lock().ok().map(|mut v| std::mem::take(&mut *v)))
@@ -132,7 +132,7 @@ pub struct Filer {
 }
 
 /// Where the chunks of a write go: the request's collection and replication, else the filer's.
-fn target_of(opts: &WriteOptions, cfg: &FilerConfig) -> WriteTarget {
+pub(crate) fn target_of(opts: &WriteOptions, cfg: &FilerConfig) -> WriteTarget {
     let mut target = opts.target.clone();
     if target.collection.is_empty() {
         target.collection = cfg.collection.clone();
@@ -194,7 +194,7 @@ impl Filer {
     }
 
     /// Mutations creating every missing ancestor directory of `p`.
-    async fn parents(&self, p: &str) -> Result<Vec<Mutation>, FilerError> {
+    pub(crate) async fn parents(&self, p: &str) -> Result<Vec<Mutation>, FilerError> {
         let mut missing = Vec::new();
         let mut cur = path::parent(p);
         while let Some(dir) = cur {
@@ -262,6 +262,9 @@ impl Filer {
         if existing.as_ref().is_some_and(|e| e.is_directory) {
             return Err(FilerError::Conflict(format!("{p} is a directory")));
         }
+        if let Some(e) = &existing {
+            crate::lock::check_unlocked(e)?;
+        }
         let base = if append {
             existing.as_ref().map(|e| e.attr.file_size).unwrap_or(0)
         } else {
@@ -320,7 +323,7 @@ impl Filer {
 
     /// Uploads `body` and checks it against the Content-MD5 the client promised; on a
     /// mismatch the stored chunks are queued for deletion and nothing else happens.
-    async fn upload_checked<S, E>(
+    pub(crate) async fn upload_checked<S, E>(
         &self,
         target: &WriteTarget,
         body: S,
@@ -381,7 +384,7 @@ impl Filer {
     }
 
     /// Queues chunks no entry references (an upload that was refused).
-    pub(crate) async fn discard(&self, chunks: &[FileChunk]) {
+    pub async fn discard(&self, chunks: &[FileChunk]) {
         // A throwaway entry that is put then deleted in one transaction leaves exactly
         // these chunks in the store's collection queue.
         let tmp = format!("/.kelp-discard-{}", chunks::now_ns());
@@ -424,6 +427,11 @@ impl Filer {
         let Some(e) = found else {
             return Ok(());
         };
+        if recursive {
+            self.check_tree_unlocked(&e).await?;
+        } else {
+            crate::lock::check_unlocked(&e)?;
+        }
         let mut muts: Vec<Mutation> = pre.iter().map(|c| c.mutation(&p)).collect();
         muts.push(if e.is_directory && recursive {
             Mutation::DeleteTree(p)
@@ -464,10 +472,15 @@ impl Filer {
                 "cannot move {from} into itself ({to})"
             )));
         }
+        // A locked entry keeps its path: moving it would hide it from its owner.
+        self.check_tree_unlocked(&src).await?;
         let mut muts = self.parents(&to).await?;
         if let Some(t) = self.store.find(&to).await? {
             match (src.is_directory, t.is_directory) {
-                (false, false) => muts.push(Mutation::Delete(to.clone())),
+                (false, false) => {
+                    crate::lock::check_unlocked(&t)?;
+                    muts.push(Mutation::Delete(to.clone()));
+                }
                 (true, false) => {
                     return Err(FilerError::Conflict(format!(
                         "cannot overwrite file {to} with directory {from}"
@@ -503,8 +516,14 @@ impl Filer {
         {
             to = path::join(&to, path::name(&from));
         }
+        if let Some(t) = self.store.find(&to).await? {
+            crate::lock::check_unlocked(&t)?;
+        }
         let mut e = src.clone();
         e.path = to.clone();
+        // A copy is a new file: the source's lock does not come with it.
+        e.extended.remove(crate::entry::RETAIN_UNTIL_KEY);
+        e.extended.remove(crate::entry::LEGAL_HOLD_KEY);
         let now = now_secs();
         e.attr.crtime = now;
         e.attr.mtime = now;
@@ -531,7 +550,8 @@ impl Filer {
         Ok(live)
     }
 
-    /// Replaces an entry's extended attributes (tagging).
+    /// Changes an entry's extended attributes: removes the `remove` keys (only those),
+    /// then sets `set`. True when anything changed.
     pub async fn set_extended(
         &self,
         p: &str,
@@ -545,14 +565,8 @@ impl Filer {
             .await?
             .ok_or_else(|| FilerError::NotFound(p.clone()))?;
         let before = e.extended.clone();
-        match remove {
-            Some(keys) if keys.is_empty() => e.extended.clear(),
-            Some(keys) => {
-                for k in keys {
-                    e.extended.remove(&k);
-                }
-            }
-            None => {}
+        for k in remove.unwrap_or_default() {
+            e.extended.remove(&k);
         }
         for (k, v) in set {
             e.extended.insert(k, v);
@@ -586,12 +600,14 @@ impl Filer {
         }
         if !entry.is_directory
             && let Some(old) = self.store.find(&entry.path).await?
-            && old.is_directory
         {
-            return Err(FilerError::Conflict(format!(
-                "{} is a directory",
-                entry.path
-            )));
+            if old.is_directory {
+                return Err(FilerError::Conflict(format!(
+                    "{} is a directory",
+                    entry.path
+                )));
+            }
+            crate::lock::check_unlocked(&old)?;
         }
         let mut muts = self.parents(&entry.path).await?;
         muts.extend(pre.map(|c| c.mutation(&entry.path)));
@@ -608,67 +624,9 @@ impl Filer {
         self.gc_wake.notify_one();
         Ok(entry)
     }
-
-    /// Writes `body` as the whole content of a new file at `p`, replacing any file there
-    /// together with its extended attributes: the new entry's are exactly `opts.extended`
-    /// (S3 PUT semantics; [`Filer::write`] keeps the old ones). With `opts.expect_md5` a
-    /// mismatch stores nothing; chunks of a failed write are queued for deletion.
-    pub async fn write_fresh<S, E>(
-        &self,
-        p: &str,
-        body: S,
-        opts: WriteOptions,
-    ) -> Result<Entry, FilerError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let p = path::normalize(p)?;
-        if p == "/" {
-            return Err(FilerError::BadRequest(
-                "cannot write to the root directory".into(),
-            ));
-        }
-        let found = self.store.find(&p).await?;
-        if let Some(e) = &found
-            && e.is_directory
-        {
-            return Err(FilerError::Conflict(format!("{p} is a directory")));
-        }
-        if let Some(pre) = &opts.precondition
-            && !pre.holds(found.as_ref())
-        {
-            return Err(precondition_failed(&p));
-        }
-        // Fails before any upload when an ancestor is a file.
-        self.parents(&p).await?;
-        let up = self
-            .upload_checked(&target_of(&opts, &self.cfg), body, 0, &opts)
-            .await?;
-        let late = late_attrs(&opts);
-        let mut e = Entry::new_file(&p, now_secs());
-        e.chunks = up.chunks;
-        e.attr.file_size = up.size;
-        e.attr.md5 = up.md5.to_vec();
-        e.attr.mime = opts.mime.clone();
-        if let Some(m) = opts.mode {
-            e.attr.mode = m;
-        }
-        e.attr.ttl_sec = opts.ttl_sec;
-        e.extended = opts.extended.clone().into_iter().chain(late).collect();
-        let stored = e.chunks.clone();
-        match self.put_entry_if(e, opts.precondition.as_ref()).await {
-            Ok(e) => Ok(e),
-            Err(err) => {
-                // Harmless if the entry did land: a referenced chunk is never queued.
-                self.discard(&stored).await;
-                Err(err)
-            }
-        }
-    }
 }
 
-fn precondition_failed(p: &str) -> FilerError {
+pub(crate) fn precondition_failed(p: &str) -> FilerError {
     FilerError::PreconditionFailed(format!(
         "{p}: the precondition of the request does not hold"
     ))

@@ -1,12 +1,14 @@
 //! The kelp filer: the namespace (path -> entry whose content is a list of chunks on
 //! volume servers), the stores that keep it, and the filer's REST and data paths.
 
+mod batch;
 pub mod chunks;
 pub mod entry;
 pub mod error;
 pub mod filer;
 pub mod gc;
 pub mod http;
+mod lock;
 pub mod manifest;
 pub mod path;
 pub mod read;

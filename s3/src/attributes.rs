@@ -18,12 +18,9 @@ impl Gateway {
         req: S3Request<GetObjectAttributesInput>,
     ) -> GatewayResult<S3Response<GetObjectAttributesOutput>> {
         let i = &req.input;
-        if i.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(GatewayError::InvalidArgument(
-                "invalid version id specified: the bucket is not versioned".into(),
-            ));
-        }
-        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let e = self
+            .object_or_version(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         // The header is a comma-separated list; s3s may hand it over as one item.
         let wanted = |name: &str| {
             i.object_attributes
@@ -33,7 +30,7 @@ impl Gateway {
         };
         let mut out = GetObjectAttributesOutput {
             last_modified: Some(meta::last_modified(&e)),
-            version_id: i.version_id.clone(),
+            version_id: crate::versions::shown_id(&e),
             ..Default::default()
         };
         if wanted(ObjectAttributes::ETAG) {

@@ -304,7 +304,12 @@ pub struct IamAccess(pub Arc<Identities>);
 fn action_of(op: &str) -> Option<Action> {
     Some(match op {
         "ListBuckets" => return None,
-        "GetObject" | "HeadObject" | "GetObjectAttributes" | "SelectObjectContent" => Action::Read,
+        "GetObject"
+        | "HeadObject"
+        | "GetObjectAttributes"
+        | "GetObjectRetention"
+        | "GetObjectLegalHold"
+        | "SelectObjectContent" => Action::Read,
         "GetObjectAcl" | "GetBucketAcl" => Action::ReadAcp,
         "PutObjectAcl" | "PutBucketAcl" => Action::WriteAcp,
         "PutObject"
@@ -317,13 +322,15 @@ fn action_of(op: &str) -> Option<Action> {
         | "CompleteMultipartUpload"
         | "AbortMultipartUpload"
         | "ListParts"
+        | "PutObjectRetention"
+        | "PutObjectLegalHold"
         | "PostObject" => Action::Write,
         "ListObjects" | "ListObjectsV2" | "ListMultipartUploads" | "ListObjectVersions" => {
             Action::List
         }
         "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" => Action::Tagging,
         "HeadBucket" | "GetBucketLocation" => Action::Any,
-        // Settings kelp does not keep (see settings.rs): readable by bucket listers.
+        // Bucket settings: readable by bucket listers, changed by admins.
         "GetBucketVersioning"
         | "GetBucketCors"
         | "GetBucketPolicy"

@@ -31,6 +31,17 @@ impl Gateway {
             });
         }
         self.filer.mkdir(&dir).await?;
+        if req.input.object_lock_enabled_for_bucket == Some(true) {
+            // Object lock needs versioning: both come on together, for good.
+            let attrs = vec![
+                (crate::versions::STATE_KEY.to_string(), b"Enabled".to_vec()),
+                (
+                    crate::retention::ENABLED_KEY.to_string(),
+                    b"Enabled".to_vec(),
+                ),
+            ];
+            self.filer.set_extended(&dir, attrs, None).await?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -105,7 +116,13 @@ impl Gateway {
     ) -> GatewayResult<S3Response<DeleteBucketOutput>> {
         let name = &req.input.bucket;
         let e = self.bucket_entry(name).await?;
-        if has_objects(&self.filer, &self.paths.uploads(name), &e, "").await? {
+        if has_objects(&self.filer, &e.path, &e, "").await? {
+            return Err(GatewayError::BucketNotEmpty(name.clone()));
+        }
+        // Older versions and delete markers count too, as in S3.
+        if let Some(v) = self.filer.find(&self.paths.versions(name)).await?
+            && has_objects(&self.filer, &e.path, &v, "").await?
+        {
             return Err(GatewayError::BucketNotEmpty(name.clone()));
         }
         // What is left are empty directories and unfinished multipart uploads.

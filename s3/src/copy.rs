@@ -16,6 +16,7 @@ use crate::conditional::Conditions;
 use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::Gateway;
 use crate::meta::{self, ContentHeaders, ObjectMeta, TAG_PREFIX};
+use crate::retention::LockRequest;
 
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -24,21 +25,14 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// `(bucket, key)` of a copy source.
-pub fn source(src: &CopySource) -> GatewayResult<(&str, &str)> {
+/// `(bucket, key, version id)` of a copy source.
+pub fn source(src: &CopySource) -> GatewayResult<(&str, &str, Option<&str>)> {
     match src {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(GatewayError::NotImplemented(
-                    "versioned copy sources are not supported".into(),
-                ));
-            }
-            Ok((bucket, key))
-        }
+        } => Ok((bucket, key, version_id.as_deref())),
         _ => Err(GatewayError::NotImplemented(
             "access point copy sources are not supported".into(),
         )),
@@ -100,8 +94,11 @@ impl Gateway {
         src: &CopySource,
         cond: Conditions<'_>,
     ) -> GatewayResult<Entry> {
-        let (b, k) = source(src)?;
-        let e = self.object_entry(b, k).await?;
+        let (b, k, version) = source(src)?;
+        let e = match version {
+            Some(id) => self.version_entry(b, k, id).await?,
+            None => self.object_entry(b, k).await?,
+        };
         if e.is_directory {
             return Err(GatewayError::InvalidRequest(
                 "directory marker objects cannot be copied".into(),
@@ -149,7 +146,8 @@ impl Gateway {
                 "cannot copy an object onto a directory marker key".into(),
             ));
         }
-        self.bucket_entry(&i.bucket).await?;
+        let bucket = self.bucket_entry(&i.bucket).await?;
+        let state = crate::versions::State::of(&bucket);
         let replace_meta = i
             .metadata_directive
             .as_ref()
@@ -167,6 +165,18 @@ impl Gateway {
         }
         let mut e = src.clone();
         e.path = dst.path.clone();
+        // A copy is a new version: the source's version and lock do not come along.
+        for k in crate::retention::VERSION_ATTRS {
+            e.extended.remove(*k);
+        }
+        e.extended.extend(
+            LockRequest {
+                mode: i.object_lock_mode.as_ref(),
+                until: i.object_lock_retain_until_date.as_ref(),
+                legal_hold: i.object_lock_legal_hold_status.as_ref(),
+            }
+            .attrs(&bucket, true)?,
+        );
         if replace_meta {
             let m = ObjectMeta::new(
                 i.content_type.as_deref(),
@@ -201,7 +211,9 @@ impl Gateway {
         let now = now_secs();
         e.attr.mtime = now;
         e.attr.crtime = now;
-        let e = self.filer.put_entry(e).await?;
+        let (e, version_id) = self
+            .commit_object(&i.bucket, state, &i.key, &dst, e, None)
+            .await?;
         let mut result = CopyObjectResult {
             e_tag: Some(meta::etag_dto(&e)),
             last_modified: Some(meta::last_modified(&e)),
@@ -214,6 +226,8 @@ impl Gateway {
         }
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
+            version_id,
+            copy_source_version_id: crate::versions::shown_id(&src),
             ..Default::default()
         }))
     }
@@ -269,6 +283,6 @@ mod tests {
             key: "k/x".into(),
             version_id: None,
         };
-        assert_eq!(source(&s).unwrap(), ("b", "k/x"));
+        assert_eq!(source(&s).unwrap(), ("b", "k/x", None));
     }
 }

@@ -12,6 +12,23 @@ pub enum GatewayError {
     NoSuchBucket(String),
     #[error("the key {0} does not exist")]
     NoSuchKey(String),
+    #[error("the version {0} does not exist")]
+    NoSuchVersion(String),
+    /// The latest version of a key is a delete marker (GET/HEAD without a version id:
+    /// 404), or the version asked for is one (405).
+    #[error("{key} is a delete marker")]
+    DeleteMarker {
+        key: String,
+        version_id: String,
+        last_modified: i64,
+        by_id: bool,
+    },
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    ConditionalRequestConflict(String),
     #[error("the upload {0} does not exist: it was completed, aborted or never created")]
     NoSuchUpload(String),
     #[error("{0}")]
@@ -93,6 +110,24 @@ fn custom(code: &str, status: StatusCode, msg: String) -> S3Error {
     e
 }
 
+/// `x-amz-delete-marker`, `x-amz-version-id` and `Last-Modified` of a delete marker.
+fn delete_marker_headers(version_id: &str, last_modified: i64) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(version_id) {
+        h.insert("x-amz-version-id", v);
+    }
+    let when = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(last_modified).unwrap_or(0));
+    if let Ok(v) = http::HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
+        h.insert(http::header::LAST_MODIFIED, v);
+    }
+    h
+}
+
 impl From<GatewayError> for S3Error {
     fn from(e: GatewayError) -> S3Error {
         use GatewayError as G;
@@ -102,6 +137,26 @@ impl From<GatewayError> for S3Error {
             G::NoSuchBucket(_) => err(C::NoSuchBucket, msg),
             G::NoSuchKey(_) => err(C::NoSuchKey, msg),
             G::NoSuchUpload(_) => err(C::NoSuchUpload, msg),
+            G::NoSuchVersion(_) => err(C::NoSuchVersion, msg),
+            G::DeleteMarker {
+                version_id,
+                last_modified,
+                by_id,
+                ..
+            } => {
+                let mut e = if by_id {
+                    err(C::MethodNotAllowed, msg)
+                } else {
+                    err(C::NoSuchKey, msg)
+                };
+                e.set_headers(delete_marker_headers(&version_id, last_modified));
+                e
+            }
+            G::MethodNotAllowed(_) => err(C::MethodNotAllowed, msg),
+            G::InvalidBucketState(_) => err(C::InvalidBucketState, msg),
+            G::ConditionalRequestConflict(_) => {
+                custom("ConditionalRequestConflict", StatusCode::CONFLICT, msg)
+            }
             G::InvalidBucketName(_) => err(C::InvalidBucketName, msg),
             G::BucketAlreadyOwnedByYou(_) => err(C::BucketAlreadyOwnedByYou, msg),
             G::BucketNotEmpty(_) => err(C::BucketNotEmpty, msg),
@@ -143,6 +198,7 @@ impl From<GatewayError> for S3Error {
                 }
                 FilerError::Internal(_) => err(C::InternalError, msg),
                 FilerError::PreconditionFailed(_) => err(C::PreconditionFailed, msg),
+                FilerError::Locked(_) => err(C::AccessDenied, msg),
             },
         }
     }

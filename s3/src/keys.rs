@@ -9,6 +9,14 @@ use crate::error::{GatewayError, GatewayResult};
 /// The bucket-level directory multipart uploads live in (hidden from listings).
 pub const UPLOADS_DIR: &str = ".uploads";
 
+/// The bucket-level directory non-current object versions and delete markers live in
+/// (hidden from listings; see `docs/formats/s3-versions.md`).
+pub const VERSIONS_DIR: &str = ".versions";
+
+/// Separates a key's last segment from a version's name in a version file's name: it
+/// sorts below every other byte a key can hold, so version files sort in key order.
+pub const VERSION_SEP: char = '\u{1}';
+
 /// Where an object key lives in the filer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectPath {
@@ -45,6 +53,30 @@ impl Paths {
     /// The multipart upload directory of `bucket`.
     pub fn uploads(&self, bucket: &str) -> String {
         format!("{}/{UPLOADS_DIR}", self.bucket(bucket))
+    }
+
+    /// The directory holding `bucket`'s non-current versions and delete markers.
+    pub fn versions(&self, bucket: &str) -> String {
+        format!("{}/{VERSIONS_DIR}", self.bucket(bucket))
+    }
+
+    /// Where the versions of `key` (not a directory marker) live: the directory and the
+    /// name prefix (`<last segment><VERSION_SEP>`) of their files.
+    pub fn version_home(&self, bucket: &str, key: &str) -> (String, String) {
+        let (dir, base) = match key.rfind('/') {
+            Some(i) => (
+                format!("{}/{}", self.versions(bucket), &key[..i]),
+                &key[i + 1..],
+            ),
+            None => (self.versions(bucket), key),
+        };
+        (dir, format!("{base}{VERSION_SEP}"))
+    }
+
+    /// The file of version `name` of `key`.
+    pub fn version_file(&self, bucket: &str, key: &str, name: &str) -> String {
+        let (dir, prefix) = self.version_home(bucket, key);
+        format!("{dir}/{prefix}{name}")
     }
 
     /// The directory of one multipart upload.
@@ -97,6 +129,11 @@ pub fn check_key(key: &str) -> GatewayResult<()> {
             UPLOADS_DIR if i == 0 => {
                 return Err(bad(
                     "keys under '.uploads/' are reserved for multipart uploads",
+                ));
+            }
+            VERSIONS_DIR if i == 0 => {
+                return Err(bad(
+                    "keys under '.versions/' are reserved for object versions",
                 ));
             }
             c if c.len() > MAX_NAME_LEN => {

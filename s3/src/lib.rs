@@ -18,8 +18,10 @@ mod list;
 mod meta;
 mod multipart;
 mod object;
+mod retention;
 mod server;
 mod settings;
+mod versions;
 mod vhost;
 mod walk;
 

@@ -1,7 +1,7 @@
 //! ListObjects (v1), ListObjectsV2 and ListObjectVersions over a [`Walker`]: prefix,
 //! delimiter (common prefixes), max-keys, marker / start-after / continuation tokens and
-//! `encoding-type=url`, in S3's bytewise key order across the whole tree. Buckets are
-//! never versioned, so every object is its own only version, `null`, the latest.
+//! `encoding-type=url`, in S3's bytewise key order across the whole tree. (Versions are
+//! listed by `versions/list.rs`.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -63,7 +63,7 @@ pub fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
-fn encoder(t: Option<&EncodingType>) -> fn(&str) -> String {
+pub(crate) fn encoder(t: Option<&EncodingType>) -> fn(&str) -> String {
     match t {
         Some(t) if t.as_str().eq_ignore_ascii_case(EncodingType::URL) => url_encode,
         _ => str::to_string,
@@ -82,7 +82,7 @@ pub fn decode_token(t: &str) -> GatewayResult<String> {
         .ok_or_else(|| GatewayError::InvalidArgument("the continuation token is not valid".into()))
 }
 
-fn max_keys(m: Option<i32>) -> GatewayResult<usize> {
+pub(crate) fn max_keys(m: Option<i32>) -> GatewayResult<usize> {
     match m {
         None => Ok(1000),
         Some(n) if n < 0 => Err(GatewayError::InvalidArgument(
@@ -94,20 +94,31 @@ fn max_keys(m: Option<i32>) -> GatewayResult<usize> {
 
 impl Gateway {
     fn walker_for(&self, bucket: &str, prefix: &str, bound: Option<Bound>) -> Walker {
+        self.walker_in(&self.paths.bucket(bucket), bucket, prefix, bound)
+    }
+
+    /// A walker of the tree at `root` (the bucket's directory, or its `.versions`
+    /// directory, which mirrors the bucket's key hierarchy) from `prefix` on.
+    pub(crate) fn walker_in(
+        &self,
+        root: &str,
+        bucket: &str,
+        prefix: &str,
+        bound: Option<Bound>,
+    ) -> Walker {
         // Every key with this prefix lives in the directory named by the prefix up to
         // its last '/', under a name starting with the rest.
         let (dir_key, name) = match prefix.rfind('/') {
             Some(i) => (&prefix[..=i], &prefix[i + 1..]),
             None => ("", prefix),
         };
-        let bucket_dir = self.paths.bucket(bucket);
         let dir = match dir_key.strip_suffix('/') {
-            Some(d) if !d.is_empty() => format!("{bucket_dir}/{d}"),
-            _ => bucket_dir,
+            Some(d) if !d.is_empty() => format!("{root}/{d}"),
+            _ => root.to_string(),
         };
         Walker::new(
             self.filer.clone(),
-            self.paths.uploads(bucket),
+            self.paths.bucket(bucket),
             dir,
             dir_key.to_string(),
             (!name.is_empty()).then(|| name.to_string()),
@@ -141,7 +152,7 @@ impl Gateway {
             },
         };
         let delim = p.delimiter.as_deref().filter(|d| !d.is_empty());
-        let hidden = self.paths.uploads(bucket);
+        let bucket_dir = self.paths.bucket(bucket);
         let mut walker = self.walker_for(bucket, prefix, Some(start.clone()));
         let mut page = ListPage::default();
         let mut count = 0usize;
@@ -187,7 +198,7 @@ impl Gateway {
                         }
                         continue;
                     }
-                    if is_dir && !has_objects(&self.filer, &hidden, &entry, &key).await? {
+                    if is_dir && !has_objects(&self.filer, &bucket_dir, &entry, &key).await? {
                         continue;
                     }
                     if count == p.max_keys {
@@ -271,59 +282,7 @@ impl Gateway {
         };
         Ok(S3Response::new(out))
     }
-
-    pub async fn list_object_versions(
-        &self,
-        req: S3Request<ListObjectVersionsInput>,
-    ) -> GatewayResult<S3Response<ListObjectVersionsOutput>> {
-        let i = req.input;
-        let enc = encoder(i.encoding_type.as_ref());
-        // One version per key: after (key, version) is after the key.
-        let params = ListParams::of(
-            &i.prefix,
-            &i.delimiter,
-            i.max_keys,
-            i.key_marker.clone().filter(|m| !m.is_empty()),
-        )?;
-        let page = self.list_page(&i.bucket, &params).await?;
-        let versions = page
-            .objects
-            .iter()
-            .map(|(k, e)| ObjectVersion {
-                key: Some(enc(k)),
-                version_id: Some(NULL_VERSION.into()),
-                is_latest: Some(true),
-                e_tag: Some(meta::etag_dto(e)),
-                last_modified: Some(meta::last_modified(e)),
-                size: Some(i64::try_from(meta::size(e)).unwrap_or(i64::MAX)),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
-                owner: Some(crate::gateway::owner()),
-                ..Default::default()
-            })
-            .collect();
-        let next = page.last.as_deref().filter(|_| page.truncated);
-        Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(i.bucket.clone()),
-            prefix: Some(enc(&params.prefix)),
-            key_marker: Some(i.key_marker.as_deref().map(enc).unwrap_or_default()),
-            version_id_marker: Some(i.version_id_marker.clone().unwrap_or_default()),
-            max_keys: Some(i32::try_from(params.max_keys).unwrap_or(1000)),
-            is_truncated: Some(page.truncated),
-            next_key_marker: next.map(enc),
-            next_version_id_marker: next.map(|_| NULL_VERSION.to_string()),
-            delimiter: i.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
-            encoding_type: i.encoding_type.clone(),
-            versions: Some(versions),
-            common_prefixes: Some(prefixes(&page, enc)),
-            ..Default::default()
-        }))
-    }
 }
-
-/// The version id of every object in an unversioned bucket.
-const NULL_VERSION: &str = "null";
 
 /// The listed objects; `with_owner`: v1 always names the owner, v2 only with
 /// `fetch-owner=true`.
@@ -344,7 +303,7 @@ fn objects(page: &ListPage, enc: fn(&str) -> String, with_owner: bool) -> Vec<Ob
         .collect()
 }
 
-fn prefixes(page: &ListPage, enc: fn(&str) -> String) -> Vec<CommonPrefix> {
+pub(crate) fn prefixes(page: &ListPage, enc: fn(&str) -> String) -> Vec<CommonPrefix> {
     page.prefixes
         .iter()
         .map(|p| CommonPrefix {

@@ -23,6 +23,7 @@ use crate::gateway::{Gateway, owner};
 use crate::list::url_encode;
 use crate::meta::{self, ContentHeaders, ETAG_KEY, ObjectMeta, PARTS_KEY, UPLOAD_KEY, hex, unhex};
 use crate::object::decode_md5;
+use crate::retention::{LockRequest, PENDING_LOCK_PREFIX};
 
 /// Every part but the last must be at least this big.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -93,7 +94,19 @@ impl Gateway {
                 "a key ending in '/' is a directory marker and cannot be uploaded in parts".into(),
             ));
         }
-        self.bucket_entry(&i.bucket).await?;
+        let bucket = self.bucket_entry(&i.bucket).await?;
+        // The object lock the request asks for, kept aside until the upload completes
+        // (on the upload's directory it would lock the directory itself).
+        let explicit = LockRequest {
+            mode: i.object_lock_mode.as_ref(),
+            until: i.object_lock_retain_until_date.as_ref(),
+            legal_hold: i.object_lock_legal_hold_status.as_ref(),
+        };
+        let lock = if explicit.given() {
+            explicit.attrs(&bucket, true)?
+        } else {
+            Vec::new()
+        };
         let m = ObjectMeta::new(
             i.content_type.as_deref(),
             ContentHeaders {
@@ -114,6 +127,10 @@ impl Gateway {
         e.extended = m.extended().into_iter().collect();
         e.extended
             .insert(UPLOAD_KEY.into(), i.key.clone().into_bytes());
+        e.extended.extend(
+            lock.into_iter()
+                .map(|(k, v)| (format!("{PENDING_LOCK_PREFIX}{k}"), v)),
+        );
         if let Some((a, t)) = &sum {
             e.extended.insert(
                 UPLOAD_CHECKSUM_KEY.into(),
@@ -321,6 +338,7 @@ impl Gateway {
         let precondition = self
             .write_precondition(&op, &i.key, i.if_match.as_ref(), i.if_none_match.as_ref())
             .await?;
+        let bucket = self.bucket_entry(&i.bucket).await?;
         let mut e = Entry::new_file(op.path.clone(), now_secs());
         e.chunks = chunks;
         e.attr.file_size = offset;
@@ -328,6 +346,27 @@ impl Gateway {
         e.extended = dir.extended.clone();
         e.extended.remove(UPLOAD_KEY);
         e.extended.remove(UPLOAD_CHECKSUM_KEY);
+        let pending: Vec<(String, Vec<u8>)> = e
+            .extended
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(PENDING_LOCK_PREFIX)
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect();
+        e.extended
+            .retain(|k, _| !k.starts_with(PENDING_LOCK_PREFIX));
+        if pending.is_empty() {
+            // No lock of its own: the bucket's default retention, from now.
+            let none = LockRequest {
+                mode: None,
+                until: None,
+                legal_hold: None,
+            };
+            e.extended.extend(none.attrs(&bucket, true)?);
+        } else {
+            e.extended.extend(pending);
+        }
         if let Some((algo, v, t)) = &object_sum {
             e.extended.extend(checksum::attrs(*algo, v.clone(), t));
         }
@@ -335,7 +374,10 @@ impl Gateway {
             .insert(ETAG_KEY.into(), etag.clone().into_bytes());
         e.extended
             .insert(PARTS_KEY.into(), sizes.join(",").into_bytes());
-        self.filer.put_entry_if(e, precondition.as_ref()).await?;
+        let state = crate::versions::State::of(&bucket);
+        let (_, version_id) = self
+            .commit_object(&i.bucket, state, &i.key, &op, e, precondition)
+            .await?;
         // The object now references the parts' chunks: dropping the parts frees nothing
         // it uses, and frees the parts that were left out.
         self.filer.delete(&dir.path, true).await?;
@@ -344,6 +386,7 @@ impl Gateway {
             key: Some(i.key.clone()),
             e_tag: Some(ETag::Strong(etag)),
             location: Some(format!("/{}/{}", i.bucket, i.key)),
+            version_id,
             ..Default::default()
         };
         if let Some((algo, v, t)) = object_sum {

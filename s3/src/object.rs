@@ -16,6 +16,8 @@ use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::Gateway;
 use crate::keys::ObjectPath;
 use crate::meta::{self, ContentHeaders, DIR_MARKER_KEY, ObjectMeta, TAG_PREFIX};
+use crate::retention::{LockRequest, LockView};
+use crate::versions;
 
 /// S3's largest single PUT.
 const MAX_PUT: i64 = 5 << 30;
@@ -119,9 +121,23 @@ impl Gateway {
     }
 
     /// NoSuchBucket if the bucket is missing, else NoSuchKey.
+    /// In a versioned bucket whose latest version of `key` is a delete marker, the
+    /// marker's 404 (with `x-amz-delete-marker`).
     pub async fn missing(&self, bucket: &str, key: &str) -> GatewayError {
         match self.bucket_entry(bucket).await {
             Err(e) => e,
+            Ok(b) if versions::State::of(&b).is_versioned() => {
+                match self.latest_marker(bucket, key).await {
+                    Ok(Some(m)) => GatewayError::DeleteMarker {
+                        key: key.to_string(),
+                        version_id: versions::id_of(&m),
+                        last_modified: m.attr.mtime,
+                        by_id: false,
+                    },
+                    Ok(None) => GatewayError::NoSuchKey(key.to_string()),
+                    Err(e) => e,
+                }
+            }
             Ok(_) => GatewayError::NoSuchKey(key.to_string()),
         }
     }
@@ -133,9 +149,17 @@ impl Gateway {
         let trailers = Trailers::of(&req);
         let i = req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
-        self.bucket_entry(&i.bucket).await?;
+        let bucket = self.bucket_entry(&i.bucket).await?;
+        let state = versions::State::of(&bucket);
         let given = checksums_of!(i);
         let want = checksum::requested(&given, i.checksum_algorithm.as_ref(), &req.headers)?;
+        let integrity = i.content_md5.is_some() || want.is_some();
+        let lock = LockRequest {
+            mode: i.object_lock_mode.as_ref(),
+            until: i.object_lock_retain_until_date.as_ref(),
+            legal_hold: i.object_lock_legal_hold_status.as_ref(),
+        }
+        .attrs(&bucket, integrity)?;
         if i.content_length.is_some_and(|n| n > MAX_PUT) {
             return Err(GatewayError::EntityTooLarge(
                 "a single PUT holds at most 5 GiB: use a multipart upload".into(),
@@ -174,19 +198,38 @@ impl Gateway {
                 ..Default::default()
             }));
         }
+        let mut extended = meta.extended();
+        extended.extend(lock);
         let opts = WriteOptions {
             mime: meta.content_type.clone().unwrap_or_default(),
-            extended: meta.extended(),
+            extended,
             expect_md5,
             size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
             late_extended: late,
             precondition,
             ..WriteOptions::default()
         };
-        let e = self.write_body(&op.path, body, opts).await?;
+        let (e, version_id) = if state.is_versioned() {
+            let pre = opts.precondition.clone();
+            let e = self.upload_body(&op.path, body, opts).await?;
+            let stored = e.chunks.clone();
+            match self
+                .commit_object(&i.bucket, state, &i.key, &op, e, pre)
+                .await
+            {
+                Ok(done) => done,
+                Err(err) => {
+                    self.filer.discard(&stored).await;
+                    return Err(err);
+                }
+            }
+        } else {
+            (self.write_body(&op.path, body, opts).await?, None)
+        };
         let mut out = PutObjectOutput {
             e_tag: Some(meta::etag_dto(&e)),
             size: i64::try_from(e.attr.file_size).ok(),
+            version_id,
             ..Default::default()
         };
         if let Some((c, t)) = checksum::stored(&e) {
@@ -204,11 +247,36 @@ impl Gateway {
         body: Option<StreamingBlob>,
         opts: WriteOptions,
     ) -> GatewayResult<Entry> {
+        self.stream_body(path, body, opts, false).await
+    }
+
+    /// Stores a request body as chunks and returns the entry that would hold them,
+    /// uncommitted (see `Filer::upload_new`): the caller commits it or discards them.
+    pub async fn upload_body(
+        &self,
+        path: &str,
+        body: Option<StreamingBlob>,
+        opts: WriteOptions,
+    ) -> GatewayResult<Entry> {
+        self.stream_body(path, body, opts, true).await
+    }
+
+    async fn stream_body(
+        &self,
+        path: &str,
+        body: Option<StreamingBlob>,
+        opts: WriteOptions,
+        uncommitted: bool,
+    ) -> GatewayResult<Entry> {
         let md5_given = opts.expect_md5.is_some();
         let written = match body {
             Some(b) => {
                 let (b, errors) = crate::body::watch(b);
-                let r = self.filer.write_fresh(path, b, opts).await;
+                let r = if uncommitted {
+                    self.filer.upload_new(path, b, opts).await
+                } else {
+                    self.filer.write_fresh(path, b, opts).await
+                };
                 if r.is_err()
                     && let Some(e) = errors.classify()
                 {
@@ -218,7 +286,11 @@ impl Gateway {
             }
             None => {
                 let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
-                self.filer.write_fresh(path, empty, opts).await
+                if uncommitted {
+                    self.filer.upload_new(path, empty, opts).await
+                } else {
+                    self.filer.write_fresh(path, empty, opts).await
+                }
             }
         };
         written.map_err(|e| write_error(e, md5_given))
@@ -268,17 +340,25 @@ impl Gateway {
         Ok(self.filer.put_entry(e).await?)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn view(
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         cond: Conditions<'_>,
         range: Option<&Range>,
         part_number: Option<i32>,
     ) -> GatewayResult<(Entry, ObjectView)> {
-        let op = self.paths.object(bucket, key)?;
-        let Some(e) = self.find_object(&op).await? else {
-            return Err(self.missing(bucket, key).await);
+        let e = match version_id {
+            Some(id) => self.version_entry(bucket, key, id).await?,
+            None => {
+                let op = self.paths.object(bucket, key)?;
+                match self.find_object(&op).await? {
+                    Some(e) => e,
+                    None => return Err(self.missing(bucket, key).await),
+                }
+            }
         };
         cond.check(&meta::etag(&e), e.attr.mtime, true)?;
         let size = meta::size(&e);
@@ -308,9 +388,17 @@ impl Gateway {
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
         let (e, v) = self
-            .view(&i.bucket, &i.key, cond, i.range.as_ref(), i.part_number)
+            .view(
+                &i.bucket,
+                &i.key,
+                i.version_id.as_deref(),
+                cond,
+                i.range.as_ref(),
+                i.part_number,
+            )
             .await?;
         let (start, end) = v.range.unwrap_or((0, v.size));
+        let lock = LockView::of(&e);
         let body = (end > start)
             .then(|| StreamingBlob::wrap(self.filer.read_stream(e.clone(), start, end)));
         let mut out = GetObjectOutput {
@@ -330,6 +418,10 @@ impl Gateway {
             metadata: meta::user_metadata(&e),
             tag_count: tag_count(&e),
             parts_count: v.parts_count,
+            version_id: versions::shown_id(&e),
+            object_lock_mode: lock.mode,
+            object_lock_retain_until_date: lock.until,
+            object_lock_legal_hold_status: lock.legal_hold,
             ..Default::default()
         };
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
@@ -351,10 +443,22 @@ impl Gateway {
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
         let (e, v) = self
-            .view(&i.bucket, &i.key, cond, i.range.as_ref(), i.part_number)
+            .view(
+                &i.bucket,
+                &i.key,
+                i.version_id.as_deref(),
+                cond,
+                i.range.as_ref(),
+                i.part_number,
+            )
             .await?;
         let (start, end) = v.range.unwrap_or((0, v.size));
+        let lock = LockView::of(&e);
         let mut out = HeadObjectOutput {
+            version_id: versions::shown_id(&e),
+            object_lock_mode: lock.mode,
+            object_lock_retain_until_date: lock.until,
+            object_lock_legal_hold_status: lock.legal_hold,
             content_length: i64::try_from(end - start).ok(),
             content_range: v
                 .range
@@ -418,7 +522,7 @@ impl Gateway {
     }
 
     /// Removes the empty, unmarked ancestors of `path` below the bucket directory.
-    async fn prune(&self, bucket: &str, path: &str) -> GatewayResult<()> {
+    pub(crate) async fn prune(&self, bucket: &str, path: &str) -> GatewayResult<()> {
         let top = self.paths.bucket(bucket);
         let mut cur = kelp_filer::path::parent(path).map(str::to_string);
         while let Some(dir) = cur {
@@ -454,13 +558,22 @@ impl Gateway {
     ) -> GatewayResult<S3Response<DeleteObjectOutput>> {
         let i = &req.input;
         let op = self.paths.object(&i.bucket, &i.key)?;
-        self.bucket_entry(&i.bucket).await?;
-        if i.if_match.is_none()
-            && i.if_match_last_modified_time.is_none()
-            && i.if_match_size.is_none()
-        {
-            self.delete_key(&i.bucket, &op).await?;
-            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        let bucket = self.bucket_entry(&i.bucket).await?;
+        let state = versions::State::of(&bucket);
+        let bypass = i.bypass_governance_retention == Some(true)
+            && self.allowed(&req.extensions, Action::Admin, &i.bucket, Some(&i.key));
+        let conditional = i.if_match.is_some()
+            || i.if_match_last_modified_time.is_some()
+            || i.if_match_size.is_some();
+        if !conditional {
+            let d = self
+                .delete_any(&i.bucket, state, &i.key, i.version_id.as_deref(), bypass)
+                .await?;
+            return Ok(S3Response::new(DeleteObjectOutput {
+                version_id: d.version_id,
+                delete_marker: d.delete_marker.then_some(true),
+                ..Default::default()
+            }));
         }
         // A conditional delete: the object must exist and match, at the moment it goes.
         let Some(e) = self.find_object(&op).await? else {
@@ -479,6 +592,16 @@ impl Gateway {
         {
             return Err(GatewayError::PreconditionFailed);
         }
+        if state.is_versioned() {
+            let d = self
+                .delete_any(&i.bucket, state, &i.key, i.version_id.as_deref(), bypass)
+                .await?;
+            return Ok(S3Response::new(DeleteObjectOutput {
+                version_id: d.version_id,
+                delete_marker: d.delete_marker.then_some(true),
+                ..Default::default()
+            }));
+        }
         let path = e.path.clone();
         self.filer
             .delete_if(&path, false, Some(&Precondition::Unchanged(Box::new(e))))
@@ -492,7 +615,10 @@ impl Gateway {
         req: S3Request<DeleteObjectsInput>,
     ) -> GatewayResult<S3Response<DeleteObjectsOutput>> {
         let i = &req.input;
-        self.bucket_entry(&i.bucket).await?;
+        let bucket = self.bucket_entry(&i.bucket).await?;
+        let state = versions::State::of(&bucket);
+        let bypass = i.bypass_governance_retention == Some(true)
+            && self.allowed(&req.extensions, Action::Admin, &i.bucket, None);
         if i.delete.objects.len() > 1000 {
             return Err(GatewayError::MalformedXml(
                 "DeleteObjects takes at most 1000 keys".into(),
@@ -502,10 +628,8 @@ impl Gateway {
         let (mut deleted, mut errors) = (Vec::new(), Vec::new());
         for o in &i.delete.objects {
             let r = if self.allowed(&req.extensions, Action::Write, &i.bucket, Some(&o.key)) {
-                match self.paths.object(&i.bucket, &o.key) {
-                    Ok(op) => self.delete_key(&i.bucket, &op).await,
-                    Err(e) => Err(e),
-                }
+                self.delete_any(&i.bucket, state, &o.key, o.version_id.as_deref(), bypass)
+                    .await
             } else {
                 Err(GatewayError::AccessDenied(format!(
                     "you may not delete {}",
@@ -513,10 +637,14 @@ impl Gateway {
                 )))
             };
             match r {
-                Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject {
+                Ok(_) if quiet => {}
+                Ok(d) => deleted.push(DeletedObject {
                     key: Some(o.key.clone()),
-                    ..Default::default()
+                    version_id: o.version_id.clone(),
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: d
+                        .version_id
+                        .filter(|_| d.delete_marker && o.version_id.is_none()),
                 }),
                 Err(e) => {
                     let s3: s3s::S3Error = e.into();
@@ -524,7 +652,7 @@ impl Gateway {
                         code: Some(s3.code().as_str().to_string()),
                         key: Some(o.key.clone()),
                         message: s3.message().map(str::to_string),
-                        version_id: None,
+                        version_id: o.version_id.clone(),
                     });
                 }
             }
@@ -541,7 +669,9 @@ impl Gateway {
         req: S3Request<GetObjectTaggingInput>,
     ) -> GatewayResult<S3Response<GetObjectTaggingOutput>> {
         let i = &req.input;
-        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let e = self
+            .object_or_version(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         let tag_set = meta::tags(&e)
             .into_iter()
             .map(|(k, v)| Tag {
@@ -551,7 +681,7 @@ impl Gateway {
             .collect();
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set,
-            version_id: None,
+            version_id: versions::shown_id(&e),
         }))
     }
 
@@ -572,7 +702,9 @@ impl Gateway {
             })
             .collect();
         meta::check_tags(&tags)?;
-        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let e = self
+            .object_or_version(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         let set = tags
             .into_iter()
             .map(|(k, v)| (format!("{TAG_PREFIX}{k}"), v.into_bytes()))
@@ -588,7 +720,9 @@ impl Gateway {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> GatewayResult<S3Response<DeleteObjectTaggingOutput>> {
         let i = &req.input;
-        let e = self.object_entry(&i.bucket, &i.key).await?;
+        let e = self
+            .object_or_version(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         let keys = tag_keys(&e);
         if !keys.is_empty() {
             self.filer.set_extended(&e.path, vec![], Some(keys)).await?;

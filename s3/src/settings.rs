@@ -1,8 +1,9 @@
 //! Bucket and object settings kelp does not keep, answered the way S3 answers for a
 //! bucket that never had them, so tools that ask before acting (mc, terraform, s3fs,
-//! Cyberduck) go on: versioning never enabled, the owner holding FULL_CONTROL as the
-//! only grant, and "not configured" for CORS, policy, lifecycle, encryption, bucket
-//! tags and object lock. Changing any of them stays NotImplemented.
+//! Cyberduck) go on: the owner holding FULL_CONTROL as the only grant, and "not
+//! configured" for CORS, policy, lifecycle, encryption and bucket tags. Changing any of
+//! them stays NotImplemented. (Versioning and object lock are real: `versions/`,
+//! `retention.rs`.)
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
@@ -39,15 +40,6 @@ impl Gateway {
             code,
             msg: format!("the bucket {bucket} has no {what}"),
         })
-    }
-
-    pub async fn get_bucket_versioning(
-        &self,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> GatewayResult<S3Response<GetBucketVersioningOutput>> {
-        self.bucket_entry(&req.input.bucket).await?;
-        // No Status element: versioning was never enabled.
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     pub async fn get_bucket_acl(

@@ -13,6 +13,7 @@ use kelp_filer::entry::Entry;
 use kelp_filer::store::ListOptions;
 
 use crate::error::GatewayResult;
+use crate::keys::{UPLOADS_DIR, VERSIONS_DIR};
 use crate::meta::DIR_MARKER_KEY;
 
 /// Keys must sort after `key` (or equal it when `inclusive`), bytewise.
@@ -80,7 +81,9 @@ enum MarkerState {
 /// Walks one bucket (see the module docs).
 pub struct Walker {
     filer: Arc<Filer>,
-    hidden: String,
+    /// The bucket directory whose reserved children (`.uploads`, `.versions`) are
+    /// never listed.
+    bucket_dir: String,
     page_size: usize,
     stack: Vec<Frame>,
 }
@@ -149,12 +152,12 @@ impl Frame {
 
 impl Walker {
     /// Walks the directory `dir` whose children have keys `key_prefix + name`, only names
-    /// starting with `name_prefix`, only keys passing `bound`. `hidden` is a path never
-    /// listed (the bucket's `.uploads`). With `marker` the directory's own marker object
-    /// (key `key_prefix`) comes first.
+    /// starting with `name_prefix`, only keys passing `bound`. The reserved directories
+    /// of `bucket_dir` (`.uploads`, `.versions`) are never listed. With `marker` the
+    /// directory's own marker object (key `key_prefix`) comes first.
     pub fn new(
         filer: Arc<Filer>,
-        hidden: String,
+        bucket_dir: String,
         dir: String,
         key_prefix: String,
         name_prefix: Option<String>,
@@ -168,7 +171,7 @@ impl Walker {
         };
         Walker {
             filer,
-            hidden,
+            bucket_dir,
             page_size: 1000,
             stack: vec![Frame::new(dir, key_prefix, name_prefix, bound, m)],
         }
@@ -237,8 +240,9 @@ impl Walker {
                 if let Some(last) = page.last() {
                     f.cursor = Some((last.name().to_string(), false));
                 }
+                let bucket_dir = self.bucket_dir.as_str();
                 f.page
-                    .extend(page.into_iter().filter(|e| e.path != self.hidden));
+                    .extend(page.into_iter().filter(|e| !is_reserved(e, bucket_dir)));
                 continue;
             }
             let due_dir = match (f.page.front(), f.pending.first()) {
@@ -281,10 +285,18 @@ impl Walker {
     }
 }
 
-/// True if the directory `dir` (key prefix `key`) holds at least one object.
+/// A bucket's `.uploads` or `.versions` directory.
+fn is_reserved(e: &Entry, bucket_dir: &str) -> bool {
+    e.is_directory
+        && e.parent() == Some(bucket_dir)
+        && matches!(e.name(), UPLOADS_DIR | VERSIONS_DIR)
+}
+
+/// True if the directory `dir` (key prefix `key`) holds at least one object; the
+/// reserved directories of `bucket_dir` do not count.
 pub async fn has_objects(
     filer: &Arc<Filer>,
-    hidden: &str,
+    bucket_dir: &str,
     dir: &Entry,
     key: &str,
 ) -> GatewayResult<bool> {
@@ -293,7 +305,7 @@ pub async fn has_objects(
     }
     let mut w = Walker::new(
         filer.clone(),
-        hidden.to_string(),
+        bucket_dir.to_string(),
         dir.path.clone(),
         key.to_string(),
         None,

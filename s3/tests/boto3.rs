@@ -51,6 +51,21 @@ fn boto3_object_attributes() {
     s.python("object_attributes", &[AK, SK]);
 }
 
+/// Bucket versioning: version lifecycles, delete markers, the null version of a
+/// suspended bucket, versioned copies, tagging and DeleteObjects by version.
+#[test]
+fn boto3_versioning() {
+    let s = Stack::with_auth();
+    s.python("versioning", &[AK, SK]);
+}
+
+/// ListObjectVersions paging over 2,000 versions of three keys, with a delete marker.
+#[test]
+fn boto3_version_paging() {
+    let s = Stack::open();
+    s.python("version_paging", &["ANY", "KEY"]);
+}
+
 /// Unicode metadata (RFC 2047), max-keys=0, empty delimiters, fetch-owner.
 #[test]
 fn boto3_details() {

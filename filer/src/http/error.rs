@@ -14,6 +14,7 @@ impl IntoResponse for FilerError {
             FilerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             FilerError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             FilerError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            FilerError::Locked(_) => StatusCode::FORBIDDEN,
             FilerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

@@ -266,7 +266,7 @@ pub(crate) async fn delete(filer: &Arc<Filer>, t: Target) -> Result<Response, Fi
             .filter(|k| !k.is_empty())
             .map(canonical)
             .collect();
-        let keys = keys
+        let keys: Vec<String> = keys
             .into_iter()
             .map(|k| {
                 if k.starts_with("Seaweed-") {
@@ -276,6 +276,20 @@ pub(crate) async fn delete(filer: &Arc<Filer>, t: Target) -> Result<Response, Fi
                 }
             })
             .collect();
+        // No names: every tag (the `Seaweed-` attributes) goes, nothing else.
+        let keys = if keys.is_empty() {
+            match filer.find(&t.path).await? {
+                Some(e) => e
+                    .extended
+                    .keys()
+                    .filter(|k| k.starts_with("Seaweed-"))
+                    .cloned()
+                    .collect(),
+                None => return Err(FilerError::NotFound(t.path.clone())),
+            }
+        } else {
+            keys
+        };
         let changed = filer.set_extended(&t.path, Vec::new(), Some(keys)).await?;
         let status = if changed {
             StatusCode::ACCEPTED

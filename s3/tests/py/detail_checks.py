@@ -58,3 +58,12 @@ def details(endpoint, ak, sk):
     assert all("ID" in o["Owner"] for o in r["Contents"]), r
     r = s3.list_objects(Bucket=b)
     assert all("ID" in o["Owner"] for o in r["Contents"]), r
+
+    # Tagging an untagged object keeps its metadata (it once cleared every attribute).
+    s3.put_object(Bucket=b, Key="tagme", Body=b"t", Metadata={"keep": "me"}, ContentType="text/x-kept")
+    s3.put_object_tagging(Bucket=b, Key="tagme", Tagging={"TagSet": [{"Key": "a", "Value": "1"}]})
+    h = s3.head_object(Bucket=b, Key="tagme")
+    assert h["Metadata"] == {"keep": "me"} and h["ContentType"] == "text/x-kept", h
+    s3.delete_object_tagging(Bucket=b, Key="tagme")
+    h = s3.head_object(Bucket=b, Key="tagme")
+    assert h["Metadata"] == {"keep": "me"}, h
