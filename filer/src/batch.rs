@@ -66,7 +66,9 @@ impl Filer {
             if e.is_directory {
                 return Err(FilerError::Conflict(format!("{p} is a directory")));
             }
-            crate::lock::check_unlocked(e)?;
+            if !opts.keeps_replaced {
+                crate::lock::check_unlocked(e)?;
+            }
         }
         if let Some(pre) = &opts.precondition
             && !pre.holds(found.as_ref())

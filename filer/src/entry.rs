@@ -454,6 +454,14 @@ mod tests {
         f.attr.ttl_sec = 60;
         assert!(!f.is_expired(160));
         assert!(f.is_expired(161));
+        // A locked entry never expires: retention until a time, or a legal hold.
+        f.extended.insert(RETAIN_UNTIL_KEY.into(), b"500".to_vec());
+        assert!(f.is_locked(499) && !f.is_expired(499));
+        assert!(!f.is_locked(500) && f.is_expired(500));
+        f.extended.insert(LEGAL_HOLD_KEY.into(), b"ON".to_vec());
+        assert!(f.is_locked(10_000) && !f.is_expired(10_000));
+        f.extended.insert(LEGAL_HOLD_KEY.into(), b"OFF".to_vec());
+        assert!(!f.is_locked(10_000));
         f.chunks = vec![
             ch("1,01", 0, 1, 1),
             ch("2,02", 1, 1, 1),

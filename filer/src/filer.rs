@@ -77,6 +77,10 @@ pub struct WriteOptions {
     /// What the replaced entry must be for the write to land (checked atomically with
     /// the write; a failure stores nothing and is [`FilerError::PreconditionFailed`]).
     pub precondition: Option<Precondition>,
+    /// The caller keeps the entry this write replaces (S3 versioning moves it under
+    /// `.versions` in the batch that commits the new one), so a locked one is no
+    /// obstacle. Only for [`Filer::upload_new`], whose caller commits.
+    pub keeps_replaced: bool,
 }
 
 /// What a conditional write or delete requires of the entry at its path, checked in

@@ -207,6 +207,7 @@ impl Gateway {
             size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
             late_extended: late,
             precondition,
+            keeps_replaced: state.is_versioned(),
             ..WriteOptions::default()
         };
         let (e, version_id) = if state.is_versioned() {

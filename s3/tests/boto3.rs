@@ -59,6 +59,15 @@ fn boto3_versioning() {
     s.python("versioning", &[AK, SK]);
 }
 
+/// Object lock: default retention, GOVERNANCE with an admin's bypass, COMPLIANCE,
+/// legal holds, and the filer REST API refusing to remove locked data.
+#[test]
+fn boto3_object_lock() {
+    let s = Stack::with_auth();
+    let filer = s.filer_endpoint.clone();
+    s.python("object_lock", &[AK, SK, &filer]);
+}
+
 /// ListObjectVersions paging over 2,000 versions of three keys, with a delete marker.
 #[test]
 fn boto3_version_paging() {

@@ -125,6 +125,7 @@ fn options(
             .and_then(|v| v.parse().ok()),
         late_extended: None,
         precondition: None,
+        keeps_replaced: false,
     })
 }
 
