@@ -456,3 +456,172 @@ fn aws_cli_open_mode_accepts_any_key() {
     )]);
     assert_eq!(st, 200);
 }
+
+/// `aws s3api` against a bucket with object lock: versioning calls, versions by id,
+/// retention and legal hold, and the refusals a locked version gets.
+#[test]
+fn aws_cli_versioning_and_retention() {
+    let s = Stack::with_auth();
+    let b = "cli-locked";
+    s.aws(&[
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        b,
+        "--object-lock-enabled-for-bucket",
+    ]);
+    let v = json(&s.aws(&["s3api", "get-bucket-versioning", "--bucket", b]));
+    assert_eq!(v["Status"], "Enabled", "{v}");
+    let f = s.scratch("v").join("one.txt");
+    std::fs::write(&f, b"first").unwrap();
+    let put = |body: &Path| {
+        json(&s.aws(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            b,
+            "--key",
+            "doc",
+            "--body",
+            body.to_str().unwrap(),
+        ]))["VersionId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let v1 = put(&f);
+    std::fs::write(&f, b"second").unwrap();
+    let v2 = put(&f);
+    assert_ne!(v1, v2);
+    let versions = json(&s.aws(&["s3api", "list-object-versions", "--bucket", b]));
+    let ids: Vec<&str> = versions["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VersionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [v2.as_str(), v1.as_str()], "{versions}");
+    let out = s.scratch("v").join("got.txt");
+    s.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        b,
+        "--key",
+        "doc",
+        "--version-id",
+        &v1,
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"first");
+
+    // COMPLIANCE retention on v1: it cannot be deleted, even with the bypass.
+    let until = "2099-01-01T00:00:00Z";
+    s.aws(&[
+        "s3api",
+        "put-object-retention",
+        "--bucket",
+        b,
+        "--key",
+        "doc",
+        "--version-id",
+        &v1,
+        "--retention",
+        &format!("Mode=COMPLIANCE,RetainUntilDate={until}"),
+    ]);
+    let r = json(&s.aws(&[
+        "s3api",
+        "get-object-retention",
+        "--bucket",
+        b,
+        "--key",
+        "doc",
+        "--version-id",
+        &v1,
+    ]));
+    assert_eq!(r["Retention"]["Mode"], "COMPLIANCE", "{r}");
+    let refused = s.aws_as(
+        AK,
+        SK,
+        &[
+            "s3api",
+            "delete-object",
+            "--bucket",
+            b,
+            "--key",
+            "doc",
+            "--version-id",
+            &v1,
+            "--bypass-governance-retention",
+        ],
+    );
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("AccessDenied") || why.contains("(403)"),
+        "{}",
+        show(&refused)
+    );
+
+    // A legal hold on v2 keeps it too; lifted, v2 goes and v1 is current again.
+    s.aws(&[
+        "s3api",
+        "put-object-legal-hold",
+        "--bucket",
+        b,
+        "--key",
+        "doc",
+        "--version-id",
+        &v2,
+        "--legal-hold",
+        "Status=ON",
+    ]);
+    let held = s.aws_as(
+        AK,
+        SK,
+        &[
+            "s3api",
+            "delete-object",
+            "--bucket",
+            b,
+            "--key",
+            "doc",
+            "--version-id",
+            &v2,
+        ],
+    );
+    assert!(!held.status.success(), "{}", show(&held));
+    s.aws(&[
+        "s3api",
+        "put-object-legal-hold",
+        "--bucket",
+        b,
+        "--key",
+        "doc",
+        "--version-id",
+        &v2,
+        "--legal-hold",
+        "Status=OFF",
+    ]);
+    s.aws(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        b,
+        "--key",
+        "doc",
+        "--version-id",
+        &v2,
+    ]);
+    let h = head_object_in(&s, b, "doc");
+    assert_eq!(h["VersionId"], v1.as_str(), "{h}");
+
+    // A plain delete leaves a delete marker; `s3 ls` no longer shows the key.
+    let d = json(&s.aws(&["s3api", "delete-object", "--bucket", b, "--key", "doc"]));
+    assert_eq!(d["DeleteMarker"], true, "{d}");
+    assert!(!s.aws(&["s3", "ls", &format!("s3://{b}/")]).contains("doc"));
+}
+
+fn head_object_in(s: &Stack, bucket: &str, key: &str) -> serde_json::Value {
+    json(&s.aws(&["s3api", "head-object", "--bucket", bucket, "--key", key]))
+}
