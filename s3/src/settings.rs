@@ -56,10 +56,8 @@ impl Gateway {
         req: S3Request<GetObjectAclInput>,
     ) -> GatewayResult<S3Response<GetObjectAclOutput>> {
         let i = &req.input;
-        let op = self.paths.object(&i.bucket, &i.key)?;
-        if self.find_object(&op).await?.is_none() {
-            return Err(self.missing(&i.bucket, &i.key).await);
-        }
+        self.object_or_version(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         let (owner, grants) = owner_acl();
         Ok(S3Response::new(GetObjectAclOutput {
             owner,

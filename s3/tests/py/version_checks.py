@@ -116,6 +116,8 @@ def versioning(endpoint, ak, sk):
                           Tagging={"TagSet": [{"Key": "old", "Value": "yes"}]})
     t = s3.get_object_tagging(Bucket=b, Key="k", VersionId=v1)
     assert t["TagSet"] == [{"Key": "old", "Value": "yes"}] and t["VersionId"] == v1, t
+    assert s3.get_object_acl(Bucket=b, Key="k", VersionId=v1)["Grants"]
+    fails("NoSuchVersion", s3.get_object_acl, Bucket=b, Key="k", VersionId="1" * 24)
     a = s3.get_object_attributes(Bucket=b, Key="k", VersionId=v1, ObjectAttributes=["ObjectSize"])
     assert a["ObjectSize"] == 2 and a["VersionId"] == v1, a
 
