@@ -157,6 +157,8 @@ impl Master {
         let placement = parse_placement(req.replication.as_deref(), self.cfg.default_replication)?;
         let ttl = parse_ttl(req.ttl.as_deref())?;
         let collection = req.collection.clone().unwrap_or_default();
+        kelp_proto::name::check_collection(&collection)
+            .map_err(|e| MasterError::BadRequest(e.to_string()))?;
         let key = LayoutKey::new(&collection, placement, ttl);
         let mut writable = self.topology.writable(&key, self.cfg.size_limit());
         if writable.is_empty() {
@@ -361,6 +363,8 @@ impl Master {
 
     /// Deletes a collection's volumes on every server.
     pub async fn delete_collection(&self, collection: &str) -> Result<(), MasterError> {
+        kelp_proto::name::check_named_collection(collection)
+            .map_err(|e| MasterError::BadRequest(e.to_string()))?;
         for n in self.topology.nodes() {
             let holds_ec = n.ec_shards.values().any(|e| e.collection == collection);
             if holds_ec || n.volumes.values().any(|v| v.collection == collection) {

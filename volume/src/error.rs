@@ -58,6 +58,11 @@ pub enum VolumeError {
     #[error("invalid needle: {0}")]
     InvalidNeedle(String),
 
+    /// A name that would become part of a file name is not allowed (a collection with
+    /// `/`, `..`, ...).
+    #[error(transparent)]
+    BadName(#[from] kelp_proto::name::NameError),
+
     #[error("volume {0} not found")]
     VolumeNotFound(VolumeId),
 

@@ -210,6 +210,7 @@ impl Store {
         placement: ReplicaPlacement,
         ttl: Ttl,
     ) -> Result<Arc<Volume>> {
+        kelp_proto::name::check_collection(collection)?;
         let _admin = lock(&self.admin);
         if read(&self.volumes).contains_key(&vid.0) {
             return Err(VolumeError::VolumeExists(vid));
@@ -284,6 +285,7 @@ impl Store {
 
     /// Deletes every volume of a collection.
     pub fn delete_collection(&self, collection: &str) -> Result<()> {
+        kelp_proto::name::check_named_collection(collection)?;
         let ids: Vec<VolumeId> = self
             .volumes()
             .iter()

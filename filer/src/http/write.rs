@@ -95,16 +95,19 @@ fn options(
         })
         .filter(|m| !m.starts_with("multipart/") && m != "application/x-www-form-urlencoded")
         .unwrap_or_default();
+    let collection = t
+        .query
+        .get("collection")
+        .cloned()
+        .unwrap_or_else(|| filer.cfg.collection.clone());
+    kelp_proto::name::check_collection(&collection)
+        .map_err(|e| FilerError::BadRequest(e.to_string()))?;
     Ok(WriteOptions {
         mime,
         mode,
         ttl_sec: ttl.seconds().min(u32::MAX as u64) as u32,
         target: WriteTarget {
-            collection: t
-                .query
-                .get("collection")
-                .cloned()
-                .unwrap_or_else(|| filer.cfg.collection.clone()),
+            collection,
             replication: t
                 .query
                 .get("replication")

@@ -76,8 +76,11 @@ pub(crate) async fn grow(
         .unwrap_or("")
         .parse()
         .map_err(|e: kelp_proto::TtlError| MasterError::BadRequest(e.to_string()))?;
+    let collection = req.collection.clone().unwrap_or_default();
+    kelp_proto::name::check_collection(&collection)
+        .map_err(|e| MasterError::BadRequest(e.to_string()))?;
     let spec = GrowSpec {
-        collection: req.collection.clone().unwrap_or_default(),
+        collection,
         placement,
         ttl,
         data_center: req.data_center.clone().filter(|s| !s.is_empty()),

@@ -354,6 +354,7 @@ impl EcStore {
     /// directory of a normal volume with that id, else of EC files found on disk, else
     /// the first data directory.
     pub fn home(&self, vid: VolumeId, collection: &str) -> Result<EcHome> {
+        kelp_proto::name::check_collection(collection)?;
         if let Some(v) = self.get(vid.0) {
             return Ok(EcHome::of(&v));
         }
@@ -409,6 +410,7 @@ impl EcStore {
     /// Removes every EC volume of `collection` held here, files and all; returns their
     /// ids.
     pub fn delete_collection(&self, collection: &str) -> Result<Vec<u32>> {
+        kelp_proto::name::check_named_collection(collection)?;
         let doomed: Vec<Arc<EcVolume>> = rlock(&self.volumes)
             .values()
             .filter(|v| layout::collection_of(v.base()) == collection)

@@ -78,7 +78,7 @@ fn storage_status(e: &VolumeError) -> StatusCode {
         | EcShardUnavailable { .. }
         | EcNotHere(_)
         | EcFileMissing { .. } => StatusCode::NOT_FOUND,
-        InvalidNeedle(_) => StatusCode::BAD_REQUEST,
+        InvalidNeedle(_) | BadName(_) => StatusCode::BAD_REQUEST,
         VolumeExists(_) => StatusCode::CONFLICT,
         VolumeFull { .. } | NoFreeSlot => StatusCode::INSUFFICIENT_STORAGE,
         ReadOnly(_)

@@ -1,0 +1,111 @@
+//! Requests an attacker on the same network could send to a running `kelp server`,
+//! each refused with a clear 4xx and no file created or removed outside the data
+//! directory: collection names with `..` or `/` (filer, volume server, master), and
+//! deleting the default collection by leaving the name empty.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// Every file below `dir`, as paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn names_that_would_escape_the_data_directory_are_refused() {
+    let c = cluster().servers(&[("", 1)]).filer(true).start();
+    let s = &c.servers[0];
+    // Everything the server may create lives under its own -dir; the parent is the
+    // test's root, where an escaping name would land.
+    let outside_before = files_under(c.root())
+        .into_iter()
+        .filter(|f| !f.starts_with(&s.name))
+        .collect::<Vec<_>>();
+
+    let r = http(
+        "PUT",
+        c.filer_addr(),
+        "/c/f?collection=../../../../tmp/evil",
+        b"x",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "filer: {}", r.text());
+    assert!(r.text().contains("collection"), "{}", r.text());
+
+    let r = http(
+        "POST",
+        &s.volume,
+        "/admin/volume/allocate?volume=100&collection=../../../escape",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "volume: {}", r.text());
+    let r = http(
+        "POST",
+        &s.volume,
+        "/admin/volume/allocate?volume=101&collection=a/b",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "volume: {}", r.text());
+
+    let r = http("POST", &s.master, "/col/delete?collection=../../x", b"").unwrap();
+    assert_eq!(r.status, 400, "master: {}", r.text());
+    let r = http("GET", &s.master, "/dir/assign?collection=..%2Fx", b"").unwrap();
+    assert_eq!(r.status, 400, "master assign: {}", r.text());
+
+    let outside_after = files_under(c.root())
+        .into_iter()
+        .filter(|f| !f.starts_with(&s.name))
+        .collect::<Vec<_>>();
+    assert_eq!(outside_before, outside_after, "files appeared outside -dir");
+    assert!(!Path::new("/tmp/evil.dat").exists() && !Path::new("/tmp/evil_1.dat").exists());
+}
+
+#[test]
+fn the_default_collection_cannot_be_deleted_by_an_empty_name() {
+    let c = cluster().servers(&[("", 1)]).filer(true).start();
+    let s = &c.servers[0];
+    let r = http("PUT", c.filer_addr(), "/keep/me.txt", b"still here").unwrap();
+    assert!(r.status < 300, "{}", r.text());
+    let dats = |dir: &Path| {
+        files_under(dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".dat"))
+            .count()
+    };
+    let before = dats(&s.dir);
+    assert!(before > 0);
+    let r = http(
+        "POST",
+        &s.volume,
+        "/admin/collection/delete?collection=",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = http("POST", &s.master, "/col/delete?collection=", b"").unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(dats(&s.dir), before);
+    let r = http("GET", c.filer_addr(), "/keep/me.txt", b"").unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"still here".as_slice())
+    );
+}
