@@ -109,3 +109,29 @@ fn the_default_collection_cannot_be_deleted_by_an_empty_name() {
         (200, b"still here".as_slice())
     );
 }
+
+#[test]
+fn an_s3_config_without_usable_identities_stops_start_up() {
+    let root = scratch();
+    let cfg = root.path().join("s3.json");
+    std::fs::write(&cfg, r#"{"identities":[]}"#).unwrap();
+    let ports = reserve_ports(4);
+    let p = ports.ports();
+    drop(ports);
+    let args: Vec<String> = vec![
+        "server".into(),
+        format!("-dir={}", root.path().join("data").display()),
+        "-ip=127.0.0.1".into(),
+        format!("-master.port={}", p[0]),
+        format!("-volume.port={}", p[1]),
+        format!("-filer.port={}", p[2]),
+        format!("-s3.port={}", p[3]),
+        format!("-s3.config={}", cfg.display()),
+    ];
+    let mut k = start_kelp("s3conf", root.path(), &args);
+    let st = k
+        .wait_exit(std::time::Duration::from_secs(30))
+        .expect("kelp server must stop rather than serve an open gateway");
+    assert!(!st.success());
+    assert!(k.log().contains("no usable identity"), "{}", k.log());
+}

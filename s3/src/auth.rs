@@ -128,13 +128,21 @@ impl Identity {
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<Identity>);
 
+// Unknown keys are refused, so a misspelt one cannot quietly drop an identity. The
+// keys SeaweedFS's s3.json has beyond ours (accounts, a credential's status) are
+// accepted and not used yet.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct S3Json {
     #[serde(default)]
     identities: Vec<IdentityJson>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    accounts: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IdentityJson {
     name: String,
     #[serde(default)]
@@ -143,14 +151,21 @@ struct IdentityJson {
     actions: Vec<String>,
     #[serde(default)]
     disabled: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    account: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CredentialJson {
     #[serde(rename = "accessKey", alias = "access_key")]
     access_key: String,
     #[serde(rename = "secretKey", alias = "secret_key")]
     secret_key: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<String>,
 }
 
 /// Every identity the gateway knows. None at all means the gateway is open.
@@ -245,7 +260,9 @@ impl Identities {
     }
 
     /// Reads `file` (if any), then adds an admin from the `AWS_ACCESS_KEY_ID` and
-    /// `AWS_SECRET_ACCESS_KEY` environment variables when both are set.
+    /// `AWS_SECRET_ACCESS_KEY` environment variables when both are set. A file that
+    /// yields no usable identity is refused: asking for identities and getting an open
+    /// gateway would fail open.
     pub fn load(file: Option<&Path>) -> GatewayResult<Identities> {
         let ids = match file {
             Some(f) => {
@@ -255,7 +272,16 @@ impl Identities {
                         f.display()
                     ))
                 })?;
-                Identities::from_json(&text)?
+                let ids = Identities::from_json(&text)
+                    .map_err(|e| GatewayError::Config(format!("{}: {e}", f.display())))?;
+                if ids.is_open() {
+                    return Err(GatewayError::Config(format!(
+                        "{} defines no usable identity (none, or all disabled): refusing to \
+                         start an S3 gateway open to anyone; leave -s3.config out for that",
+                        f.display()
+                    )));
+                }
+                ids
             }
             None => Identities::open(),
         };
@@ -506,6 +532,40 @@ mod tests {
                 .unwrap()
                 .is_open()
         );
+        // A misspelt key is an error, not a silently missing identity.
+        assert!(Identities::from_json(r#"{"identites":[]}"#).is_err());
+        assert!(
+            Identities::from_json(
+                r#"{"identities":[{"name":"a","credential":[{"accessKey":"K","secretKey":"S"}]}]}"#
+            )
+            .is_err()
+        );
+        // SeaweedFS's extra keys are accepted.
+        let sw = r#"{"identities":[{"name":"a","account":{"id":"x"},
+            "credentials":[{"accessKey":"K","secretKey":"S","status":"Active"}],"actions":["Read"]}],
+            "accounts":[{"id":"x","displayName":"X"}]}"#;
+        assert!(!Identities::from_json(sw).unwrap().is_open());
+    }
+
+    #[test]
+    fn a_file_without_usable_identities_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, text) in [
+            "{}",
+            r#"{"identities":[]}"#,
+            r#"{"identities":[{"name":"a","disabled":true,"credentials":[{"accessKey":"K","secretKey":"S"}]}]}"#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let f = dir.path().join(format!("s3-{i}.json"));
+            std::fs::write(&f, text).unwrap();
+            let e = Identities::load(Some(&f)).unwrap_err();
+            assert!(e.to_string().contains("no usable identity"), "{e}");
+        }
+        let f = dir.path().join("typo.json");
+        std::fs::write(&f, r#"{"identites":[]}"#).unwrap();
+        assert!(Identities::load(Some(&f)).is_err());
     }
 
     #[test]

@@ -205,7 +205,44 @@ fn with_request_id(mut resp: Response<s3s::Body>) -> Response<s3s::Body> {
     resp
 }
 
+/// The longest a presigned URL may stay valid, as in S3 (7 days).
+const MAX_PRESIGNED_SECS: u64 = 604_800;
+
+/// A presigned URL that asks for more than [`MAX_PRESIGNED_SECS`] (S3 refuses those).
+fn presigned_too_long<B>(req: &Request<B>) -> Option<u64> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        let secs: u64 = k
+            .eq_ignore_ascii_case("X-Amz-Expires")
+            .then(|| v.parse().ok())??;
+        (secs > MAX_PRESIGNED_SECS).then_some(secs)
+    })
+}
+
+/// An S3 error document answered before the request reaches s3s.
+fn early_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut r = Response::new(s3s::Body::from(xml));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
 async fn call(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s3s::Body> {
+    if let Some(secs) = presigned_too_long(&req) {
+        return early_error(
+            StatusCode::BAD_REQUEST,
+            "AuthorizationQueryParametersError",
+            &format!(
+                "X-Amz-Expires must be less than a week (that is, {MAX_PRESIGNED_SECS} seconds); got {secs}"
+            ),
+        );
+    }
     let req = if open {
         unsigned(req)
     } else {

@@ -96,7 +96,7 @@ impl Args {
 pub struct Started {
     pub listener: tokio::net::TcpListener,
     pub filer: Arc<Filer>,
-    pub s3: Option<(tokio::net::TcpListener, S3Config)>,
+    pub s3: Option<(tokio::net::TcpListener, S3Config, kelp_s3::Identities)>,
 }
 
 /// Opens the filer's store and binds its ports.
@@ -108,7 +108,15 @@ pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
     let s3 = match args.s3 {
         true => {
             let l = common::bind("S3 gateway", bind_host, args.s3_flags.s3_port).await?;
-            Some((l, args.s3_flags.config()?))
+            let cfg = args.s3_flags.config()?;
+            // Read now, so a bad identities file stops start-up instead of the gateway.
+            let file = cfg
+                .identities_file
+                .as_deref()
+                .filter(|p| !p.as_os_str().is_empty());
+            let ids =
+                kelp_s3::Identities::load(file).map_err(|e| anyhow::anyhow!("-s3.config: {e}"))?;
+            Some((l, cfg, ids))
         }
         false => None,
     };
@@ -130,9 +138,15 @@ pub async fn serve<F>(started: Started, stopped: impl Fn() -> F) -> anyhow::Resu
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let s3 = started
-        .s3
-        .map(|(l, cfg)| tokio::spawn(kelp_s3::serve(l, started.filer.clone(), cfg, stopped())));
+    let s3 = started.s3.map(|(l, cfg, ids)| {
+        tokio::spawn(kelp_s3::serve_with_identities(
+            l,
+            started.filer.clone(),
+            cfg,
+            ids,
+            stopped(),
+        ))
+    });
     kelp_filer::http::serve(started.listener, started.filer, stopped())
         .await
         .context("filer failed")?;

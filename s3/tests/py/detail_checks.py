@@ -67,3 +67,21 @@ def details(endpoint, ak, sk):
     s3.delete_object_tagging(Bucket=b, Key="tagme")
     h = s3.head_object(Bucket=b, Key="tagme")
     assert h["Metadata"] == {"keep": "me"}, h
+
+    # Presigned URLs: up to 7 days, as in S3.
+    import urllib.error
+    import urllib.request
+
+    def fetch(url):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    ok = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "b"}, ExpiresIn=604800)
+    assert fetch(ok) == (200, b"k"), fetch(ok)
+    long = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "b"},
+                                     ExpiresIn=10 * 365 * 86400)
+    status, text = fetch(long)
+    assert status == 400 and b"AuthorizationQueryParametersError" in text, (status, text)
