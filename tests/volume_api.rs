@@ -334,3 +334,55 @@ fn bad_input_gets_clear_errors() {
     // The server is still healthy after all that.
     assert_eq!(req("PUT", a, "/7,04637037d6", &[], b"ok").status, 201);
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A small gzip body that inflates past -fileSizeLimitMB is refused; one within it is
+/// served inflated, streamed, to a client that does not take gzip.
+#[test]
+fn gzip_bodies_are_limited_by_their_inflated_size() {
+    let v = volume_server(&["-fileSizeLimitMB=1"]);
+    let a = v.addr.clone();
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let r = req(
+        "PUT",
+        &a,
+        "/7,0b11223344",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(req("GET", &a, "/7,0b11223344", &[], b"").status, 404);
+
+    let r = req(
+        "PUT",
+        &a,
+        "/7,0c11223344",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip at all",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let data: Vec<u8> = (0..900_000u32).map(|i| (i % 251) as u8).collect();
+    let r = req(
+        "PUT",
+        &a,
+        "/7,0d11223344",
+        &[("Content-Encoding", "gzip")],
+        &gzip(&data),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = req("GET", &a, "/7,0d11223344", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == data,
+        "inflated body differs ({} bytes)",
+        r.body.len()
+    );
+}

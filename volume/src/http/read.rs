@@ -117,13 +117,16 @@ pub(crate) async fn respond_handle(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("gzip"));
         let raw = tokio::task::spawn_blocking(move || handle.read_all()).await??;
-        let body = if accepts_gzip {
+        if accepts_gzip {
             insert(&mut headers, header::CONTENT_ENCODING, "gzip");
-            raw
-        } else {
-            gunzip(&raw)?
-        };
-        return Ok(respond_bytes(headers, body, req_headers, head_only));
+            return Ok(respond_bytes(headers, raw, req_headers, head_only));
+        }
+        // Inflated as a stream: memory stays bounded whatever the data inflates to.
+        headers.remove(header::CONTENT_LENGTH);
+        if head_only {
+            return Ok((StatusCode::OK, headers).into_response());
+        }
+        return Ok((StatusCode::OK, headers, gunzip_stream(raw)).into_response());
     }
 
     let len = handle.data_len();
@@ -305,13 +308,31 @@ fn respond_bytes(
     (status, headers, body).into_response()
 }
 
-fn gunzip(raw: &[u8]) -> ApiResult<Bytes> {
+/// The inflated bytes of stored gzip data, produced 64 KiB at a time on a blocking
+/// thread as the client reads them.
+fn gunzip_stream(raw: Bytes) -> axum::body::Body {
     use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(raw)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::Internal(format!("stored gzip data does not inflate: {e}")))?;
-    Ok(Bytes::from(out))
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut d = flate2::read::GzDecoder::new(&raw[..]);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let next = match d.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
+                Err(e) => Err(e),
+            };
+            let failed = next.is_err();
+            // The client went away, or the data is damaged: stop inflating.
+            if tx.blocking_send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    axum::body::Body::from_stream(stream)
 }
 
 /// True when `If-None-Match` or `If-Modified-Since` says the client's copy is current.

@@ -162,6 +162,19 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Upload> {
     })
 }
 
+/// Inflates a gzip upload without keeping the output: refuses one that is not gzip or
+/// inflates past `limit` bytes (a small body of zeros can inflate to gigabytes).
+fn check_inflated(gz: &[u8], limit: u64) -> ApiResult<()> {
+    use std::io::Read;
+    let mut d = flate2::read::GzDecoder::new(gz).take(limit.saturating_add(1));
+    let n = std::io::copy(&mut d, &mut std::io::sink())
+        .map_err(|e| ApiError::BadRequest(format!("the gzip body does not inflate: {e}")))?;
+    if n > limit {
+        return Err(ApiError::TooLarge { limit });
+    }
+    Ok(())
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -201,6 +214,11 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     };
     let fsync = is_true(&q, "fsync") || state.cfg.fsync;
     let mut up = read_body(&state, req).await?;
+    if up.gzip {
+        // The size limit holds for what a reader gets: the inflated bytes.
+        let (data, limit) = (up.data.clone(), state.cfg.file_size_limit);
+        tokio::task::spawn_blocking(move || check_inflated(&data, limit)).await??;
+    }
     if up.name.is_none() {
         up.name = p
             .filename
