@@ -135,3 +135,53 @@ fn an_s3_config_without_usable_identities_stops_start_up() {
     assert!(!st.success());
     assert!(k.log().contains("no usable identity"), "{}", k.log());
 }
+
+/// Connections that send a request head promising a large body, then three bytes, are
+/// closed after -idleTimeout; meanwhile ordinary requests are answered.
+#[test]
+fn slow_bodies_are_cut_off_and_others_still_served() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let c = cluster()
+        .masters(0)
+        .volumes(&[("", 1)])
+        .volume_args(&["-idleTimeout=2"])
+        .start();
+    let a = c.volumes[0].addr.clone();
+    let r = http("POST", &a, "/admin/volume/allocate?volume=7", b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let mut slow = Vec::new();
+    for i in 0..200 {
+        let mut s = TcpStream::connect(&a).unwrap();
+        let head = format!(
+            "PUT /7,{:x}11223344 HTTP/1.1\r\nHost: {a}\r\nContent-Length: 1000000\r\n\r\nabc",
+            i + 1
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        slow.push(s);
+    }
+    let started = Instant::now();
+    let r = http("PUT", &a, "/7,ff11223344", b"fine").unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(http("GET", &a, "/7,ff11223344", b"").unwrap().body, b"fine");
+
+    // Every slow connection is closed by the server (a read ends) well before the
+    // client would have given up; none of them stored anything.
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 512];
+        let closed = match s.read(&mut buf) {
+            Ok(_) => true,
+            Err(e) => {
+                e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            }
+        };
+        assert!(closed, "a slow connection was still open after 20 s");
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(http("GET", &a, "/7,111223344", b"").unwrap().status, 404);
+}

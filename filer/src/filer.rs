@@ -32,6 +32,8 @@ pub struct FilerConfig {
     /// An entry holds at most this many data chunks; each full batch is folded into
     /// one manifest chunk (see `manifest.rs`).
     pub manifest_batch: usize,
+    /// Idle timeout and connection cap of the REST listener.
+    pub limits: kelp_proto::server::Limits,
 }
 
 impl FilerConfig {
@@ -53,6 +55,7 @@ impl Default for FilerConfig {
             replication: String::new(),
             dir_list_limit: 1000,
             manifest_batch: Self::DEFAULT_MANIFEST_BATCH,
+            limits: kelp_proto::server::Limits::default(),
         }
     }
 }

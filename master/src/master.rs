@@ -31,6 +31,8 @@ pub struct MasterConfig {
     pub vacuum_interval_secs: u64,
     /// Seconds between volume server heartbeats; silence for 3 of them means dead.
     pub pulse_secs: u64,
+    /// Idle timeout and connection cap of the listener.
+    pub limits: kelp_proto::server::Limits,
 }
 
 impl MasterConfig {
@@ -67,6 +69,7 @@ impl Default for MasterConfig {
             garbage_threshold: Self::DEFAULT_GARBAGE_THRESHOLD,
             vacuum_interval_secs: Self::DEFAULT_VACUUM_INTERVAL_SECS,
             pulse_secs: Self::DEFAULT_PULSE_SECS,
+            limits: kelp_proto::server::Limits::default(),
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct S3Config {
     /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`); path style
     /// always works. Empty: path style only.
     pub domains: Vec<String>,
+    /// Idle timeout and connection cap of the S3 listener.
+    pub limits: kelp_proto::server::Limits,
 }
 
 impl S3Config {
@@ -64,6 +66,7 @@ impl Default for S3Config {
             buckets_dir: "/buckets".into(),
             region: "us-east-1".into(),
             domains: Vec::new(),
+            limits: kelp_proto::server::Limits::default(),
         }
     }
 }

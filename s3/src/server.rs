@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
@@ -13,6 +14,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use kelp_filer::Filer;
+use kelp_proto::server::{Acceptor, IdleBody, Limits};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::stream::DynByteStream;
 
@@ -67,6 +69,7 @@ pub async fn serve_with_identities(
     ids: Identities,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let cfg_limits = cfg.limits;
     let paths = Paths::new(&cfg.buckets_dir).map_err(invalid)?;
     if let Err(e) = filer.mkdir(paths.root()).await {
         tracing::warn!(dir = %paths.root(), error = %e, "cannot create the buckets directory yet");
@@ -100,38 +103,40 @@ pub async fn serve_with_identities(
         builder.set_access(IamAccess(ids));
     }
     let service = builder.build();
-    run(listener, service, open, shutdown).await
+    run(listener, service, open, cfg_limits, shutdown).await
 }
 
 async fn run(
     listener: tokio::net::TcpListener,
     service: S3Service,
     open: bool,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "S3 accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    // Idle connections time out and connections over the cap get a 503 (see proto).
+    let acceptor = Acceptor::new(listener, limits);
+    while let Some(c) = acceptor.next(&mut shutdown).await {
+        let busy = c.io.busy();
+        let (stream, peer, permit) = (c.io, c.peer, c.permit);
         let svc = service.clone();
+        let idle = limits.idle;
         let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let svc = svc.clone();
-            async move { Ok::<_, Infallible>(handle(&svc, req, open).await) }
+            let (svc, busy) = (svc.clone(), busy.clone());
+            // While a request is handled, a quiet socket is normal (a long copy);
+            // its body must keep arriving, though (IdleBody).
+            busy.store(true, Ordering::Relaxed);
+            let req = req.map(|b| s3s::Body::http_body_unsync(IdleBody::new(b, idle)));
+            async move {
+                let resp = handle(&svc, req, open).await;
+                busy.store(false, Ordering::Relaxed);
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
+            .header_read_timeout(limits.idle)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), handler);
         let conn = graceful.watch(conn);
@@ -139,9 +144,10 @@ async fn run(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "S3 connection ended with an error");
             }
+            drop(permit);
         });
     }
-    drop(listener);
+    drop(acceptor);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(10)) => {
@@ -168,7 +174,7 @@ fn expects_continue<B>(req: &Request<B>) -> (bool, bool) {
     (expects, expects && empty)
 }
 
-async fn handle(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s3s::Body> {
+async fn handle(svc: &S3Service, req: Request<s3s::Body>, open: bool) -> Response<s3s::Body> {
     let (expects, empty) = expects_continue(&req);
     let mut resp = call(svc, req, open).await;
     if empty || (expects && !resp.status().is_success()) {
@@ -233,7 +239,7 @@ fn early_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::B
     r
 }
 
-async fn call(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s3s::Body> {
+async fn call(svc: &S3Service, req: Request<s3s::Body>, open: bool) -> Response<s3s::Body> {
     if let Some(secs) = presigned_too_long(&req) {
         return early_error(
             StatusCode::BAD_REQUEST,
@@ -243,11 +249,7 @@ async fn call(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s
             ),
         );
     }
-    let req = if open {
-        unsigned(req)
-    } else {
-        req.map(s3s::Body::from)
-    };
+    let req = if open { unsigned(req) } else { req };
     match svc.call(req).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -261,7 +263,7 @@ async fn call(svc: &S3Service, req: Request<Incoming>, open: bool) -> Response<s
 
 /// Open mode: drops the signature (header or presigned query) so s3s treats the
 /// request as anonymous, and unwraps `aws-chunked` bodies.
-fn unsigned(req: Request<Incoming>) -> Request<s3s::Body> {
+fn unsigned(req: Request<s3s::Body>) -> Request<s3s::Body> {
     let (mut parts, body) = req.into_parts();
     parts.headers.remove(AUTHORIZATION);
     if let Some(q) = parts.uri.query() {
@@ -283,7 +285,7 @@ fn unsigned(req: Request<Incoming>) -> Request<s3s::Body> {
             }
         }
     }
-    let mut body = s3s::Body::from(body);
+    let mut body = body;
     let streaming = parts
         .headers
         .get("x-amz-content-sha256")

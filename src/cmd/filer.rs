@@ -43,6 +43,10 @@ pub struct Args {
     /// Data chunks an entry holds before they are folded into a manifest chunk.
     #[arg(long = "manifestBatch", default_value_t = FilerConfig::DEFAULT_MANIFEST_BATCH)]
     pub manifest_batch: usize,
+    /// Close a connection after this many seconds without a byte moving either way
+    /// (a stalled request head or body, an idle keep-alive connection).
+    #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
 }
 
 /// The S3 gateway's flags, declared once for `kelp filer` and `kelp server` (whose
@@ -87,6 +91,10 @@ impl Args {
             masters: common::split_list(&self.master),
             chunk_size: (self.max_mb.clamp(1, 1024) << 20) as usize,
             manifest_batch: self.manifest_batch.max(2),
+            limits: kelp_proto::server::Limits {
+                idle: std::time::Duration::from_secs(self.idle_timeout.max(1)),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -108,7 +116,8 @@ pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
     let s3 = match args.s3 {
         true => {
             let l = common::bind("S3 gateway", bind_host, args.s3_flags.s3_port).await?;
-            let cfg = args.s3_flags.config()?;
+            let mut cfg = args.s3_flags.config()?;
+            cfg.limits = args.config().limits;
             // Read now, so a bad identities file stops start-up instead of the gateway.
             let file = cfg
                 .identities_file

@@ -42,6 +42,10 @@ pub struct Args {
     /// Seconds between volume server heartbeats (3 missed ones mean a dead server).
     #[arg(long = "pulseSeconds", default_value_t = MasterConfig::DEFAULT_PULSE_SECS)]
     pub pulse_seconds: u64,
+    /// Close a connection after this many seconds without a byte moving either way
+    /// (a stalled request head or body, an idle keep-alive connection).
+    #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
     /// `kelp shell` commands the leader runs every -maintenance.interval, separated by
     /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h; ec.rebuild").
     /// Empty: nothing runs by itself.
@@ -78,6 +82,10 @@ impl Args {
             garbage_threshold: self.garbage_threshold,
             vacuum_interval_secs: self.vacuum_interval_seconds,
             pulse_secs: self.pulse_seconds.max(1),
+            limits: kelp_proto::server::Limits {
+                idle: std::time::Duration::from_secs(self.idle_timeout.max(1)),
+                ..Default::default()
+            },
         })
     }
 }

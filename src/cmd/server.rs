@@ -106,11 +106,16 @@ pub struct Args {
     pub s3: bool,
     #[command(flatten)]
     pub s3_flags: S3Flags,
+    /// Close a connection after this many seconds without a byte moving either way
+    /// (every role's listener).
+    #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
 }
 
 impl Args {
     fn master_args(&self) -> super::master::Args {
         super::master::Args {
+            idle_timeout: self.idle_timeout,
             ip: self.ip.clone(),
             ip_bind: self.ip_bind.clone(),
             port: self.master_port,
@@ -131,6 +136,7 @@ impl Args {
 
     fn filer_args(&self) -> super::filer::Args {
         super::filer::Args {
+            idle_timeout: self.idle_timeout,
             ip: self.ip.clone(),
             ip_bind: self.ip_bind.clone(),
             port: self.filer_port,
@@ -151,6 +157,7 @@ impl Args {
             masters.insert(0, me);
         }
         super::volume::Args {
+            idle_timeout: self.idle_timeout,
             ip: self.ip.clone(),
             ip_bind: self.ip_bind.clone(),
             port: self.volume_port,

@@ -41,6 +41,10 @@ pub struct Args {
     /// Largest accepted upload, in MiB.
     #[arg(long = "fileSizeLimitMB", default_value_t = VolumeServerConfig::DEFAULT_FILE_SIZE_LIMIT_MB)]
     pub file_size_limit_mb: u64,
+    /// Close a connection after this many seconds without a byte moving either way
+    /// (a stalled request head or body, an idle keep-alive connection).
+    #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
     /// Fsync every write before answering (otherwise only writes with ?fsync=true).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -104,6 +108,10 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         file_size_limit: args.file_size_limit_mb << 20,
         fsync: args.fsync,
         heartbeat_secs: VolumeServerConfig::DEFAULT_HEARTBEAT_SECS,
+        limits: kelp_proto::server::Limits {
+            idle: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+            ..Default::default()
+        },
     };
     Ok(Prepared {
         store: Arc::new(store),

@@ -87,9 +87,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let gc = tokio::spawn(crate::gc::run(filer.clone(), stop_rx));
     tracing::info!(store = filer.store.name(), "filer listening");
-    let res = axum::serve(kelp_proto::server::nodelay(listener), router(filer))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = filer.cfg.limits;
+    let res = kelp_proto::server::serve(listener, router(filer), limits, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = gc.await;
     res

@@ -133,9 +133,8 @@ pub async fn serve(
     ];
     tracing::info!(addr = %master.cfg.addr(), peers = ?master.cfg.peers, "master listening");
     let app = router(master.clone(), http);
-    let res = axum::serve(kelp_proto::server::nodelay(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = master.cfg.limits;
+    let res = kelp_proto::server::serve(listener, app, limits, shutdown).await;
     for t in tasks {
         t.abort();
     }

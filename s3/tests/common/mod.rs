@@ -106,6 +106,7 @@ impl Stack {
                 garbage_threshold: 0.3,
                 vacuum_interval_secs: 0,
                 pulse_secs: 1,
+                ..Default::default()
             };
             std::fs::create_dir_all(&mcfg.mdir).unwrap();
             let master = kelp_master::start(mcfg).await.unwrap();
@@ -127,6 +128,7 @@ impl Stack {
                 file_size_limit: 256 << 20,
                 fsync: false,
                 heartbeat_secs: 1,
+                ..Default::default()
             };
             std::fs::create_dir_all(root.join("filer")).unwrap();
             let fstore = kelp_filer::store::redb::RedbStore::open(&root.join("filer")).unwrap();

@@ -41,6 +41,8 @@ pub struct VolumeServerConfig {
     pub fsync: bool,
     /// Seconds between heartbeats (also sent at once on every change).
     pub heartbeat_secs: u64,
+    /// Idle timeout and connection cap of the listener.
+    pub limits: kelp_proto::server::Limits,
 }
 
 impl VolumeServerConfig {
@@ -68,6 +70,7 @@ impl Default for VolumeServerConfig {
             file_size_limit: Self::DEFAULT_FILE_SIZE_LIMIT_MB << 20,
             fsync: false,
             heartbeat_secs: Self::DEFAULT_HEARTBEAT_SECS,
+            limits: kelp_proto::server::Limits::default(),
         }
     }
 }
@@ -179,10 +182,9 @@ pub async fn serve(
     let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx.clone()));
     let journals = tokio::spawn(ec::journal::run(state.clone(), stop_rx));
     tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
+    let limits = state.cfg.limits;
     let app = router(state);
-    let res = axum::serve(kelp_proto::server::nodelay(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let res = kelp_proto::server::serve(listener, app, limits, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = hb.await;
     let _ = journals.await;
