@@ -139,6 +139,13 @@ impl Entry {
     }
 }
 
+/// Whether an extended attribute describes the entry's bytes as another API wrote them
+/// (the S3 gateway's `X-Kelp-S3-*`: ETag, part sizes, checksums, version id), so that
+/// an overwrite through the filer, which keeps the other attributes, drops it.
+pub fn describes_content(key: &str) -> bool {
+    key.starts_with("X-Kelp-S3-")
+}
+
 /// Extended attribute: unix seconds (decimal) before which an entry may not be removed
 /// or replaced by any filer operation (write-once retention; S3 object lock sets it).
 pub const RETAIN_UNTIL_KEY: &str = "X-Kelp-Retain-Until";

@@ -296,7 +296,11 @@ impl Filer {
                 let mut e = Entry::new_file(&p, now);
                 if let Some(old) = old {
                     e.attr.crtime = old.attr.crtime;
+                    // Attributes that describe the old content (S3's ETag, part table,
+                    // checksums, version) would lie about the new bytes.
                     e.extended = old.extended;
+                    e.extended
+                        .retain(|k, _| !crate::entry::describes_content(k));
                 }
                 e.chunks = new_chunks;
                 e.attr.file_size = up.size;

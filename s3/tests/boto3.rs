@@ -68,6 +68,15 @@ fn boto3_object_lock() {
     s.python("object_lock", &[AK, SK, &filer]);
 }
 
+/// A filer REST overwrite of a multipart object with checksums drops its S3-only
+/// attributes: no part table or checksum lies about the new bytes.
+#[test]
+fn boto3_rest_overwrite_clears_s3_attributes() {
+    let s = Stack::with_auth();
+    let filer = s.filer_endpoint.clone();
+    s.python("rest_overwrite", &[AK, SK, &filer]);
+}
+
 /// ListObjectVersions paging over 2,000 versions of three keys, with a delete marker.
 #[test]
 fn boto3_version_paging() {

@@ -545,10 +545,10 @@ def main():
         from auth_checks import streaming
 
         streaming(endpoint, ak, sk, sys.argv[5] == "verifies")
-    elif scenario == "object_lock":
-        from lock_checks import object_lock
+    elif scenario in ("object_lock", "rest_overwrite"):
+        import lock_checks
 
-        object_lock(endpoint, ak, sk, sys.argv[5])
+        getattr(lock_checks, scenario)(endpoint, ak, sk, sys.argv[5])
     elif scenario in ("versioning", "version_paging"):
         import version_checks
 

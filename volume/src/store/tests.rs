@@ -94,14 +94,19 @@ fn allocate_write_reload_delete() {
 fn slots_run_out() {
     let a = tempfile::tempdir().unwrap();
     let s = store(&[a.path()], 1);
-    s.allocate_volume(VolumeId(1), "", ReplicaPlacement::default(), Ttl::EMPTY)
+    s.allocate_volume(VolumeId(1), "c", ReplicaPlacement::default(), Ttl::EMPTY)
         .unwrap();
     assert_eq!(s.free_slots(), 0);
     assert!(matches!(
         s.allocate_volume(VolumeId(2), "", ReplicaPlacement::default(), Ttl::EMPTY),
         Err(VolumeError::NoFreeSlot)
     ));
-    s.delete_collection("").unwrap();
+    // The default collection cannot be deleted by naming none.
+    assert!(matches!(
+        s.delete_collection(""),
+        Err(VolumeError::BadName(_))
+    ));
+    s.delete_collection("c").unwrap();
     assert_eq!(s.free_slots(), 1);
 }
 
