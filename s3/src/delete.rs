@@ -95,15 +95,18 @@ impl Gateway {
         let conditional = i.if_match.is_some()
             || i.if_match_last_modified_time.is_some()
             || i.if_match_size.is_some();
-        if !conditional {
+        let plain = || async {
             let d = self
                 .delete_any(&i.bucket, state, &i.key, i.version_id.as_deref(), bypass)
                 .await?;
-            return Ok(S3Response::new(DeleteObjectOutput {
+            Ok(S3Response::new(DeleteObjectOutput {
                 version_id: d.version_id,
                 delete_marker: d.delete_marker.then_some(true),
                 ..Default::default()
-            }));
+            }))
+        };
+        if !conditional {
+            return plain().await;
         }
         // A conditional delete: the object must exist and match, at the moment it goes.
         let Some(e) = self.find_object(&op).await? else {
@@ -123,14 +126,7 @@ impl Gateway {
             return Err(GatewayError::PreconditionFailed);
         }
         if state.is_versioned() {
-            let d = self
-                .delete_any(&i.bucket, state, &i.key, i.version_id.as_deref(), bypass)
-                .await?;
-            return Ok(S3Response::new(DeleteObjectOutput {
-                version_id: d.version_id,
-                delete_marker: d.delete_marker.then_some(true),
-                ..Default::default()
-            }));
+            return plain().await;
         }
         let path = e.path.clone();
         self.filer
