@@ -329,3 +329,27 @@ fn garbage_threshold_vacuum_reclaims_space() {
         assert_eq!(http("GET", &v, &format!("/{f}"), b"").unwrap().status, 404);
     }
 }
+
+/// A master with `-pulseSeconds=1` counts a volume server gone after 3 s without a
+/// heartbeat; volume servers learn the pulse from heartbeat answers and beat at least
+/// that often, so the server never drops out of the topology (it flapped every 5 s).
+#[test]
+fn volume_servers_follow_the_masters_pulse() {
+    let c = cluster()
+        .master_args(&["-pulseSeconds=1"])
+        .volumes(&[("", 1)])
+        .start();
+    let m = c.master().to_string();
+    let watch_until = std::time::Instant::now() + Duration::from_secs(8);
+    let mut seen = 0;
+    while std::time::Instant::now() < watch_until {
+        assert_eq!(
+            node_count(&m),
+            Some(1),
+            "the volume server dropped out of the topology"
+        );
+        seen += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen > 10);
+}

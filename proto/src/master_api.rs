@@ -266,6 +266,10 @@ pub struct HeartbeatResponse {
     /// new leader already knows the whole topology.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masters: Vec<String>,
+    /// The master's `-pulseSeconds`: a server that has not heartbeated for three pulses
+    /// counts as gone, so servers heartbeat at least once a pulse (0: not said).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pulse_seconds: u64,
 }
 
 /// Query parameters of `/vol/grow`.

@@ -38,6 +38,7 @@ pub(crate) async fn heartbeat(
         volume_size_limit: m.cfg.size_limit(),
         leader: m.raft.leader_addr().unwrap_or_default(),
         masters,
+        pulse_seconds: m.cfg.pulse_secs,
     }))
 }
 

@@ -30,7 +30,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     if state.cfg.masters.is_empty() {
         return;
     }
-    let period = Duration::from_secs(state.cfg.heartbeat_secs.max(1));
+    let mut period = Duration::from_secs(state.cfg.heartbeat_secs.max(1));
     // The masters named on the command line, plus those the masters tell us about.
     let mut targets: BTreeSet<String> = state.cfg.masters.iter().cloned().collect();
     let mut failing_rounds = 0u32;
@@ -58,6 +58,12 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                         .size_limit
                         .store(resp.volume_size_limit, Ordering::Relaxed);
                     targets.extend(resp.masters.into_iter().filter(|x| !x.is_empty()));
+                    // Beat at least once per master pulse, or the master counts this
+                    // server as gone between beats.
+                    if resp.pulse_seconds > 0 {
+                        let pulse = Duration::from_secs(resp.pulse_seconds);
+                        period = pulse.min(Duration::from_secs(state.cfg.heartbeat_secs.max(1)));
+                    }
                 }
                 Err(e) => tracing::debug!(master = %m, error = %e, "heartbeat not delivered"),
             }
