@@ -185,3 +185,25 @@ fn slow_bodies_are_cut_off_and_others_still_served() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(http("GET", &a, "/7,111223344", b"").unwrap().status, 404);
 }
+
+/// `/admin/ec/copy` pulls only from volume servers the masters know: a caller cannot
+/// make a volume server connect to any address (and learn which ports are open).
+#[test]
+fn ec_copy_only_from_known_volume_servers() {
+    let c = cluster().volumes(&[("", 1)]).start();
+    let v = c.volumes[0].addr.clone();
+    // A loopback port nothing of this cluster listens on.
+    let stranger = {
+        let r = reserve_ports(1);
+        format!("127.0.0.1:{}", r.port(0))
+    };
+    let r = http(
+        "POST",
+        &v,
+        &format!("/admin/ec/copy?volume=5&collection=&shards=1&from={stranger}"),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not a volume server the masters know"), "{}", r.text());
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{ClientError, base_url, http_client, json_reply};
 use crate::id::VolumeId;
 use crate::master_api::{
-    AssignRequest, Assignment, ClusterStatus, Heartbeat, HeartbeatResponse, Location,
+    AssignRequest, Assignment, ClusterStatus, DirStatus, Heartbeat, HeartbeatResponse, Location,
     LookupRequest, LookupResponse,
 };
 
@@ -151,6 +151,28 @@ impl MasterClient {
             json_reply::<LookupResponse>(&url, resp).await
         })
         .await
+    }
+
+    /// `/dir/status` of any master: the topology with every volume server it knows.
+    pub async fn dir_status(&self) -> Result<DirStatus, ClientError> {
+        self.each_master(|m| async move {
+            let url = format!("{}/dir/status", base_url(&m));
+            let resp = self.http.get(&url).send().await;
+            json_reply::<DirStatus>(&url, resp).await
+        })
+        .await
+    }
+
+    /// Whether `server` (host:port) is a volume server the masters know.
+    pub async fn knows_server(&self, server: &str) -> Result<bool, ClientError> {
+        let status = self.dir_status().await?;
+        Ok(status
+            .topology
+            .data_centers
+            .iter()
+            .flat_map(|dc| &dc.racks)
+            .flat_map(|r| &r.data_nodes)
+            .any(|n| n.url == server || n.public_url == server))
     }
 
     /// `/dir/lookup`, answered from a cache refreshed every minute or on `forget`.

@@ -133,6 +133,17 @@ pub(crate) async fn copy(
 ) -> ApiResult<Json<EcVolumeStatus>> {
     let vid = req.volume;
     let shards = req.validate(ec::MAX_SHARDS).map_err(ApiError::BadRequest)?;
+    // Only from a volume server the masters know: the call must not make this server
+    // connect to any address a caller names.
+    let known = state.master.knows_server(&req.from).await.map_err(|e| {
+        ApiError::Upstream(format!("cannot ask the masters about {}: {e}", req.from))
+    })?;
+    if !known {
+        return Err(ApiError::BadRequest(format!(
+            "{} is not a volume server the masters know",
+            req.from
+        )));
+    }
     let start = Instant::now();
     let _g = state.ec.lock_admin().await;
     let home = state.ec.home(vid, &req.collection)?;
