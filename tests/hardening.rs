@@ -205,5 +205,9 @@ fn ec_copy_only_from_known_volume_servers() {
     )
     .unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("not a volume server the masters know"), "{}", r.text());
+    assert!(
+        r.text().contains("not a volume server the masters know"),
+        "{}",
+        r.text()
+    );
 }
