@@ -211,3 +211,19 @@ fn ec_copy_only_from_known_volume_servers() {
         r.text()
     );
 }
+
+/// A large malformed XML body is refused without being written whole into the log.
+#[test]
+fn malformed_xml_bodies_do_not_flood_the_log() {
+    let c = cluster().servers(&[("", 1)]).s3(true).start();
+    let s3 = c.s3_addr().to_string();
+    assert_eq!(http("PUT", &s3, "/xml-bucket", b"").unwrap().status, 200);
+    let mut body = b"<Delete>".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 2 << 20));
+    let r = http("POST", &s3, "/xml-bucket?delete", &body).unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("MalformedXML"), "{}", r.text());
+    let log = c.servers[0].proc.log();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 16 << 10, "a log line of {longest} bytes");
+}

@@ -21,7 +21,7 @@ pub struct KelpProcess {
 
 impl KelpProcess {
     /// Starts `bin <args>` with stdout and stderr going to `<log_dir>/<name>.log` and
-    /// `RUST_LOG` set from `KELP_TEST_LOG` (default `info`).
+    /// `RUST_LOG` set from `KELP_TEST_LOG` (default: the binary's own default filter).
     pub fn start(bin: impl AsRef<Path>, name: &str, log_dir: &Path, args: &[String]) -> Self {
         let mut p = KelpProcess {
             name: name.to_string(),
@@ -41,12 +41,14 @@ impl KelpProcess {
             .open(&self.log_path)
             .expect("open log file");
         let err = log.try_clone().expect("clone log file");
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        // The binary's own default filter unless a test run asks for another.
+        match std::env::var("KELP_TEST_LOG") {
+            Ok(filter) => cmd.env("RUST_LOG", filter),
+            Err(_) => cmd.env_remove("RUST_LOG"),
+        };
+        let child = cmd
             .args(&self.args)
-            .env(
-                "RUST_LOG",
-                std::env::var("KELP_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))

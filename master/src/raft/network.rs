@@ -34,8 +34,8 @@ use super::http::PATH_VOTE;
 /// How long to wait for a TCP connection to a peer. Short, so a dead peer is reported as
 /// unreachable long before an election timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle pooled connection is kept: under the servers' idle timeout.
+const POOL_IDLE_TIMEOUT: Duration = kelp_proto::client::POOL_IDLE_TIMEOUT;
 
 /// Builds per-peer clients that share one connection pool.
 #[derive(Debug, Clone)]

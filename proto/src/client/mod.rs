@@ -55,11 +55,16 @@ impl ClientError {
     }
 }
 
+/// How long a pooled connection may sit idle on the client side: well under the
+/// servers' default idle timeout (`server::DEFAULT_IDLE_TIMEOUT_SECS`), so a client
+/// never sends a request on a connection the server is just closing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One pooled HTTP client with the timeouts every role uses.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
         .build()
