@@ -237,4 +237,67 @@ mod tests {
         assert!(decode(vec![b"3\r\nabcXX0\r\n\r\n"]).await.is_err());
         assert!(decode(vec![b"3\r\nabc\r\n"]).await.is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Whatever a client sends as an aws-chunked body, split however the network
+        /// splits it, decoding ends with bytes or an error: never a panic or a hang.
+        #[test]
+        fn any_bytes_any_split(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            cuts in proptest::collection::vec(1usize..40, 0..20),
+        ) {
+            let mut pieces = Vec::new();
+            let mut rest = body.as_slice();
+            for c in cuts {
+                if rest.is_empty() {
+                    break;
+                }
+                let (a, b) = rest.split_at(c.min(rest.len()));
+                pieces.push(Bytes::copy_from_slice(a));
+                rest = b;
+            }
+            pieces.push(Bytes::copy_from_slice(rest));
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let inner = futures::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+                let mut s = AwsChunked::new(inner, None, OpenTrailers::default());
+                while let Some(item) = s.next().await {
+                    if item.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+
+        /// A well-formed body decodes to its data whatever the split.
+        #[test]
+        fn well_formed_bodies_round_trip(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 1..50), 0..6),
+            cut in 1usize..17,
+        ) {
+            let mut body = Vec::new();
+            let mut want = Vec::new();
+            for c in &chunks {
+                body.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                body.extend_from_slice(c);
+                body.extend_from_slice(b"\r\n");
+                want.extend_from_slice(c);
+            }
+            body.extend_from_slice(b"0\r\n\r\n");
+            let pieces: Vec<Bytes> = body.chunks(cut).map(Bytes::copy_from_slice).collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = rt.block_on(async {
+                let inner = futures::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+                let mut s = AwsChunked::new(inner, None, OpenTrailers::default());
+                let mut out = Vec::new();
+                while let Some(item) = s.next().await {
+                    out.extend_from_slice(&item.unwrap());
+                }
+                out
+            });
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
