@@ -14,7 +14,7 @@ use crate::process::KelpProcess;
 use crate::wait::wait_until;
 
 /// How long a cluster may take to come up (the test machine has 2 shared cores).
-const READY: Duration = Duration::from_secs(30);
+const READY: Duration = Duration::from_secs(60);
 
 /// One process of a cluster with a single role.
 #[derive(Debug)]
@@ -212,10 +212,7 @@ impl ClusterBuilder {
             // Nobody listens there: heartbeats are refused, not left hanging.
             ports.release(mports[0]);
         }
-        let mut volumes = Vec::new();
-        for (i, (port, rack)) in vports.iter().zip(&self.volume_racks).enumerate() {
-            let name = format!("v{i}");
-            let dir = root.join(&name);
+        let volume_args = |dir: &Path, port: u16, rack: &str| {
             let mut args = vec![
                 "volume".to_string(),
                 "-ip=127.0.0.1".into(),
@@ -227,9 +224,22 @@ impl ClusterBuilder {
                 args.push(format!("-rack={rack}"));
             }
             args.extend(self.volume_args.iter().cloned());
+            args
+        };
+        let mut volumes = Vec::new();
+        for (i, (port, rack)) in vports.iter().zip(&self.volume_racks).enumerate() {
+            let name = format!("v{i}");
+            let dir = root.join(&name);
+            let args = volume_args(&dir, *port, rack);
             volumes.push(spawn(
                 &self.bin, &mut ports, *port, name, dir, rack, root, &args,
             ));
+        }
+        // Each volume server answers before the cluster counts them; one whose port was
+        // taken in the moment between release and bind starts again on another port.
+        for v in &mut volumes {
+            let (dir, rack) = (v.dir.clone(), v.rack.clone());
+            listening_or_rebound(&self.bin, v, root, |p| volume_args(&dir, p, &rack));
         }
 
         let mut leader = None;
@@ -356,6 +366,41 @@ impl ClusterBuilder {
             root: self.root,
         }
     }
+}
+
+/// Waits until `node` answers `/status`. If it exited because its port was taken (by
+/// another process between the reservation's release and its bind), starts it again on
+/// a fresh port, up to three times; any other exit panics with the log tail.
+fn listening_or_rebound(
+    bin: &Path,
+    node: &mut Node,
+    log_dir: &Path,
+    args_for: impl Fn(u16) -> Vec<String>,
+) {
+    for _ in 0..3 {
+        let addr_now = node.addr.clone();
+        let mut up = false;
+        crate::wait::poll_until(READY, || {
+            up = http("GET", &addr_now, "/status", b"").is_ok_and(|r| r.status == 200);
+            up || !node.proc.is_running()
+        });
+        if up {
+            return;
+        }
+        if node.proc.is_running() || !node.proc.log().contains("in use") {
+            panic!(
+                "{} did not answer on {addr_now}/status within {READY:?}; log:\n{}",
+                node.name,
+                node.proc.log_tail(40)
+            );
+        }
+        let mut r = reserve_ports(1);
+        let port = r.port(0);
+        r.release(port);
+        node.addr = addr(port);
+        node.proc = KelpProcess::start(bin, &node.name, log_dir, &args_for(port));
+    }
+    panic!("{} could not bind a port three times", node.name);
 }
 
 /// Releases `port` and starts `bin <args>` as `name`, logging to `<log_dir>/<name>.log`.
