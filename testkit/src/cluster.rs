@@ -252,6 +252,22 @@ impl ClusterBuilder {
                 m.proc.wait_http_ok(&m.addr, "/cluster/status", READY);
             }
             let l = wait_for_leader(&master_addrs, READY);
+            let counted =
+                crate::wait::poll_until(READY, || node_count(&l).is_some_and(|c| c >= nv));
+            if counted.is_none() {
+                // Say what the master saw and what every volume server logged.
+                let status = http("GET", &l, "/cluster/status", b"").map(|r| r.text());
+                let logs: Vec<String> = volumes
+                    .iter()
+                    .map(|v| format!("--- {} ({})\n{}", v.name, v.addr, v.proc.log_tail(15)))
+                    .collect();
+                panic!(
+                    "{l} counts {:?} of {nv} volume servers after {READY:?}; cluster status \
+                     {status:?}\n{}",
+                    node_count(&l),
+                    logs.join("\n")
+                );
+            }
             wait_for_nodes(&l, nv, READY);
             leader = Some(l);
         }
