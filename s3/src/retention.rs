@@ -92,6 +92,21 @@ pub fn has_integrity(headers: &HeaderMap, content_md5: Option<&str>) -> bool {
             .any(|k| k.as_str().starts_with("x-amz-checksum-"))
 }
 
+/// Refuses a lock-setting call that carries neither Content-MD5 nor a checksum.
+fn require_integrity(
+    headers: &HeaderMap,
+    content_md5: Option<&str>,
+    algorithm: &Option<ChecksumAlgorithm>,
+    op: &str,
+) -> GatewayResult<()> {
+    if has_integrity(headers, content_md5) || algorithm.is_some() {
+        return Ok(());
+    }
+    Err(GatewayError::InvalidRequest(format!(
+        "Content-MD5 or a checksum is required for {op}"
+    )))
+}
+
 fn unix(t: &Timestamp) -> i64 {
     crate::meta::unix_secs(t)
 }
@@ -102,8 +117,10 @@ fn timestamp(secs: i64) -> Timestamp {
     Timestamp::from(t)
 }
 
-fn mode_str(m: &ObjectLockRetentionMode) -> GatewayResult<&'static str> {
-    match m.as_str() {
+/// `GOVERNANCE` or `COMPLIANCE` (the header's and the XML's mode types are both
+/// strings underneath).
+fn mode_str(m: &str) -> GatewayResult<&'static str> {
+    match m {
         GOVERNANCE => Ok(GOVERNANCE),
         COMPLIANCE => Ok(COMPLIANCE),
         other => Err(GatewayError::InvalidArgument(format!(
@@ -144,15 +161,7 @@ impl LockRequest<'_> {
         let mut out = Vec::new();
         match (self.mode, self.until) {
             (Some(m), Some(t)) => {
-                let mode = match m.as_str() {
-                    GOVERNANCE => GOVERNANCE,
-                    COMPLIANCE => COMPLIANCE,
-                    other => {
-                        return Err(GatewayError::InvalidArgument(format!(
-                            "unknown object lock mode {other}"
-                        )));
-                    }
-                };
+                let mode = mode_str(m.as_str())?;
                 if unix(t) <= now() {
                     return Err(GatewayError::InvalidArgument(
                         "the retain-until date must be in the future".into(),
@@ -253,12 +262,12 @@ impl Gateway {
     ) -> GatewayResult<S3Response<PutObjectLockConfigurationOutput>> {
         let i = &req.input;
         let b = self.bucket_entry(&i.bucket).await?;
-        if !has_integrity(&req.headers, i.content_md5.as_deref()) && i.checksum_algorithm.is_none()
-        {
-            return Err(GatewayError::InvalidRequest(
-                "Content-MD5 or a checksum is required for PutObjectLockConfiguration".into(),
-            ));
-        }
+        require_integrity(
+            &req.headers,
+            i.content_md5.as_deref(),
+            &i.checksum_algorithm,
+            "PutObjectLockConfiguration",
+        )?;
         let Some(c) = &i.object_lock_configuration else {
             return Err(GatewayError::MalformedXml(
                 "no ObjectLockConfiguration".into(),
@@ -279,7 +288,7 @@ impl Gateway {
                     .ok_or_else(|| {
                         GatewayError::MalformedXml("DefaultRetention needs a Mode".into())
                     })
-                    .and_then(mode_str)?;
+                    .and_then(|m| mode_str(m.as_str()))?;
                 let rule = DefaultRule {
                     mode: mode.to_string(),
                     days: d.days,
@@ -338,12 +347,12 @@ impl Gateway {
         req: S3Request<PutObjectRetentionInput>,
     ) -> GatewayResult<S3Response<PutObjectRetentionOutput>> {
         let i = &req.input;
-        if !has_integrity(&req.headers, i.content_md5.as_deref()) && i.checksum_algorithm.is_none()
-        {
-            return Err(GatewayError::InvalidRequest(
-                "Content-MD5 or a checksum is required for PutObjectRetention".into(),
-            ));
-        }
+        require_integrity(
+            &req.headers,
+            i.content_md5.as_deref(),
+            &i.checksum_algorithm,
+            "PutObjectRetention",
+        )?;
         let e = self
             .locked_target(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;
@@ -356,7 +365,7 @@ impl Gateway {
             );
         let r = i.retention.clone().unwrap_or_default();
         let new_until = r.retain_until_date.as_ref().map(unix);
-        let new_mode = r.mode.as_ref().map(mode_str).transpose()?;
+        let new_mode = r.mode.as_ref().map(|m| mode_str(m.as_str())).transpose()?;
         if new_mode.is_some() != new_until.is_some() {
             return Err(GatewayError::MalformedXml(
                 "Retention needs both Mode and RetainUntilDate, or neither".into(),
@@ -434,12 +443,12 @@ impl Gateway {
         req: S3Request<PutObjectLegalHoldInput>,
     ) -> GatewayResult<S3Response<PutObjectLegalHoldOutput>> {
         let i = &req.input;
-        if !has_integrity(&req.headers, i.content_md5.as_deref()) && i.checksum_algorithm.is_none()
-        {
-            return Err(GatewayError::InvalidRequest(
-                "Content-MD5 or a checksum is required for PutObjectLegalHold".into(),
-            ));
-        }
+        require_integrity(
+            &req.headers,
+            i.content_md5.as_deref(),
+            &i.checksum_algorithm,
+            "PutObjectLegalHold",
+        )?;
         let e = self
             .locked_target(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;
