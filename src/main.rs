@@ -45,6 +45,9 @@ enum Command {
     /// Measure write and random-read throughput over the HTTP API.
     #[command(args_override_self = true)]
     Benchmark(cmd::benchmark::Args),
+    /// Print a commented configuration template (-config=security).
+    #[command(args_override_self = true)]
+    Scaffold(cmd::scaffold::Args),
     /// Print the version.
     Version,
 }
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Filer(a) => cmd::filer::run(a),
         Command::Shell(a) => cmd::shell::run(a),
         Command::Benchmark(a) => cmd::benchmark::run(a),
+        Command::Scaffold(a) => cmd::scaffold::run(a),
         Command::Version => {
             println!("kelp {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,5 +1,6 @@
 //! Every kelp command line in `docker-compose.yml` and `k8s/` is accepted by the real
-//! CLI parser, so the packaging cannot drift from the flags.
+//! CLI parser, so the packaging cannot drift from the flags; and every server there
+//! gets the cluster's signing key.
 
 mod common;
 
@@ -30,7 +31,20 @@ fn packaged_command_lines_parse() {
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         let lines = command_lines(&text);
+        if text.contains("kind: Secret") {
+            continue;
+        }
         assert!(!lines.is_empty(), "{} has no command lines", f.display());
+        // Every server gets the cluster's signing key: none runs open on the network.
+        let keyed = text.matches("KELP_JWT_SIGNING_KEY, valueFrom").count()
+            + text.matches("<<: *kelp-security").count()
+            + text.matches("environment: *kelp-security").count();
+        assert_eq!(
+            keyed,
+            lines.len(),
+            "{}: every server needs KELP_JWT_SIGNING_KEY",
+            f.display()
+        );
         for args in lines {
             let out = Command::new(common::kelp_bin())
                 .args(&args)

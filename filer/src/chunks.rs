@@ -41,15 +41,22 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where one chunk goes: its fid, the volume server, and the batch's write token.
+struct Slot {
+    fid: FileId,
+    url: String,
+    jwt: Option<String>,
+}
+
 /// Hands out file ids from `/dir/assign?count=N` batches.
 struct FidPool {
     master: Arc<MasterClient>,
     target: WriteTarget,
-    ready: VecDeque<(FileId, String)>,
+    ready: VecDeque<Slot>,
 }
 
 impl FidPool {
-    async fn next(&mut self, want: u64) -> Result<(FileId, String), FilerError> {
+    async fn next(&mut self, want: u64) -> Result<Slot, FilerError> {
         if let Some(f) = self.ready.pop_front() {
             return Ok(f);
         }
@@ -69,9 +76,14 @@ impl FidPool {
         let first: FileId = a.fid.parse().map_err(|e| {
             FilerError::Internal(format!("master assigned a bad file id {:?}: {e}", a.fid))
         })?;
+        let jwt = Some(a.auth).filter(|t| !t.is_empty());
         for i in 0..a.count.max(1) {
-            if let Some(f) = first.with_delta(i) {
-                self.ready.push_back((f, a.url.clone()));
+            if let Some(fid) = first.with_delta(i) {
+                self.ready.push_back(Slot {
+                    fid,
+                    url: a.url.clone(),
+                    jwt: jwt.clone(),
+                });
             }
         }
         self.ready
@@ -83,8 +95,7 @@ impl FidPool {
 /// Stores one chunk's bytes; returns its chunk record.
 async fn put_chunk(
     volumes: VolumeClient,
-    url: String,
-    fid: FileId,
+    Slot { fid, url, jwt }: Slot,
     offset: u64,
     data: Bytes,
     target: WriteTarget,
@@ -94,6 +105,7 @@ async fn put_chunk(
     let opts = UploadOptions {
         ttl: Some(target.ttl.clone()).filter(|t| !t.is_empty()),
         fsync: target.fsync,
+        jwt,
         ..Default::default()
     };
     let stored = volumes
@@ -205,7 +217,7 @@ where
                 break 'read;
             }
             let want = expected_chunks.saturating_sub(chunks.len() as u64 + tasks.len() as u64);
-            let (fid, url) = match pool.next(want.max(1)).await {
+            let slot = match pool.next(want.max(1)).await {
                 Ok(f) => f,
                 Err(e) => {
                     failed = Some(e);
@@ -216,7 +228,7 @@ where
             let at = offset;
             offset += data.len() as u64;
             tasks.spawn(async move {
-                let r = put_chunk(volumes, url, fid, at, data, target).await;
+                let r = put_chunk(volumes, slot, at, data, target).await;
                 drop(permit);
                 r
             });

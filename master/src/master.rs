@@ -237,6 +237,7 @@ impl Master {
                 .filter(|n| n.url != node.url)
                 .map(|n| n.location())
                 .collect(),
+            auth: String::new(),
         })
     }
 

@@ -10,6 +10,7 @@ pub mod mime;
 pub mod name;
 pub mod placement;
 mod query;
+pub mod security;
 pub mod server;
 pub mod ttl;
 pub mod volume_api;

@@ -124,6 +124,10 @@ pub struct Assignment {
     /// Other servers holding the same volume (the upload goes to `url`, which fans out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<Location>,
+    /// The write token for `fid` (and the `count - 1` keys after it) when volume writes
+    /// are guarded; also sent as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth: String,
 }
 
 /// Where a volume can be read: one volume server.
@@ -180,6 +184,10 @@ pub struct LookupResponse {
     /// Servers holding EC shards of the volume, each with `ecShards` filled in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ec_locations: Vec<Location>,
+    /// With `fileId` and `read=yes` when reads are guarded: the read token for that
+    /// file id (also sent as `Authorization: Bearer`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth: String,
 }
 
 /// The answer of `/cluster/status`.

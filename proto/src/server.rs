@@ -1,8 +1,9 @@
 //! What every kelp HTTP server shares when it accepts connections: TCP_NODELAY, an idle
 //! timeout on every connection (a header or body that stops arriving, a client that
 //! stops reading), a cap on open connections (503 beyond it, so descriptors never run
-//! out), and graceful shutdown. [`serve`] runs an axum router with them; the S3 server
-//! uses [`Accepted`] and [`IdleIo`] in its own loop.
+//! out), TLS when configured, and graceful shutdown. [`serve`] runs an axum router with
+//! them; the S3 server runs its own service through [`Acceptor`] and
+//! [`spawn_connection`].
 
 use std::future::Future;
 use std::io;
@@ -13,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -195,11 +196,83 @@ where
 }
 
 /// A connection taken off a listener under [`Limits`]: the stream, and the permit that
-/// counts it until it is dropped.
+/// counts it until it is dropped. TLS, if the listener has it, is set up by
+/// [`Accepted::establish`], on the connection's own task.
 pub struct Accepted {
     pub io: IdleIo,
     pub peer: std::net::SocketAddr,
     pub permit: OwnedSemaphorePermit,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    idle: Duration,
+}
+
+/// An established connection: plain or TLS.
+pub enum Stream {
+    Plain(IdleIo),
+    Tls(Box<tokio_rustls::server::TlsStream<IdleIo>>),
+}
+
+impl Accepted {
+    /// Runs the TLS handshake (within the idle timeout) if the listener has TLS.
+    /// Returns the stream, whether the peer showed a client certificate of the
+    /// cluster's CA (the server configuration verified it), and the slot's permit.
+    pub async fn establish(self) -> io::Result<(Stream, bool, OwnedSemaphorePermit)> {
+        let permit = self.permit;
+        match self.tls {
+            None => Ok((Stream::Plain(self.io), false, permit)),
+            Some(acceptor) => {
+                let tls = tokio::time::timeout(self.idle, acceptor.accept(self.io))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))??;
+                let certified = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty());
+                Ok((Stream::Tls(Box::new(tls)), certified, permit))
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// Accepts connections under `limits`: sets TCP_NODELAY, answers 503 to those over the
@@ -209,14 +282,21 @@ pub struct Acceptor {
     listener: TcpListener,
     limits: Limits,
     slots: Arc<Semaphore>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Acceptor {
-    pub fn new(listener: TcpListener, limits: Limits) -> Acceptor {
+    /// `tls`: the listener speaks TLS with this configuration.
+    pub fn new(
+        listener: TcpListener,
+        limits: Limits,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Acceptor {
         Acceptor {
             listener,
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
         }
     }
 
@@ -246,8 +326,11 @@ impl Acceptor {
                         io: IdleIo::new(stream, self.limits.idle),
                         peer,
                         permit,
+                        tls: self.tls.clone(),
+                        idle: self.limits.idle,
                     });
                 }
+                // Over the cap a TLS client gets no readable answer, only the close.
                 Err(_) => {
                     tokio::spawn(refuse(stream));
                 }
@@ -271,52 +354,87 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
 }
 
-/// Serves `app` on `listener` under `limits` until `shutdown` resolves; then lets open
-/// requests finish (up to 10 s) and returns.
+/// Serves `app` on `listener` under `limits` (over TLS when `tls` is given) until
+/// `shutdown` resolves; then lets open requests finish (up to 10 s) and returns.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let acceptor = Acceptor::new(listener, limits);
+    let acceptor = Acceptor::new(listener, limits, tls);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     while let Some(c) = acceptor.next(&mut shutdown).await {
-        let busy = c.io.busy();
         let app = app.clone();
-        let idle = limits.idle;
-        let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            busy.store(true, Ordering::Relaxed);
-            let req = req.map(|b| axum::body::Body::new(IdleBody::new(b, idle)));
-            let (app, busy) = (app.clone(), busy.clone());
-            async move {
-                let resp = tower::ServiceExt::oneshot(app, req).await;
-                busy.store(false, Ordering::Relaxed);
-                resp
-            }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.idle)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(c.io), svc);
-        let conn = graceful.watch(conn);
-        let (peer, permit) = (c.peer, c.permit);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(permit);
+        spawn_connection(c, graceful.watcher(), move |req| {
+            let req = req.map(axum::body::Body::new);
+            tower::ServiceExt::oneshot(app.clone(), req)
         });
     }
+    drain(graceful).await;
+    Ok(())
+}
+
+/// Lets open connections finish their requests, for at most 10 s.
+pub async fn drain(graceful: GracefulShutdown) {
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(10)) => {
             tracing::warn!("connections still open 10 s after shutdown; closing them");
         }
     }
-    Ok(())
+}
+
+/// Serves one accepted connection on a task of its own: the TLS handshake if any,
+/// then HTTP/1.1 with keep-alive and the idle limits. Every request's body is an
+/// [`IdleBody`]; a request on a connection that showed a cluster client certificate
+/// carries [`PeerCertified`](crate::security::PeerCertified).
+pub fn spawn_connection<F, Fut, B, E>(c: Accepted, watcher: Watcher, handler: F)
+where
+    F: Fn(http::Request<IdleBody<hyper::body::Incoming>>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<http::Response<B>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        let busy = c.io.busy();
+        let (peer, idle) = (c.peer, c.idle);
+        let (stream, certified, permit) = match c.establish().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+        };
+        let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            // While a request is handled, a quiet socket is normal (a long copy); its
+            // body must keep arriving, though (IdleBody).
+            busy.store(true, Ordering::Relaxed);
+            let mut req = req.map(|b| IdleBody::new(b, idle));
+            if certified {
+                req.extensions_mut().insert(crate::security::PeerCertified);
+            }
+            let (handler, busy) = (handler.clone(), busy.clone());
+            async move {
+                let resp = handler(req).await;
+                busy.store(false, Ordering::Relaxed);
+                resp
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(idle)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc);
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        drop(permit);
+    });
 }
 
 #[cfg(test)]
@@ -358,7 +476,7 @@ mod tests {
             max_connections: 2,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, limits, async {
+        let server = tokio::spawn(serve(listener, app, limits, None, async {
             let _ = rx.await;
         }));
         assert!(get(addr).await.contains("200 OK"));

@@ -14,6 +14,7 @@ use crate::error::{GatewayError, GatewayResult};
 use crate::keys::Paths;
 
 /// The S3 API over one filer.
+#[derive(Clone)]
 pub struct Gateway {
     pub filer: Arc<Filer>,
     pub paths: Paths,

@@ -19,6 +19,7 @@ mod list;
 mod meta;
 mod multipart;
 mod object;
+mod range;
 mod retention;
 mod server;
 mod settings;
@@ -48,6 +49,9 @@ pub struct S3Config {
     pub domains: Vec<String>,
     /// Idle timeout and connection cap of the S3 listener.
     pub limits: kelp_proto::server::Limits,
+    /// HTTPS for the S3 listener (`-s3.cert.file`/`-s3.key.file`); without it the
+    /// security file's `[https]` (role `s3`) applies, if any.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl S3Config {
@@ -68,6 +72,7 @@ impl Default for S3Config {
             region: "us-east-1".into(),
             domains: Vec::new(),
             limits: kelp_proto::server::Limits::default(),
+            tls: None,
         }
     }
 }

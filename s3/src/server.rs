@@ -6,15 +6,11 @@
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use kelp_filer::Filer;
-use kelp_proto::server::{Acceptor, IdleBody, Limits};
+use kelp_proto::server::{Acceptor, Limits, drain, spawn_connection};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::stream::DynByteStream;
 
@@ -81,12 +77,30 @@ pub async fn serve_with_identities(
         region: cfg.region.clone(),
         auth: !open,
     };
-    let mut builder = S3ServiceBuilder::new(gateway);
     let domains = crate::vhost::Domains::new(&cfg.domains).map_err(invalid)?;
     if !domains.is_empty() {
         tracing::info!(domains = ?cfg.domains, "S3 accepts virtual-hosted-style requests");
-        builder.set_host(domains);
     }
+    let ids = Arc::new(ids);
+    // `with_auth`: checks signatures (when there are identities) and takes requests
+    // whose Range s3s cannot parse to the inner service built without it (range.rs).
+    let build = |with_auth: bool| {
+        let mut builder = S3ServiceBuilder::new(gateway.clone());
+        if !domains.is_empty() {
+            builder.set_host(domains.clone());
+        }
+        if !open {
+            if with_auth {
+                builder.set_auth(IamAuth(ids.clone()));
+            }
+            builder.set_access(IamAccess(ids.clone()));
+        }
+        builder
+    };
+    let mut builder = build(true);
+    builder.set_route(crate::range::IgnoredRange {
+        inner: build(false).build(),
+    });
     let addr = listener.local_addr()?;
     if open {
         tracing::warn!(
@@ -98,12 +112,18 @@ pub async fn serve_with_identities(
     } else {
         let (n, admin) = ids.summary();
         tracing::info!(%addr, identities = n, admin, "S3 gateway requires signed requests");
-        let ids = Arc::new(ids);
-        builder.set_auth(IamAuth(ids.clone()));
-        builder.set_access(IamAccess(ids));
     }
     let service = builder.build();
-    run(listener, service, open, cfg_limits, shutdown).await
+    let tls = cfg.tls.clone().or_else(|| {
+        kelp_proto::security::current()
+            .https
+            .as_ref()
+            .and_then(|h| h.server(kelp_proto::security::Role::S3))
+    });
+    if tls.is_some() {
+        tracing::info!(%addr, "S3 gateway speaks HTTPS");
+    }
+    run(listener, service, open, cfg_limits, tls, shutdown).await
 }
 
 async fn run(
@@ -111,49 +131,23 @@ async fn run(
     service: S3Service,
     open: bool,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     // Idle connections time out and connections over the cap get a 503 (see proto).
-    let acceptor = Acceptor::new(listener, limits);
+    let acceptor = Acceptor::new(listener, limits, tls);
     while let Some(c) = acceptor.next(&mut shutdown).await {
-        let busy = c.io.busy();
-        let (stream, peer, permit) = (c.io, c.peer, c.permit);
         let svc = service.clone();
-        let idle = limits.idle;
-        let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let (svc, busy) = (svc.clone(), busy.clone());
-            // While a request is handled, a quiet socket is normal (a long copy);
-            // its body must keep arriving, though (IdleBody).
-            busy.store(true, Ordering::Relaxed);
-            let req = req.map(|b| s3s::Body::http_body_unsync(IdleBody::new(b, idle)));
-            async move {
-                let resp = handle(&svc, req, open).await;
-                busy.store(false, Ordering::Relaxed);
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.idle)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), handler);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "S3 connection ended with an error");
-            }
-            drop(permit);
+        spawn_connection(c, graceful.watcher(), move |req| {
+            let svc = svc.clone();
+            let req = req.map(s3s::Body::http_body_unsync);
+            async move { Ok::<_, Infallible>(handle(&svc, req, open).await) }
         });
     }
     drop(acceptor);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(10)) => {
-            tracing::warn!("S3 connections still open after 10 s; closing them");
-        }
-    }
+    drain(graceful).await;
     Ok(())
 }
 
@@ -261,30 +255,35 @@ async fn call(svc: &S3Service, req: Request<s3s::Body>, open: bool) -> Response<
     }
 }
 
+/// `uri` without the query parameters of presigned URLs.
+pub(crate) fn without_presign_params(uri: &http::Uri) -> http::Uri {
+    let Some(q) = uri.query() else {
+        return uri.clone();
+    };
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|kv| {
+            let name = kv.split('=').next().unwrap_or("");
+            !PRESIGN_PARAMS.contains(&name)
+        })
+        .collect();
+    if kept.len() == q.split('&').count() {
+        return uri.clone();
+    }
+    let pq = if kept.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    pq.parse().unwrap_or_else(|_| uri.clone())
+}
+
 /// Open mode: drops the signature (header or presigned query) so s3s treats the
 /// request as anonymous, and unwraps `aws-chunked` bodies.
 fn unsigned(req: Request<s3s::Body>) -> Request<s3s::Body> {
     let (mut parts, body) = req.into_parts();
     parts.headers.remove(AUTHORIZATION);
-    if let Some(q) = parts.uri.query() {
-        let kept: Vec<&str> = q
-            .split('&')
-            .filter(|kv| {
-                let name = kv.split('=').next().unwrap_or("");
-                !PRESIGN_PARAMS.contains(&name)
-            })
-            .collect();
-        if kept.len() != q.split('&').count() {
-            let pq = if kept.is_empty() {
-                parts.uri.path().to_string()
-            } else {
-                format!("{}?{}", parts.uri.path(), kept.join("&"))
-            };
-            if let Ok(u) = pq.parse() {
-                parts.uri = u;
-            }
-        }
-    }
+    parts.uri = without_presign_params(&parts.uri);
     let mut body = body;
     let streaming = parts
         .headers

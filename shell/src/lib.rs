@@ -16,6 +16,7 @@ mod lock;
 pub mod maintenance;
 mod topo;
 
+use kelp_proto::security::Authorize;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -59,7 +60,7 @@ impl Shell {
         let mut last = None;
         for m in self.master.masters() {
             let url = format!("{}{path}", base_url(m));
-            match self.http.get(&url).send().await {
+            match self.http.get(&url).admin().send().await {
                 Ok(r) if r.status().is_success() => {
                     return r
                         .json()

@@ -3,6 +3,7 @@
 //! rewrites data takes it for its own length when the session holds none. Two shells,
 //! or a shell and the master's maintenance round, never run such commands at once.
 
+use kelp_proto::security::Authorize;
 use std::future::Future;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ async fn post_lock(
         let url = format!("{}/cluster/{action}", base_url(m));
         let r = http
             .post(&url)
+            .admin()
             .query(&[
                 ("owner", owner),
                 ("leaseSeconds", &LEASE.as_secs().to_string()),

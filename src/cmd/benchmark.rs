@@ -1,6 +1,7 @@
 //! `kelp benchmark`: write then random-read phases over the master and volume HTTP APIs.
 //! It speaks only the SeaweedFS-compatible HTTP API, so it measures a SeaweedFS master too.
 
+use kelp_proto::security::Authorize;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,10 @@ pub struct Args {
     /// s3.json).
     #[arg(long, default_value = "")]
     pub s3: String,
+    /// The cluster's security file, for guarded reads and filer writes (writes to
+    /// volume servers use the token the master assigns with each fid).
+    #[arg(long = "security", value_name = "FILE")]
+    pub security: Option<std::path::PathBuf>,
 }
 
 /// A written file and the server it went to.
@@ -200,6 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.n == 0 {
         anyhow::bail!("-n must be at least 1");
     }
+    common::install_client_security(args.security.as_deref())?;
     let rt = common::runtime()?;
     rt.block_on(async move {
         let http = http_client();
@@ -249,7 +255,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let fid: FileId = a.fid.parse().context("bad fid from the master")?;
                     let (ctype, body) = multipart(&payload);
                     let url = format!("{}/{}", base_url(&a.url), a.fid);
-                    let resp = http.post(&url).header("Content-Type", ctype).body(body).send().await?;
+                    let resp = http
+                        .post(&url)
+                        .header("Content-Type", ctype)
+                        .body(body)
+                        .token_or_admin(Some(&a.auth))
+                        .send()
+                        .await?;
                     if !resp.status().is_success() {
                         anyhow::bail!("upload to {url} answered {}", resp.status());
                     }
@@ -279,7 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let locs = master.lookup(fid.volume).await?;
                     let loc = locs.first().context("volume has no location")?;
                     let url = format!("{}/{fid}", base_url(&loc.public_url));
-                    let resp = http.get(&url).send().await?;
+                    let resp = http.get(&url).admin().send().await?;
                     if !resp.status().is_success() {
                         anyhow::bail!("read of {url} answered {}", resp.status());
                     }
@@ -294,13 +306,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// PUTs `args.n` bodies of `args.size` bytes to `<base>/f<i>`, then GETs random ones
-/// (unless `-writeOnly`): the filer REST and S3 phases.
+/// (unless `-writeOnly`): the filer REST and S3 phases. `filer`: send filer tokens.
 async fn put_get_phases(
     args: &Args,
     http: &reqwest::Client,
     base: &str,
     names: [&'static str; 2],
+    filer: bool,
 ) -> anyhow::Result<()> {
+    let authorize = move |rb: reqwest::RequestBuilder, write: bool| {
+        if filer { rb.filer(write) } else { rb }
+    };
     let payload = bytes::Bytes::from(vec![7u8; args.size]);
     let mut write = {
         let (http, base) = (http.clone(), base.to_string());
@@ -308,8 +324,7 @@ async fn put_get_phases(
             let (http, base, payload) = (http.clone(), base.clone(), payload.clone());
             async move {
                 let len = payload.len() as u64;
-                let resp = http
-                    .put(format!("{base}/f{i:09}"))
+                let resp = authorize(http.put(format!("{base}/f{i:09}")), true)
                     .body(payload)
                     .send()
                     .await?;
@@ -332,7 +347,9 @@ async fn put_get_phases(
             let (http, base) = (http.clone(), base.clone());
             async move {
                 let i = rand::random_range(0..n);
-                let resp = http.get(format!("{base}/f{i:09}")).send().await?;
+                let resp = authorize(http.get(format!("{base}/f{i:09}")), false)
+                    .send()
+                    .await?;
                 if !resp.status().is_success() {
                     anyhow::bail!("GET answered {}", resp.status());
                 }
@@ -354,18 +371,26 @@ async fn s3_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> 
     if !status.is_success() && !text.contains("BucketAlreadyOwnedByYou") {
         anyhow::bail!("creating the bucket answered {status}: {text}");
     }
-    put_get_phases(args, &http, &base, ["s3 put", "s3 random get"]).await
+    put_get_phases(args, &http, &base, ["s3 put", "s3 random get"], false).await
 }
 
 /// Writes, reads and lists files through a filer's REST API.
 async fn filer_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
     let base = format!("{}/benchmark", base_url(&args.filer));
-    put_get_phases(args, &http, &base, ["filer create", "filer random read"]).await?;
+    put_get_phases(
+        args,
+        &http,
+        &base,
+        ["filer create", "filer random read"],
+        true,
+    )
+    .await?;
     let start = Instant::now();
     let (mut listed, mut last) = (0u64, String::new());
     loop {
         let page: serde_json::Value = http
             .get(format!("{base}/?limit=1000&lastFileName={last}"))
+            .filer(false)
             .header("Accept", "application/json")
             .send()
             .await?

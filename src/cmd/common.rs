@@ -97,3 +97,43 @@ pub fn lock_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         Err(e) => anyhow::bail!("cannot lock {}: {e}", path.display()),
     }
 }
+
+/// `-security` and `-insecure`, shared by every server command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityFlags {
+    /// The security file (JWT keys, TLS). Default: the first of ./security.toml,
+    /// $HOME/.kelp/security.toml and /etc/kelp/security.toml that exists; none means
+    /// no checks, and then only loopback addresses are served. `kelp scaffold
+    /// -config=security` prints a template.
+    #[arg(long = "security", value_name = "FILE")]
+    pub security: Option<std::path::PathBuf>,
+    /// Serve on a non-loopback address without a security file: anyone who can reach
+    /// the ports can read, overwrite and delete data.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure: bool,
+}
+
+impl SecurityFlags {
+    /// Loads the security file, refuses an unsafe bind address (`bind`: what the
+    /// servers listen on), and makes the setup this process's.
+    pub fn install(&self, bind: &str) -> anyhow::Result<()> {
+        let s = load_security(self.security.as_deref())?;
+        kelp_proto::security::check_bind(bind, &s, self.insecure).map_err(anyhow::Error::msg)?;
+        if s.enabled() {
+            let file = s.path.as_deref().map(|p| p.display().to_string());
+            tracing::info!(?file, tls = s.https.is_some(), "security setup in force");
+        }
+        kelp_proto::security::install(s).map_err(anyhow::Error::msg)
+    }
+}
+
+/// Loads the security file for a client command (shell, benchmark) and installs it.
+pub fn install_client_security(flag: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let s = load_security(flag)?;
+    kelp_proto::security::install(s).map_err(anyhow::Error::msg)
+}
+
+fn load_security(flag: Option<&std::path::Path>) -> anyhow::Result<kelp_proto::security::Security> {
+    kelp_proto::security::Security::load(flag).map_err(|e| anyhow::anyhow!("security file: {e}"))
+}

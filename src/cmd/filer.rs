@@ -47,6 +47,8 @@ pub struct Args {
     /// (a stalled request head or body, an idle keep-alive connection).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout: u64,
+    #[command(flatten)]
+    pub security: common::SecurityFlags,
 }
 
 /// The S3 gateway's flags, declared once for `kelp filer` and `kelp server` (whose
@@ -63,15 +65,48 @@ pub struct S3Flags {
     /// path style always works.
     #[arg(long = "s3.domainName", default_value = "")]
     pub s3_domain_name: String,
+    /// PEM certificate chain for HTTPS on the S3 port (with -s3.key.file). Without it,
+    /// the security file's [https] applies, if any.
+    #[arg(long = "s3.cert.file", default_value = "")]
+    pub s3_cert_file: String,
+    /// PEM private key of -s3.cert.file.
+    #[arg(long = "s3.key.file", default_value = "")]
+    pub s3_key_file: String,
 }
 
 impl S3Flags {
+    /// `https` when the S3 port speaks TLS.
+    pub fn scheme(&self) -> &'static str {
+        let security = kelp_proto::security::current();
+        if !self.s3_cert_file.is_empty() || security.https.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The gateway's config, checked: domain names well formed, identities file readable.
     pub fn config(&self) -> anyhow::Result<S3Config> {
+        let tls = match (self.s3_cert_file.as_str(), self.s3_key_file.as_str()) {
+            ("", "") => None,
+            ("", _) | (_, "") => {
+                anyhow::bail!("-s3.cert.file and -s3.key.file go together")
+            }
+            (cert, key) => Some(
+                kelp_proto::security::tls::server_config(
+                    std::path::Path::new(cert),
+                    std::path::Path::new(key),
+                    None,
+                    kelp_proto::security::tls::ClientAuth::None,
+                )
+                .map_err(|e| anyhow::anyhow!("-s3.cert.file: {e}"))?,
+            ),
+        };
         let cfg = S3Config {
             identities_file: Some(PathBuf::from(&self.s3_config))
                 .filter(|p| !p.as_os_str().is_empty()),
             domains: common::split_list(&self.s3_domain_name),
+            tls,
             ..Default::default()
         };
         cfg.validate()
@@ -125,6 +160,21 @@ pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
                 .filter(|p| !p.as_os_str().is_empty());
             let ids =
                 kelp_s3::Identities::load(file).map_err(|e| anyhow::anyhow!("-s3.config: {e}"))?;
+            if ids.is_open() && !args.security.insecure {
+                kelp_proto::security::check_bind(
+                    bind_host,
+                    &kelp_proto::security::Security::default(),
+                    false,
+                )
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "refusing to run an open S3 gateway on {bind_host}: anyone who can \
+                         reach it could read and write every bucket (pass -s3.config=FILE or \
+                         set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass -insecure \
+                         to accept the risk)"
+                    )
+                })?;
+            }
             Some((l, cfg, ids))
         }
         false => None,
@@ -166,6 +216,8 @@ where
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.security
+        .install(&args.ip_bind.clone().unwrap_or(args.ip.clone()))?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
     let _lock = common::lock_dir(&args.dir)?;
@@ -173,9 +225,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async {
         let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
         let started = start(&args, &bind).await?;
-        println!("filer: http://{}:{}", args.ip, args.port);
+        println!(
+            "filer: {}://{}:{}",
+            kelp_proto::client::scheme(),
+            args.ip,
+            args.port
+        );
         if started.s3.is_some() {
-            println!("s3: http://{}:{}", args.ip, args.s3_flags.s3_port);
+            println!(
+                "s3: {}://{}:{}",
+                args.s3_flags.scheme(),
+                args.ip,
+                args.s3_flags.s3_port
+            );
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -46,6 +46,8 @@ pub struct Args {
     /// (a stalled request head or body, an idle keep-alive connection).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout: u64,
+    #[command(flatten)]
+    pub security: common::SecurityFlags,
     /// `kelp shell` commands the leader runs every -maintenance.interval, separated by
     /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h; ec.rebuild").
     /// Empty: nothing runs by itself.
@@ -105,6 +107,8 @@ pub async fn start(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.security
+        .install(&args.ip_bind.clone().unwrap_or(args.ip.clone()))?;
     let cfg = args.config()?;
     let maintenance = args.maintenance()?;
     std::fs::create_dir_all(&cfg.mdir)
@@ -121,7 +125,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 format!("{}:{}", args.ip, args.port),
             );
         }
-        println!("master: http://{}:{}", args.ip, args.port);
+        println!(
+            "master: {}://{}:{}",
+            kelp_proto::client::scheme(),
+            args.ip,
+            args.port
+        );
         kelp_master::http::serve(listener, master, common::shutdown_signal())
             .await
             .context("master failed")

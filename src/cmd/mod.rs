@@ -4,6 +4,7 @@ pub mod benchmark;
 pub mod common;
 pub mod filer;
 pub mod master;
+pub mod scaffold;
 pub mod server;
 pub mod shell;
 pub mod volume;

@@ -110,12 +110,15 @@ pub struct Args {
     /// (every role's listener).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout: u64,
+    #[command(flatten)]
+    pub security: common::SecurityFlags,
 }
 
 impl Args {
     fn master_args(&self) -> super::master::Args {
         super::master::Args {
             idle_timeout: self.idle_timeout,
+            security: self.security.clone(),
             ip: self.ip.clone(),
             ip_bind: self.ip_bind.clone(),
             port: self.master_port,
@@ -137,6 +140,7 @@ impl Args {
     fn filer_args(&self) -> super::filer::Args {
         super::filer::Args {
             idle_timeout: self.idle_timeout,
+            security: self.security.clone(),
             ip: self.ip.clone(),
             ip_bind: self.ip_bind.clone(),
             port: self.filer_port,
@@ -158,6 +162,7 @@ impl Args {
         }
         super::volume::Args {
             idle_timeout: self.idle_timeout,
+            security: self.security.clone(),
             ip: self.ip.clone(),
             ip_bind: self.ip_bind.clone(),
             port: self.volume_port,
@@ -175,6 +180,8 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.security
+        .install(&args.ip_bind.clone().unwrap_or(args.ip.clone()))?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
     let _lock = common::lock_dir(&args.dir)?;
@@ -211,12 +218,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        println!("master: http://{}:{}", args.ip, args.master_port);
-        println!("volume server: http://{}:{}", args.ip, args.volume_port);
+        println!(
+            "master: {}://{}:{}",
+            kelp_proto::client::scheme(),
+            args.ip,
+            args.master_port
+        );
+        println!(
+            "volume server: {}://{}:{}",
+            kelp_proto::client::scheme(),
+            args.ip,
+            args.volume_port
+        );
         if let Some(f) = &filer {
-            println!("filer: http://{}:{}", args.ip, args.filer_port);
+            println!(
+                "filer: {}://{}:{}",
+                kelp_proto::client::scheme(),
+                args.ip,
+                args.filer_port
+            );
             if f.s3.is_some() {
-                println!("s3: http://{}:{}", args.ip, args.s3_flags.s3_port);
+                println!(
+                    "s3: {}://{}:{}",
+                    args.s3_flags.scheme(),
+                    args.ip,
+                    args.s3_flags.s3_port
+                );
             }
         }
         let master_task =

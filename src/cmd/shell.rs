@@ -12,9 +12,13 @@ pub struct Args {
     /// Masters as host:port,...
     #[arg(long, default_value = "127.0.0.1:9333")]
     pub master: String,
+    /// The cluster's security file (admin calls need its credential).
+    #[arg(long = "security", value_name = "FILE")]
+    pub security: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::common::install_client_security(args.security.as_deref())?;
     let rt = super::common::runtime()?;
     let owner = format!("kelp shell (pid {})", std::process::id());
     let shell = Shell::new(super::common::split_list(&args.master), owner);

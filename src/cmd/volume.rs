@@ -45,6 +45,8 @@ pub struct Args {
     /// (a stalled request head or body, an idle keep-alive connection).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout: u64,
+    #[command(flatten)]
+    pub security: common::SecurityFlags,
     /// Fsync every write before answering (otherwise only writes with ?fsync=true).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -120,6 +122,8 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.security
+        .install(&args.ip_bind.clone().unwrap_or(args.ip.clone()))?;
     let _locks = common::split_list(&args.dir)
         .iter()
         .map(|d| {
@@ -140,7 +144,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             move || prepare(&args)
         })
         .await??;
-        println!("volume server: http://{}:{}", p.cfg.ip, args.port);
+        println!(
+            "volume server: {}://{}:{}",
+            kelp_proto::client::scheme(),
+            p.cfg.ip,
+            args.port
+        );
         kelp_volume::http::serve(listener, p.store, p.cfg, common::shutdown_signal())
             .await
             .context("volume server failed")

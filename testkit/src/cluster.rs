@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::http::http;
+use crate::http::{admin_get, http};
 use crate::ports::{PortReservation, reserve_ports};
 use crate::process::KelpProcess;
 use crate::wait::wait_until;
 
 /// How long a cluster may take to come up (the test machine has 2 shared cores).
-const READY: Duration = Duration::from_secs(60);
+use crate::READY;
 
 /// One process of a cluster with a single role.
 #[derive(Debug)]
@@ -256,7 +256,7 @@ impl ClusterBuilder {
                 crate::wait::poll_until(READY, || node_count(&l).is_some_and(|c| c >= nv));
             if counted.is_none() {
                 // Say what the master saw and what every volume server logged.
-                let status = http("GET", &l, "/cluster/status", b"").map(|r| r.text());
+                let status = admin_get(&l, "/cluster/status").map(|r| r.text());
                 let logs: Vec<String> = volumes
                     .iter()
                     .map(|v| format!("--- {} ({})\n{}", v.name, v.addr, v.proc.log_tail(15)))
@@ -515,7 +515,7 @@ pub fn wait_for_leader(masters: &[String], within: Duration) -> String {
     wait_until("one agreed raft leader", within, || {
         let statuses: Vec<serde_json::Value> = masters
             .iter()
-            .filter_map(|m| http("GET", m, "/cluster/status", b"").ok())
+            .filter_map(|m| admin_get(m, "/cluster/status").ok())
             .filter(|r| r.status == 200)
             .filter_map(|r| serde_json::from_slice(&r.body).ok())
             .collect();
@@ -542,7 +542,7 @@ pub fn wait_for_nodes(addr: &str, n: usize, within: Duration) {
         &format!("{addr} to lead with {n} volume servers"),
         within,
         || {
-            let leads = http("GET", addr, "/cluster/status", b"").is_ok_and(|r| {
+            let leads = admin_get(addr, "/cluster/status").is_ok_and(|r| {
                 serde_json::from_slice::<serde_json::Value>(&r.body)
                     .is_ok_and(|v| v["IsLeader"] == true)
             });

@@ -52,6 +52,18 @@ pub fn http_with(
     }
 }
 
+/// `GET path` with the admin token of this test process's security setup (none when
+/// the test installed none): what the cluster helpers poll status pages with.
+pub fn admin_get(addr: &str, path: &str) -> std::io::Result<HttpReply> {
+    match kelp_proto::security::current().admin_token() {
+        Some(t) => {
+            let bearer = format!("Bearer {t}");
+            http_with("GET", addr, path, &[("Authorization", &bearer)], b"")
+        }
+        None => http("GET", addr, path, b""),
+    }
+}
+
 /// A reply read by [`http_with`].
 #[derive(Debug)]
 pub struct HttpReply {

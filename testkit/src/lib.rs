@@ -23,10 +23,13 @@ mod wait;
 pub use cluster::{
     Cluster, ClusterBuilder, Node, ServerNode, node_count, wait_for_leader, wait_for_nodes,
 };
-pub use http::{HttpReply, curl, get_json, http, http_with};
+pub use http::{HttpReply, admin_get, curl, get_json, http, http_with};
 pub use ports::{PortReservation, reserve_ports};
 pub use process::{KelpProcess, run};
-pub use wait::{wait_until, wait_until_async};
+pub use wait::{poll_until, wait_until, wait_until_async};
+
+/// How long the helpers wait for a server to come up.
+pub const READY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A scratch directory for one test, removed when dropped.
 pub fn scratch() -> tempfile::TempDir {

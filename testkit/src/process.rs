@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::http::http;
 use crate::wait::poll_until;
 
 /// A running process of `bin`. Killed (and reaped) when dropped.
@@ -139,7 +138,7 @@ impl KelpProcess {
     fn wait_http(&mut self, addr: &str, path: &str, within: Duration, ok: fn(u16) -> bool) {
         let mut answered = false;
         poll_until(within, || {
-            answered = http("GET", addr, path, b"").is_ok_and(|r| ok(r.status));
+            answered = crate::http::admin_get(addr, path).is_ok_and(|r| ok(r.status));
             answered || !self.is_running()
         });
         if !answered {

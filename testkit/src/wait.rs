@@ -15,7 +15,7 @@ pub fn wait_until(what: &str, within: Duration, ok: impl FnMut() -> bool) -> Dur
 
 /// Polls `ok` until it returns true (`Some(time it took)`) or `within` has passed (`None`),
 /// for callers that say themselves what went wrong.
-pub(crate) fn poll_until(within: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
+pub fn poll_until(within: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     loop {
         if ok() {

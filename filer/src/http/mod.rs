@@ -61,6 +61,9 @@ pub fn router(filer: Arc<Filer>) -> Router {
 }
 
 async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
+    if let Err(e) = check_token(&req) {
+        return kelp_proto::security::unauthorized(&e);
+    }
     let target = match Target::parse(&req) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
@@ -78,6 +81,18 @@ async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// With a security file, writes need a filer token (`[jwt.filer_signing]`) or an admin
+/// credential; reads need one only under `[jwt.filer_signing.read]`.
+fn check_token(req: &Request) -> Result<(), kelp_proto::security::TokenError> {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let token = kelp_proto::security::request_token(req.headers(), req.uri().query());
+    let certified = req
+        .extensions()
+        .get::<kelp_proto::security::PeerCertified>()
+        .is_some();
+    kelp_proto::security::current().check_filer(write, token.as_deref(), certified)
+}
+
 /// Serves the filer on `listener` until `shutdown`, running the chunk collector meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -88,7 +103,11 @@ pub async fn serve(
     let gc = tokio::spawn(crate::gc::run(filer.clone(), stop_rx));
     tracing::info!(store = filer.store.name(), "filer listening");
     let limits = filer.cfg.limits;
-    let res = kelp_proto::server::serve(listener, router(filer), limits, shutdown).await;
+    let tls = kelp_proto::security::current()
+        .https
+        .as_ref()
+        .and_then(|h| h.server(kelp_proto::security::Role::Filer));
+    let res = kelp_proto::server::serve(listener, router(filer), limits, tls, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = gc.await;
     res

@@ -7,7 +7,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kelp_proto::client::UploadOptions;
-use kelp_proto::master_api::{AssignRequest, Assignment, DirStatus, LookupRequest, LookupResponse};
+use kelp_proto::master_api::{AssignRequest, DirStatus, LookupRequest, LookupResponse};
 use kelp_proto::{FileId, VERSION};
 
 use super::AppState;
@@ -17,8 +17,22 @@ use crate::master::MasterError;
 pub(crate) async fn assign(
     State(state): State<Arc<AppState>>,
     ApiQuery(req): ApiQuery<AssignRequest>,
-) -> Result<Json<Assignment>, MasterError> {
-    Ok(Json(state.master.assign(&req).await?))
+) -> Result<Response, MasterError> {
+    let mut a = state.master.assign(&req).await?;
+    Ok(with_token(
+        kelp_proto::security::current()
+            .write_token(&a.fid, a.count.max(1))
+            .inspect(|t| a.auth = t.clone()),
+        Json(a),
+    ))
+}
+
+/// `body`, with `Authorization: Bearer <token>` when there is a token.
+fn with_token(token: Option<String>, body: impl IntoResponse) -> Response {
+    match token {
+        Some(t) => ([(header::AUTHORIZATION, format!("Bearer {t}"))], body).into_response(),
+        None => body.into_response(),
+    }
 }
 
 pub(crate) async fn lookup(
@@ -33,14 +47,23 @@ pub(crate) async fn lookup(
     else {
         return MasterError::BadRequest("give volumeId or fileId".into()).into_response();
     };
+    // A read token for a named file id (never a write token: knowing a fid must not
+    // be enough to overwrite or delete it).
+    let read_token = match (&req.file_id, req.read.as_deref()) {
+        (Some(f), Some("yes" | "true")) => kelp_proto::security::current().read_token(f),
+        _ => None,
+    };
     match state.master.lookup(&id) {
-        Ok(locations) => Json(LookupResponse {
-            ec_locations: ec_locations(&state, &id),
-            volume_or_file_id: id,
-            locations,
-            error: String::new(),
-        })
-        .into_response(),
+        Ok(locations) => with_token(
+            read_token.clone(),
+            Json(LookupResponse {
+                ec_locations: ec_locations(&state, &id),
+                volume_or_file_id: id,
+                locations,
+                error: String::new(),
+                auth: read_token.unwrap_or_default(),
+            }),
+        ),
         Err(MasterError::NotFound(msg)) => (
             StatusCode::NOT_FOUND,
             Json(LookupResponse {
@@ -48,6 +71,7 @@ pub(crate) async fn lookup(
                 locations: Vec::new(),
                 error: msg,
                 ec_locations: Vec::new(),
+                auth: String::new(),
             }),
         )
             .into_response(),
@@ -89,7 +113,10 @@ pub(crate) async fn redirect(
     match state.master.lookup(&parsed.volume.to_string()) {
         Ok(locs) => {
             let i = rand::random_range(0..locs.len());
-            let target = format!("http://{}/{fid}", locs[i].public_url);
+            let target = format!(
+                "{}/{fid}",
+                kelp_proto::client::base_url(&locs[i].public_url)
+            );
             (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, target)]).into_response()
         }
         Err(e) => e.into_response(),
@@ -120,6 +147,7 @@ pub(crate) async fn submit(
         name: Some(name.clone()).filter(|n| !n.is_empty()),
         mime,
         ttl: req.ttl.clone(),
+        jwt: kelp_proto::security::current().write_token(&a.fid, 1),
         ..Default::default()
     };
     let size = data.len();

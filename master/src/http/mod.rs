@@ -16,6 +16,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
+use kelp_proto::security::require_admin;
+
 use crate::master::{Master, MasterError};
 use crate::raft::Role;
 
@@ -37,29 +39,41 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
         master: master.clone(),
         http,
     });
-    let leader_only = Router::new()
-        .route("/dir/assign", any(dir::assign))
+    // Admin calls need the cluster's admin credential once a security file is in
+    // force (kelp_proto::security); the rest is the public API.
+    let leader_only_admin = Router::new()
         .route("/vol/grow", any(admin::grow))
         .route("/vol/vacuum", any(admin::vacuum))
         .route("/col/delete", any(admin::delete_collection))
         .route("/cluster/lock", post(admin::lock))
         .route("/cluster/unlock", post(admin::unlock))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward_to_leader,
+        ))
+        .layer(middleware::from_fn(require_admin));
+    let leader_only = Router::new()
+        .route("/dir/assign", any(dir::assign))
         .route("/submit", post(dir::submit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             forward_to_leader,
         ));
-    Router::new()
-        .merge(leader_only)
-        .route("/dir/lookup", any(dir::lookup))
-        .route("/dir/status", any(dir::status))
+    let admin = Router::new()
         .route("/cluster/status", get(admin::cluster_status))
         .route("/vol/status", any(admin::vol_status))
         .route("/heartbeat", post(admin::heartbeat))
+        .merge(master.raft.router())
+        .layer(middleware::from_fn(require_admin));
+    Router::new()
+        .merge(leader_only)
+        .merge(leader_only_admin)
+        .route("/dir/lookup", any(dir::lookup))
+        .route("/dir/status", any(dir::status))
         .route("/healthz", get(|| async { StatusCode::OK }))
         .route("/{fid}", get(dir::redirect))
-        .with_state(state)
-        .merge(master.raft.router())
+        .with_state(state.clone())
+        .merge(admin.with_state(state))
 }
 
 /// Runs the handler on the leader; a follower forwards the request to the leader and
@@ -94,7 +108,7 @@ async fn forward(http: &reqwest::Client, leader: &str, req: Request) -> Result<R
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let url = format!("http://{leader}{path}");
+    let url = format!("{}{path}", kelp_proto::client::base_url(leader));
     let body = axum::body::to_bytes(body, FORWARD_LIMIT)
         .await
         .map_err(|e| e.to_string())?;
@@ -134,7 +148,11 @@ pub async fn serve(
     tracing::info!(addr = %master.cfg.addr(), peers = ?master.cfg.peers, "master listening");
     let app = router(master.clone(), http);
     let limits = master.cfg.limits;
-    let res = kelp_proto::server::serve(listener, app, limits, shutdown).await;
+    let tls = kelp_proto::security::current()
+        .https
+        .as_ref()
+        .and_then(|h| h.server(kelp_proto::security::Role::Master));
+    let res = kelp_proto::server::serve(listener, app, limits, tls, shutdown).await;
     for t in tasks {
         t.abort();
     }

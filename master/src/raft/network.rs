@@ -2,6 +2,7 @@
 //! `/raft/*` routes through one pooled `reqwest::Client` per node, and maps transport failures
 //! to openraft's `Unreachable`/`Network`/`Timeout` errors.
 
+use kelp_proto::security::Authorize;
 use std::time::Duration;
 
 use openraft::RPCTypes;
@@ -47,12 +48,14 @@ pub struct HttpNetwork {
 impl HttpNetwork {
     /// A network for the node `self_id`.
     pub fn new(self_id: NodeId) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()?;
+        let client = kelp_proto::client::with_cluster_tls(
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .tcp_nodelay(true)
+                .no_proxy(),
+        )
+        .build()?;
         Ok(Self { client, self_id })
     }
 }
@@ -99,8 +102,15 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("http://{}{}", self.peer.addr, path);
-        let sent = self.client.post(&url).timeout(ttl).json(req).send().await;
+        let url = format!("{}{path}", kelp_proto::client::base_url(&self.peer.addr));
+        let sent = self
+            .client
+            .post(&url)
+            .admin()
+            .timeout(ttl)
+            .json(req)
+            .send()
+            .await;
         let resp = sent.map_err(|e| self.transport_error(action, ttl, &url, e))?;
         let status = resp.status();
         if !status.is_success() {

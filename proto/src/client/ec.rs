@@ -1,6 +1,7 @@
 //! The volume server's erasure-coding admin calls (`/admin/ec/*`), used by `kelp shell`
 //! and by volume servers fetching shards from each other.
 
+use crate::security::Authorize;
 use std::time::Duration;
 
 use super::volume::{VolumeClient, one};
@@ -72,6 +73,7 @@ impl VolumeClient {
         let resp = self
             .http
             .get(&url)
+            .admin()
             .query(&one(vid))
             .timeout(Duration::from_secs(30))
             .send()
@@ -126,7 +128,7 @@ impl VolumeClient {
             volume: VolumeId(vid),
             ext: ext.to_string(),
         };
-        check(&url, self.http.get(&url).query(&query).send().await).await
+        check(&url, self.http.get(&url).admin().query(&query).send().await).await
     }
 
     /// `GET /admin/<path>?<query>` on `server`, the whole body.
@@ -141,6 +143,7 @@ impl VolumeClient {
         let resp = self
             .http
             .get(&url)
+            .admin()
             .query(query)
             .timeout(timeout)
             .send()

@@ -1,5 +1,6 @@
 //! The master client: assign, lookup (cached), heartbeat, with leader discovery.
 
+use crate::security::Authorize;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -129,7 +130,7 @@ impl MasterClient {
     pub async fn assign(&self, req: &AssignRequest) -> Result<Assignment, ClientError> {
         self.each_master(|m| async move {
             let url = format!("{}/dir/assign", base_url(&m));
-            let resp = self.http.post(&url).query(req).send().await;
+            let resp = self.http.post(&url).admin().query(req).send().await;
             json_reply::<Assignment>(&url, resp).await
         })
         .await
@@ -142,6 +143,7 @@ impl MasterClient {
             let resp = self
                 .http
                 .get(&url)
+                .admin()
                 .query(&LookupRequest {
                     volume_id: Some(vid.0.to_string()),
                     ..Default::default()
@@ -157,7 +159,7 @@ impl MasterClient {
     pub async fn dir_status(&self) -> Result<DirStatus, ClientError> {
         self.each_master(|m| async move {
             let url = format!("{}/dir/status", base_url(&m));
-            let resp = self.http.get(&url).send().await;
+            let resp = self.http.get(&url).admin().send().await;
             json_reply::<DirStatus>(&url, resp).await
         })
         .await
@@ -226,6 +228,7 @@ impl MasterClient {
         let resp = self
             .http
             .post(&url)
+            .admin()
             .json(hb)
             .timeout(Duration::from_secs(5))
             .send()
@@ -239,6 +242,7 @@ impl MasterClient {
         let resp = self
             .http
             .get(&url)
+            .admin()
             .timeout(Duration::from_secs(3))
             .send()
             .await;

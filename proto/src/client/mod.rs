@@ -60,23 +60,47 @@ impl ClientError {
 /// never sends a request on a connection the server is just closing.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One pooled HTTP client with the timeouts every role uses.
+/// One pooled HTTP client with the timeouts every role uses; with `[https]` in the
+/// security file it trusts the cluster's CA and presents the cluster certificate.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    let b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .tcp_nodelay(true);
+    match with_cluster_tls(b).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; using defaults");
+            reqwest::Client::new()
+        }
+    }
 }
 
-/// `http://` + address, unless it already has a scheme.
+/// `b`, trusting the cluster's CA and presenting its client certificate when the
+/// security file sets up TLS.
+pub fn with_cluster_tls(b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    match &crate::security::current().https {
+        Some(h) => b.use_preconfigured_tls((*h.client()).clone()),
+        None => b,
+    }
+}
+
+/// The scheme kelp's servers speak: `https` when the security file sets up TLS.
+pub fn scheme() -> &'static str {
+    if crate::security::current().https.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// [`scheme`]`://` + address, unless it already has a scheme.
 pub fn base_url(addr: &str) -> String {
     if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.trim_end_matches('/').to_string()
     } else {
-        format!("http://{}", addr.trim_end_matches('/'))
+        format!("{}://{}", scheme(), addr.trim_end_matches('/'))
     }
 }
 

@@ -6,6 +6,7 @@ use super::{ClientError, base_url, check, json_reply};
 use crate::VolumeId;
 use crate::id::FileId;
 use crate::master_api::DeleteCollectionRequest;
+use crate::security::Authorize;
 use crate::volume_api::{
     AllocateVolumeRequest, DeleteResult, ReadonlyRequest, UploadResult, VacuumCheck, VolumeRequest,
     VolumeServerStatus,
@@ -33,6 +34,9 @@ pub struct UploadOptions {
     pub pairs: Vec<(String, String)>,
     /// The body is gzip data, to be stored as is.
     pub gzip: bool,
+    /// The write token the master assigned with the fid (`auth`); without one, kelp's
+    /// servers present their admin credential.
+    pub jwt: Option<String>,
 }
 
 /// Calls volume servers by address (`host:port`).
@@ -71,7 +75,12 @@ impl VolumeClient {
         if let Some(n) = &opts.name {
             q.push(("name", n.clone()));
         }
-        let mut req = self.http.put(&url).query(&q).body(body);
+        let mut req = self
+            .http
+            .put(&url)
+            .query(&q)
+            .body(body)
+            .token_or_admin(opts.jwt.as_deref());
         req = req.header(
             "Content-Type",
             opts.mime
@@ -95,7 +104,7 @@ impl VolumeClient {
         range: Option<&str>,
     ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}/{fid}", base_url(server));
-        let mut req = self.http.get(&url);
+        let mut req = self.http.get(&url).admin();
         if let Some(r) = range {
             req = req.header("Range", r);
         }
@@ -110,7 +119,7 @@ impl VolumeClient {
         replicate: bool,
     ) -> Result<DeleteResult, ClientError> {
         let url = format!("{}/{fid}", base_url(server));
-        let mut req = self.http.delete(&url);
+        let mut req = self.http.delete(&url).admin();
         if replicate {
             req = req.query(&[("type", "replicate")]);
         }
@@ -128,6 +137,7 @@ impl VolumeClient {
         let resp = self
             .http
             .post(&url)
+            .admin()
             .query(query)
             .timeout(Duration::from_secs(600))
             .send()
@@ -145,6 +155,7 @@ impl VolumeClient {
         let resp = self
             .http
             .post(&url)
+            .admin()
             .query(req)
             .timeout(Duration::from_secs(30))
             .send()
@@ -218,6 +229,6 @@ impl VolumeClient {
 
     pub async fn status(&self, server: &str) -> Result<VolumeServerStatus, ClientError> {
         let url = format!("{}/status", base_url(server));
-        json_reply(&url, self.http.get(&url).send().await).await
+        json_reply(&url, self.http.get(&url).admin().send().await).await
     }
 }

@@ -1,6 +1,7 @@
 """Details S3 clients notice (imported by s3_checks.py): unicode user metadata as
 RFC 2047 encoded words, ListObjects with max-keys=0, an empty delimiter that is not
-echoed, and the owner in ListObjectsV2 only with fetch-owner."""
+echoed, the owner in ListObjectsV2 only with fetch-owner, and Range headers S3
+ignores (signed, so the gateway must verify them before it drops them)."""
 
 from email.header import decode_header
 
@@ -85,3 +86,18 @@ def details(endpoint, ak, sk):
                                      ExpiresIn=10 * 365 * 86400)
     status, text = fetch(long)
     assert status == 400 and b"AuthorizationQueryParametersError" in text, (status, text)
+
+    # Ranges S3 ignores (a reversed one, several, garbage) serve the whole object with
+    # 200; an end past the object is clamped (206). boto3 signs the Range header.
+    body = bytes(range(256)) * 4
+    s3.put_object(Bucket=b, Key="ranged", Body=body)
+    for ignored in ("bytes=100-50", "bytes=0-1,5-6", "bytes=x"):
+        r = s3.get_object(Bucket=b, Key="ranged", Range=ignored)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 200, (ignored, r)
+        assert r["Body"].read() == body, ignored
+        h = s3.head_object(Bucket=b, Key="ranged", Range=ignored)
+        assert h["ContentLength"] == len(body), (ignored, h)
+    r = s3.get_object(Bucket=b, Key="ranged", Range="bytes=1000-99999")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 206, r
+    assert r["ContentRange"] == "bytes 1000-1023/1024", r
+    assert r["Body"].read() == body[1000:]

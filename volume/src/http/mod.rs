@@ -112,11 +112,10 @@ impl AppState {
     }
 }
 
-/// Builds the router (exposed for tests that serve it themselves).
-pub(crate) fn router(state: Arc<AppState>) -> Router {
+/// The admin calls (masters, the shell, other volume servers): they need the cluster's
+/// admin credential once a security file is in force.
+fn admin_routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/status", get(admin::status))
-        .route("/healthz", get(admin::healthz))
         .route("/admin/volume/allocate", post(admin::allocate))
         .route("/admin/volume/delete", post(admin::delete_volume))
         .route("/admin/volume/readonly", post(admin::readonly))
@@ -137,6 +136,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/ec/rebuild", post(ec::rebuild))
         .route("/admin/ec/decode", post(ec::decode))
         .route("/admin/ec/vacuum", post(ec::vacuum))
+        .layer(axum::middleware::from_fn(
+            kelp_proto::security::require_admin,
+        ))
+}
+
+/// Builds the router (exposed for tests that serve it themselves).
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/status", get(admin::status))
+        .route("/healthz", get(admin::healthz))
+        .merge(admin_routes())
         .fallback(needle_request)
         // Upload size is checked against -fileSizeLimitMB by the handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -149,12 +159,39 @@ async fn needle_request(
 ) -> axum::response::Response {
     use axum::http::Method;
     use axum::response::IntoResponse;
+    if let Err(e) = check_token(&req) {
+        return kelp_proto::security::unauthorized(&e);
+    }
     match *req.method() {
         Method::GET | Method::HEAD => read::get(state, req).await,
         Method::POST | Method::PUT => write::upload(state, req).await,
         Method::DELETE => write::delete(state, req).await,
         _ => error::ApiError::MethodNotAllowed(req.method().clone()).into_response(),
     }
+}
+
+/// Under `[jwt.signing]` (writes, deletes) and `[jwt.signing.read]` (reads) a needle
+/// request needs a token for its fid, or an admin credential. A path that is not a
+/// fid passes here and gets its 400 from the handler.
+fn check_token(req: &axum::extract::Request) -> Result<(), kelp_proto::security::TokenError> {
+    let security = kelp_proto::security::current();
+    let write = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if (write && security.write.is_none()) || (!write && security.read.is_none()) {
+        return Ok(());
+    }
+    let Ok(p) = path::parse(req.uri().path()) else {
+        return Ok(());
+    };
+    let token = kelp_proto::security::request_token(req.headers(), req.uri().query());
+    let certified = req
+        .extensions()
+        .get::<kelp_proto::security::PeerCertified>()
+        .is_some();
+    // `3,02a105935c_1` parses to key 3: the batch's token (count 2 or more) covers it.
+    security.check_needle(write, &p.fid, token.as_deref(), certified)
 }
 
 /// Serves the volume API on `listener` until `shutdown` resolves, heartbeating to
@@ -184,7 +221,11 @@ pub async fn serve(
     tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
     let limits = state.cfg.limits;
     let app = router(state);
-    let res = kelp_proto::server::serve(listener, app, limits, shutdown).await;
+    let tls = kelp_proto::security::current()
+        .https
+        .as_ref()
+        .and_then(|h| h.server(kelp_proto::security::Role::Volume));
+    let res = kelp_proto::server::serve(listener, app, limits, tls, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = hb.await;
     let _ = journals.await;

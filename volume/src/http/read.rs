@@ -403,6 +403,10 @@ async fn not_local(
     let Some(loc) = locations.iter().find(|l| l.url != me) else {
         return Err(missing());
     };
-    let target = format!("http://{}/{}?proxied=true", loc.public_url, p.fid);
+    let target = format!(
+        "{}/{}?proxied=true",
+        kelp_proto::client::base_url(&loc.public_url),
+        p.fid
+    );
     Ok((StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, target)]).into_response())
 }

@@ -280,6 +280,8 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
             ts: Some(ts),
             pairs: pairs_list(&headers),
             gzip: up.gzip,
+            // Replicas take this server's admin credential.
+            jwt: None,
         };
         if let Err(e) =
             replicate_write(&state, &p.fid, &up.data, &opts, placement.copy_count()).await

@@ -1,0 +1,38 @@
+//! `kelp scaffold`: prints a commented configuration template.
+
+/// Flags of `kelp scaffold`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Which template: security.
+    #[arg(long, default_value = "security")]
+    pub config: String,
+}
+
+/// The security file template, with every key explained.
+pub const SECURITY_TEMPLATE: &str = include_str!("templates/security.toml");
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.config.as_str() {
+        "security" => {
+            print!("{SECURITY_TEMPLATE}");
+            Ok(())
+        }
+        other => anyhow::bail!("no template named {other:?}; there is: security"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_once_a_key_is_filled_in() {
+        let dir = std::path::Path::new(".");
+        // As printed, with an empty key, it is refused with a reason.
+        let e = kelp_proto::security::Security::parse(SECURITY_TEMPLATE, dir).unwrap_err();
+        assert!(e.contains("admin credential"), "{e}");
+        let filled = SECURITY_TEMPLATE.replacen("key = \"\"", "key = \"s3cr3t\"", 1);
+        let s = kelp_proto::security::Security::parse(&filled, dir).unwrap();
+        assert!(s.write.is_some() && s.read.is_none() && s.https.is_none());
+    }
+}
