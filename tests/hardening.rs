@@ -1,11 +1,15 @@
 //! Requests an attacker on the same network could send to a running `kelp server`,
 //! each refused with a clear 4xx and no file created or removed outside the data
-//! directory: collection names with `..` or `/` (filer, volume server, master), and
-//! deleting the default collection by leaving the name empty.
+//! directory: collection names with `..` or `/` (filer, volume server, master),
+//! deleting the default collection by leaving the name empty, a bogus volume id that
+//! would end volume growth, growth beyond the disk under `-max=0`, and more.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 
@@ -108,6 +112,88 @@ fn the_default_collection_cannot_be_deleted_by_an_empty_name() {
         (r.status, r.body.as_slice()),
         (200, b"still here".as_slice())
     );
+}
+
+#[test]
+fn a_bogus_volume_id_reported_by_a_server_does_not_end_growth() {
+    let c = cluster().servers(&[("", 1)]).start();
+    let s = &c.servers[0];
+    // A volume with the largest id, made behind the master's back (on loopback without
+    // a security file nothing stops the call itself).
+    let r = http(
+        "POST",
+        &s.volume,
+        "/admin/volume/allocate?volume=4294967295",
+        b"",
+    )
+    .unwrap();
+    assert!(r.status < 300, "{}", r.text());
+    // Heartbeats carry it to the master, which does not adopt it: growth goes on.
+    wait_until(
+        "the master to see (and ignore) the id",
+        Duration::from_secs(30),
+        || {
+            s.proc
+                .log()
+                .contains("ignoring volume ids this master never allocated")
+        },
+    );
+    let (status, v) = get_json(&s.master, "/dir/assign?collection=grown");
+    assert_eq!(status, 200, "{v}");
+    let vid: u64 = v["fid"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(vid < 1000, "{v}");
+    let (_, v) = get_json(&s.master, "/cluster/status");
+    let max = v["MaxVolumeId"].as_u64().unwrap();
+    assert!(max < 1000, "{v}");
+    let (_, v) = get_json(&s.master, "/dir/lookup?volumeId=4294967295");
+    assert!(v["locations"].as_array().is_none_or(Vec::is_empty), "{v}");
+}
+
+/// Free bytes of the file system holding `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn growth_under_a_free_space_derived_max_stops_when_the_disk_would_be_full() {
+    let probe = scratch();
+    // Volumes of a third of the free space: at most three fit, however empty they are.
+    let limit_mb = free_bytes(probe.path()) / 3 / (1 << 20);
+    let c = cluster()
+        .servers(&[("", 1)])
+        .server_args(&["-volume.max=0", &format!("-volumeSizeLimitMB={limit_mb}")])
+        .start();
+    let s = &c.servers[0];
+    let r = http("POST", &s.master, "/vol/grow?count=20&collection=big", b"").unwrap();
+    let (_, v) = get_json(&s.master, "/dir/status");
+    let max = v["Topology"]["Max"].as_u64().unwrap();
+    assert!(
+        max <= 4,
+        "grow answered {} {}; topology {v}",
+        r.status,
+        r.text()
+    );
+    let dats = files_under(&s.dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".dat"))
+        .count();
+    assert!(dats <= 4, "{dats} volumes made on a disk with room for 3");
 }
 
 #[test]

@@ -175,7 +175,8 @@ impl Store {
             .count()
     }
 
-    /// How many volumes `location` may hold now.
+    /// How many volumes `location` may hold now: its `-max`, or with `-max=0` the
+    /// volumes it has plus as many more as its free space holds once they are full.
     pub fn max_volumes_in(&self, location: usize) -> usize {
         let Some(loc) = self.locations.get(location) else {
             return 0;
@@ -185,7 +186,16 @@ impl Store {
         }
         let free = free_and_total(&loc.dir).map_or(0, |(f, _)| f);
         let per = self.options.volume_size_limit.max(1);
-        self.count_in(location) + (free / per) as usize
+        // Volumes already here may still grow to the limit: that room is spoken for,
+        // or every new (still small) volume would leave the free slots unchanged and
+        // growth would never stop.
+        let (count, promised) = read(&self.volumes)
+            .values()
+            .filter(|s| s.location == location)
+            .fold((0usize, 0u64), |(n, room), s| {
+                (n + 1, room + per.saturating_sub(s.volume.dat_size()))
+            });
+        count + (free.saturating_sub(promised) / per) as usize
     }
 
     /// The sum of every directory's maximum (what heartbeats report as max volume count).

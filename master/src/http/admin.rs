@@ -18,17 +18,31 @@ use super::error::ApiQuery;
 use crate::growth::GrowSpec;
 use crate::master::MasterError;
 
+/// How far above the highest allocated volume id a reported id is still adopted.
+const ADOPT_WINDOW: u32 = 1 << 20;
+
 pub(crate) async fn heartbeat(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Heartbeat>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<HeartbeatResponse>, MasterError> {
-    let Json(hb) = body.map_err(|e| MasterError::BadRequest(e.body_text()))?;
+    let Json(mut hb) = body.map_err(|e| MasterError::BadRequest(e.body_text()))?;
     if hb.ip.is_empty() || hb.port == 0 {
         return Err(MasterError::BadRequest(
             "heartbeat needs ip and port".into(),
         ));
     }
     let m = &state.master;
+    // Ids far beyond anything allocated are not adopted: one bogus id would otherwise
+    // become the floor of every future allocation, and near u32::MAX end growth for
+    // good. Servers restored onto a master with lost state are within the window.
+    let ceiling = m.raft.state().max_volume_id.saturating_add(ADOPT_WINDOW);
+    let before = hb.volumes.len() + hb.ec_shards.len();
+    hb.volumes.retain(|v| v.id != 0 && v.id <= ceiling);
+    hb.ec_shards.retain(|e| e.id != 0 && e.id <= ceiling);
+    if hb.volumes.len() + hb.ec_shards.len() < before {
+        tracing::warn!(server = %format!("{}:{}", hb.ip, hb.port), ceiling,
+            "ignoring volume ids this master never allocated (0, or beyond the ceiling)");
+    }
     m.topology.heartbeat(&hb);
     let mut masters = m.raft.peers();
     if !masters.iter().any(|p| p == m.raft.self_addr()) {
