@@ -23,6 +23,8 @@ pub enum GatewayError {
         last_modified: i64,
         by_id: bool,
     },
+    #[error("the bucket {0} has no CORS configuration")]
+    NoSuchCorsConfiguration(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -137,6 +139,7 @@ impl From<GatewayError> for S3Error {
             G::NoSuchBucket(_) => err(C::NoSuchBucket, msg),
             G::NoSuchKey(_) => err(C::NoSuchKey, msg),
             G::NoSuchUpload(_) => err(C::NoSuchUpload, msg),
+            G::NoSuchCorsConfiguration(_) => err(C::NoSuchCORSConfiguration, msg),
             G::NoSuchVersion(_) => err(C::NoSuchVersion, msg),
             G::DeleteMarker {
                 version_id,

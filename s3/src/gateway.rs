@@ -104,6 +104,27 @@ impl S3 for Gateway {
         ok(self.get_bucket_versioning(req).await)
     }
 
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        ok(self.put_bucket_cors(req).await)
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        ok(self.get_bucket_cors(req).await)
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        ok(self.delete_bucket_cors(req).await)
+    }
+
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
@@ -116,16 +137,6 @@ impl S3 for Gateway {
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         ok(self.get_object_acl(req).await)
-    }
-
-    async fn get_bucket_cors(
-        &self,
-        req: S3Request<GetBucketCorsInput>,
-    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let b = &req.input.bucket;
-        ok(self
-            .not_configured(b, "NoSuchCORSConfiguration", "CORS configuration")
-            .await)
     }
 
     async fn get_bucket_policy(

@@ -11,6 +11,7 @@ mod checksum;
 mod chunked;
 mod conditional;
 mod copy;
+mod cors;
 mod delete;
 mod error;
 mod gateway;

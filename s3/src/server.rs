@@ -18,6 +18,7 @@ use crate::S3Config;
 use crate::auth::{IamAccess, IamAuth, Identities};
 use crate::checksum::OpenTrailers;
 use crate::chunked::AwsChunked;
+use crate::cors::Cors;
 use crate::gateway::Gateway;
 use crate::keys::Paths;
 
@@ -123,13 +124,29 @@ pub async fn serve_with_identities(
     if tls.is_some() {
         tracing::info!(%addr, "S3 gateway speaks HTTPS");
     }
-    run(listener, service, open, cfg_limits, tls, shutdown).await
+    let front = Arc::new(Front {
+        service,
+        cors: Cors {
+            filer: gateway.filer.clone(),
+            paths: gateway.paths.clone(),
+            domains,
+        },
+        open,
+    });
+    run(listener, front, cfg_limits, tls, shutdown).await
+}
+
+/// What every connection's requests go through: CORS, then the s3s service.
+struct Front {
+    service: S3Service,
+    cors: Cors,
+    /// No identities: signatures are dropped before s3s sees them.
+    open: bool,
 }
 
 async fn run(
     listener: tokio::net::TcpListener,
-    service: S3Service,
-    open: bool,
+    front: Arc<Front>,
     limits: Limits,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -139,11 +156,11 @@ async fn run(
     // Idle connections time out and connections over the cap get a 503 (see proto).
     let acceptor = Acceptor::new(listener, limits, tls);
     while let Some(c) = acceptor.next(&mut shutdown).await {
-        let svc = service.clone();
+        let front = front.clone();
         spawn_connection(c, graceful.watcher(), move |req| {
-            let svc = svc.clone();
+            let front = front.clone();
             let req = req.map(s3s::Body::http_body_unsync);
-            async move { Ok::<_, Infallible>(handle(&svc, req, open).await) }
+            async move { Ok::<_, Infallible>(handle(&front, req).await) }
         });
     }
     drop(acceptor);
@@ -168,9 +185,16 @@ fn expects_continue<B>(req: &Request<B>) -> (bool, bool) {
     (expects, expects && empty)
 }
 
-async fn handle(svc: &S3Service, req: Request<s3s::Body>, open: bool) -> Response<s3s::Body> {
+async fn handle(front: &Front, req: Request<s3s::Body>) -> Response<s3s::Body> {
+    if crate::cors::is_preflight(&req) {
+        return with_request_id(front.cors.preflight(&req).await);
+    }
     let (expects, empty) = expects_continue(&req);
-    let mut resp = call(svc, req, open).await;
+    let asked = front.cors.asked(&req);
+    let mut resp = call(&front.service, req, front.open).await;
+    if let Some(a) = asked {
+        front.cors.decorate(a, &mut resp).await;
+    }
     if empty || (expects && !resp.status().is_success()) {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -220,7 +244,7 @@ fn presigned_too_long<B>(req: &Request<B>) -> Option<u64> {
 }
 
 /// An S3 error document answered before the request reaches s3s.
-fn early_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+pub(crate) fn early_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );

@@ -91,6 +91,13 @@ fn boto3_details() {
     s.python("details", &[AK, SK]);
 }
 
+/// Bucket CORS rules, preflights from them, headers on actual answers.
+#[test]
+fn boto3_cors() {
+    let s = Stack::with_auth();
+    s.python("cors", &[AK, SK]);
+}
+
 #[test]
 fn boto3_delete_objects() {
     let s = Stack::open();

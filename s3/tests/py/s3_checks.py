@@ -553,6 +553,10 @@ def main():
         import version_checks
 
         getattr(version_checks, scenario)(endpoint, ak, sk)
+    elif scenario == "cors":
+        from cors_checks import cors
+
+        cors(endpoint, ak, sk)
     elif scenario == "details":
         from detail_checks import details
 
