@@ -195,6 +195,14 @@ where
     }
 }
 
+/// Who is at the other end of a request's connection (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: std::net::SocketAddr,
+    /// The connection is TLS.
+    pub tls: bool,
+}
+
 /// A connection taken off a listener under [`Limits`]: the stream, and the permit that
 /// counts it until it is dropped. TLS, if the listener has it, is set up by
 /// [`Accepted::establish`], on the connection's own task.
@@ -389,8 +397,8 @@ pub async fn drain(graceful: GracefulShutdown) {
 
 /// Serves one accepted connection on a task of its own: the TLS handshake if any,
 /// then HTTP/1.1 with keep-alive and the idle limits. Every request's body is an
-/// [`IdleBody`]; a request on a connection that showed a cluster client certificate
-/// carries [`PeerCertified`](crate::security::PeerCertified).
+/// [`IdleBody`] and carries a [`ConnInfo`]; a request on a connection that showed a
+/// cluster client certificate carries [`PeerCertified`](crate::security::PeerCertified).
 pub fn spawn_connection<F, Fut, B, E>(c: Accepted, watcher: Watcher, handler: F)
 where
     F: Fn(http::Request<IdleBody<hyper::body::Incoming>>) -> Fut + Clone + Send + Sync + 'static,
@@ -410,11 +418,16 @@ where
                 return;
             }
         };
+        let conn_info = ConnInfo {
+            peer,
+            tls: matches!(stream, Stream::Tls(_)),
+        };
         let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
             // While a request is handled, a quiet socket is normal (a long copy); its
             // body must keep arriving, though (IdleBody).
             busy.store(true, Ordering::Relaxed);
             let mut req = req.map(|b| IdleBody::new(b, idle));
+            req.extensions_mut().insert(conn_info);
             if certified {
                 req.extensions_mut().insert(crate::security::PeerCertified);
             }

@@ -17,6 +17,10 @@ use s3s::{S3Request, S3Result};
 use serde::Deserialize;
 
 use crate::error::{GatewayError, GatewayResult};
+use crate::policy::bucket::{
+    POLICY_KEY, PolicyCache, context as bucket_policy_context, iam_action,
+};
+use crate::policy::{Context, Decision, Policy, Principal};
 
 /// What a request does, for authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +61,7 @@ struct Grant {
 }
 
 /// `*` matches any run of characters, `?` any one character.
-fn glob(pattern: &str, s: &str) -> bool {
+pub(crate) fn glob(pattern: &str, s: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -101,6 +105,9 @@ impl Grant {
 #[derive(Debug)]
 pub struct Identity {
     pub name: String,
+    /// Its account id (`account.id` in `s3.json`; else its own name): what bucket
+    /// policies name as `arn:aws:iam::<account>:root`.
+    pub account: String,
     grants: Vec<Grant>,
 }
 
@@ -124,9 +131,40 @@ impl Identity {
     }
 }
 
-/// The checked identity of a request (a request extension).
+/// The checked caller of a request (a request extension): its identity, and what the
+/// bucket policy needs to judge further steps of the same request (the keys of a
+/// DeleteObjects, a governance bypass).
 #[derive(Debug, Clone)]
-pub struct Caller(pub Arc<Identity>);
+pub struct Caller {
+    pub id: Arc<Identity>,
+    pub principal: Principal,
+    pub policy: Option<Arc<Policy>>,
+    pub ctx: Arc<Context>,
+}
+
+impl Caller {
+    /// The one authorization rule: an explicit Deny of the bucket policy wins; then the
+    /// identity's own actions or an Allow of the policy permit; else no.
+    pub fn may(&self, action: Action, iam_action: &str, bucket: &str, key: Option<&str>) -> bool {
+        match self.policy_says(iam_action, bucket, key) {
+            Decision::Deny => false,
+            Decision::Allow => true,
+            Decision::Silent => self.id.allows(action, bucket, key),
+        }
+    }
+
+    /// What the bucket policy alone says (Silent without one).
+    fn policy_says(&self, iam_action: &str, bucket: &str, key: Option<&str>) -> Decision {
+        let Some(p) = &self.policy else {
+            return Decision::Silent;
+        };
+        let resource = match key {
+            Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        };
+        p.evaluate(&self.principal, iam_action, &resource, &self.ctx)
+    }
+}
 
 // Unknown keys are refused, so a misspelt one cannot quietly drop an identity. The
 // keys SeaweedFS's s3.json has beyond ours (accounts, a credential's status) are
@@ -152,8 +190,19 @@ struct IdentityJson {
     #[serde(default)]
     disabled: bool,
     #[serde(default)]
+    account: Option<AccountJson>,
+}
+
+/// SeaweedFS's account block of an identity.
+#[derive(Deserialize)]
+struct AccountJson {
+    id: String,
+    #[serde(default, rename = "displayName")]
     #[allow(dead_code)]
-    account: Option<serde_json::Value>,
+    display_name: Option<String>,
+    #[serde(default, rename = "emailAddress")]
+    #[allow(dead_code)]
+    email_address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +256,10 @@ impl Identities {
                 }
             }
             let id = Arc::new(Identity {
+                account: i
+                    .account
+                    .as_ref()
+                    .map_or_else(|| i.name.clone(), |a| a.id.clone()),
                 name: i.name.clone(),
                 grants,
             });
@@ -249,6 +302,7 @@ impl Identities {
         }
         let id = Arc::new(Identity {
             name: name.to_string(),
+            account: name.to_string(),
             grants: vec![Grant {
                 action: Action::Admin,
                 resource: None,
@@ -323,8 +377,14 @@ impl S3Auth for IamAuth {
     }
 }
 
-/// Per-request authorization.
-pub struct IamAccess(pub Arc<Identities>);
+/// Per-request authorization: the identities, and the bucket policies (read through
+/// the filer, parsed once per change).
+pub struct IamAccess {
+    pub ids: Arc<Identities>,
+    pub filer: Arc<kelp_filer::Filer>,
+    pub paths: crate::keys::Paths,
+    pub policies: Arc<PolicyCache>,
+}
 
 /// The action an operation needs; `None` for those every identity may call.
 fn action_of(op: &str) -> Option<Action> {
@@ -385,36 +445,63 @@ fn denied(who: &str, what: &str) -> s3s::S3Error {
 }
 
 impl IamAccess {
+    /// The identity behind `creds`; an unsigned request is the `anonymous` identity,
+    /// or one with no actions of its own (bucket policies may still allow it).
     fn caller(&self, creds: Option<&s3s::auth::Credentials>) -> S3Result<Arc<Identity>> {
         match creds {
-            Some(c) => self.0.by_key(&c.access_key).cloned().ok_or_else(|| {
+            Some(c) => self.ids.by_key(&c.access_key).cloned().ok_or_else(|| {
                 GatewayError::InvalidAccessKeyId(format!(
                     "the access key {} does not exist",
                     c.access_key
                 ))
                 .into()
             }),
-            None => self.0.anonymous.clone().ok_or_else(|| {
-                GatewayError::AccessDenied(
-                    "anonymous access is not allowed: sign the request with an access key".into(),
-                )
-                .into()
-            }),
+            None => Ok(self.ids.anonymous.clone().unwrap_or_else(|| {
+                Arc::new(Identity {
+                    name: "anonymous".into(),
+                    account: String::new(),
+                    grants: Vec::new(),
+                })
+            })),
+        }
+    }
+
+    /// The bucket's policy, if it has one (and the bucket exists).
+    async fn policy_of(&self, bucket: &str) -> Option<Arc<Policy>> {
+        let e = self.filer.find(&self.paths.bucket(bucket)).await.ok()??;
+        let text = e.extended.get(POLICY_KEY)?;
+        self.policies.get(bucket, text)
+    }
+
+    /// Adds the tags of `bucket/key` as `s3:ExistingObjectTag/<k>` keys.
+    async fn add_object_tags(&self, ctx: &mut Context, bucket: &str, key: &str) {
+        let Ok(path) = self.paths.object(bucket, key) else {
+            return;
+        };
+        if let Ok(Some(e)) = self.filer.find(&path.path).await {
+            for (k, v) in &e.extended {
+                if let Some(tag) = k.strip_prefix(crate::meta::TAG_PREFIX) {
+                    ctx.set(
+                        &format!("s3:ExistingObjectTag/{tag}"),
+                        String::from_utf8_lossy(v).into_owned(),
+                    );
+                }
+            }
         }
     }
 
     fn check_source<T>(req: &S3Request<T>, src: &CopySource) -> S3Result<()> {
-        let Some(Caller(id)) = req.extensions.get::<Caller>() else {
+        let Some(caller) = req.extensions.get::<Caller>() else {
             return Err(denied("an unchecked caller", "copy"));
         };
         match src {
             CopySource::Bucket { bucket, key, .. }
-                if id.allows(Action::Read, bucket, Some(key)) =>
+                if caller.may(Action::Read, "s3:GetObject", bucket, Some(key)) =>
             {
                 Ok(())
             }
             CopySource::Bucket { bucket, key, .. } => Err(denied(
-                &id.name,
+                &caller.id.name,
                 &format!("read the copy source {bucket}/{key}"),
             )),
             _ => Err(GatewayError::NotImplemented(
@@ -433,34 +520,74 @@ impl S3Access for IamAccess {
             .extensions_mut()
             .get::<crate::range::VerifiedCaller>()
             .map(|v| v.0.clone());
-        let id = self.caller(verified.as_ref().or(cx.credentials()))?;
+        let creds = verified.as_ref().or(cx.credentials()).cloned();
+        let id = self.caller(creds.as_ref())?;
+        let principal = match &creds {
+            Some(_) => Principal::User {
+                account: id.account.clone(),
+                name: id.name.clone(),
+            },
+            None => Principal::Anonymous,
+        };
         let op = cx.s3_op().name().to_string();
-        if op == "ListBuckets" && cx.credentials().is_none() {
+        if op == "ListBuckets" && creds.is_none() {
             return Err(denied("an anonymous caller", "list buckets"));
         }
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        let policy = match &bucket {
+            Some(b) => self.policy_of(b).await,
+            None => None,
+        };
+        let mut ctx = bucket_policy_context(cx);
+        if let (Some(p), Some(b), Some(k)) = (&policy, &bucket, &key)
+            && p.needs_object_tags()
+        {
+            self.add_object_tags(&mut ctx, b, k).await;
+        }
+        let caller = Caller {
+            id,
+            principal,
+            policy,
+            ctx: Arc::new(ctx),
+        };
         if let Some(action) = action_of(&op) {
-            let ok = match cx.s3_path() {
-                S3Path::Root => action == Action::Any || id.allows(Action::Admin, "", None),
+            let versioned = cx
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("versionId=")));
+            let iam = iam_action(&op, versioned);
+            let ok = match (&bucket, &key) {
+                (None, _) => action == Action::Any || caller.id.allows(Action::Admin, "", None),
                 // The keys are in the body: the operation checks each.
-                S3Path::Bucket { bucket } if op == "DeleteObjects" => {
-                    id.allows_some(action, bucket)
+                (Some(b), None) if op == "DeleteObjects" => {
+                    caller.id.allows_some(action, b) || caller.policy.is_some()
                 }
-                S3Path::Bucket { bucket } => {
-                    let prefix = (action == Action::List)
-                        .then(|| query_prefix(cx.uri()))
-                        .flatten();
-                    id.allows(action, bucket, prefix.as_deref())
-                }
-                S3Path::Object { bucket, key } => {
-                    id.allows(action, bucket, Some(key))
-                        || (op == "GetObjectTagging" && id.allows(Action::Read, bucket, Some(key)))
+                (Some(b), None) => match caller.policy_says(&iam, b, None) {
+                    Decision::Deny => false,
+                    Decision::Allow => true,
+                    Decision::Silent => {
+                        // A listing scoped to a prefix the identity may list.
+                        let prefix = (action == Action::List)
+                            .then(|| query_prefix(cx.uri()))
+                            .flatten();
+                        caller.id.allows(action, b, prefix.as_deref())
+                    }
+                },
+                (Some(b), Some(k)) => {
+                    caller.may(action, &iam, b, Some(k))
+                        || (op == "GetObjectTagging"
+                            && caller.may(Action::Read, "s3:GetObject", b, Some(k)))
                 }
             };
             if !ok {
-                return Err(denied(&id.name, &format!("call {op} here")));
+                return Err(denied(&caller.id.name, &format!("call {op} here")));
             }
         }
-        cx.extensions_mut().insert(Caller(id));
+        cx.extensions_mut().insert(caller);
         Ok(())
     }
 

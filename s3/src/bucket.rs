@@ -93,7 +93,7 @@ impl Gateway {
                 let name = e.name().to_string();
                 let visible = [Action::List, Action::Read, Action::Write]
                     .into_iter()
-                    .any(|a| self.allowed(&req.extensions, a, &name, None));
+                    .any(|a| self.allowed(&req.extensions, a, "s3:ListBucket", &name, None));
                 if visible {
                     buckets.push(bucket_dto(&e, &self.region));
                 }

@@ -91,7 +91,13 @@ impl Gateway {
         let bucket = self.bucket_entry(&i.bucket).await?;
         let state = versions::State::of(&bucket);
         let bypass = i.bypass_governance_retention == Some(true)
-            && self.allowed(&req.extensions, Action::Admin, &i.bucket, Some(&i.key));
+            && self.allowed(
+                &req.extensions,
+                Action::Admin,
+                "s3:BypassGovernanceRetention",
+                &i.bucket,
+                Some(&i.key),
+            );
         let conditional = i.if_match.is_some()
             || i.if_match_last_modified_time.is_some()
             || i.if_match_size.is_some();
@@ -144,7 +150,13 @@ impl Gateway {
         let bucket = self.bucket_entry(&i.bucket).await?;
         let state = versions::State::of(&bucket);
         let bypass = i.bypass_governance_retention == Some(true)
-            && self.allowed(&req.extensions, Action::Admin, &i.bucket, None);
+            && self.allowed(
+                &req.extensions,
+                Action::Admin,
+                "s3:BypassGovernanceRetention",
+                &i.bucket,
+                None,
+            );
         if i.delete.objects.len() > 1000 {
             return Err(GatewayError::MalformedXml(
                 "DeleteObjects takes at most 1000 keys".into(),
@@ -153,7 +165,13 @@ impl Gateway {
         let quiet = i.delete.quiet.unwrap_or(false);
         let (mut deleted, mut errors) = (Vec::new(), Vec::new());
         for o in &i.delete.objects {
-            let r = if self.allowed(&req.extensions, Action::Write, &i.bucket, Some(&o.key)) {
+            let r = if self.allowed(
+                &req.extensions,
+                Action::Write,
+                "s3:DeleteObject",
+                &i.bucket,
+                Some(&o.key),
+            ) {
                 self.delete_any(&i.bucket, state, &o.key, o.version_id.as_deref(), bypass)
                     .await
             } else {

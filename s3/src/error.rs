@@ -25,6 +25,10 @@ pub enum GatewayError {
     },
     #[error("the bucket {0} has no CORS configuration")]
     NoSuchCorsConfiguration(String),
+    #[error("the bucket {0} has no policy")]
+    NoSuchBucketPolicy(String),
+    #[error("{0}")]
+    MalformedPolicy(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -140,6 +144,8 @@ impl From<GatewayError> for S3Error {
             G::NoSuchKey(_) => err(C::NoSuchKey, msg),
             G::NoSuchUpload(_) => err(C::NoSuchUpload, msg),
             G::NoSuchCorsConfiguration(_) => err(C::NoSuchCORSConfiguration, msg),
+            G::NoSuchBucketPolicy(_) => err(C::NoSuchBucketPolicy, msg),
+            G::MalformedPolicy(_) => err(C::MalformedPolicy, msg),
             G::NoSuchVersion(_) => err(C::NoSuchVersion, msg),
             G::DeleteMarker {
                 version_id,

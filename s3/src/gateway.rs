@@ -40,11 +40,13 @@ impl Gateway {
         }
     }
 
-    /// May the caller of a request do `action` on `bucket`/`key`? (Always, when open.)
+    /// May the caller of a request do `action` (`iam_action` for the bucket policy) on
+    /// `bucket`/`key`? (Always, when open.) See [`Caller::may`].
     pub fn allowed(
         &self,
         ext: &http::Extensions,
         action: crate::auth::Action,
+        iam_action: &str,
         bucket: &str,
         key: Option<&str>,
     ) -> bool {
@@ -52,7 +54,7 @@ impl Gateway {
             return true;
         }
         ext.get::<Caller>()
-            .is_some_and(|c| c.0.allows(action, bucket, key))
+            .is_some_and(|c| c.may(action, iam_action, bucket, key))
     }
 }
 
@@ -143,10 +145,28 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        let b = &req.input.bucket;
-        ok(self
-            .not_configured(b, "NoSuchBucketPolicy", "bucket policy")
-            .await)
+        ok(self.get_bucket_policy(req).await)
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        ok(self.put_bucket_policy(req).await)
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        ok(self.delete_bucket_policy(req).await)
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        ok(self.get_bucket_policy_status(req).await)
     }
 
     async fn get_bucket_lifecycle_configuration(

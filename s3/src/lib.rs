@@ -20,6 +20,7 @@ mod list;
 mod meta;
 mod multipart;
 mod object;
+mod policy;
 mod range;
 mod retention;
 mod server;

@@ -360,6 +360,7 @@ impl Gateway {
             && self.allowed(
                 &req.extensions,
                 crate::auth::Action::Admin,
+                "s3:BypassGovernanceRetention",
                 &i.bucket,
                 Some(&i.key),
             );

@@ -83,6 +83,7 @@ pub async fn serve_with_identities(
         tracing::info!(domains = ?cfg.domains, "S3 accepts virtual-hosted-style requests");
     }
     let ids = Arc::new(ids);
+    let policies = Arc::new(crate::policy::bucket::PolicyCache::default());
     // `with_auth`: checks signatures (when there are identities) and takes requests
     // whose Range s3s cannot parse to the inner service built without it (range.rs).
     let build = |with_auth: bool| {
@@ -94,7 +95,12 @@ pub async fn serve_with_identities(
             if with_auth {
                 builder.set_auth(IamAuth(ids.clone()));
             }
-            builder.set_access(IamAccess(ids.clone()));
+            builder.set_access(IamAccess {
+                ids: ids.clone(),
+                filer: gateway.filer.clone(),
+                paths: gateway.paths.clone(),
+                policies: policies.clone(),
+            });
         }
         builder
     };

@@ -91,6 +91,13 @@ fn boto3_details() {
     s.python("details", &[AK, SK]);
 }
 
+/// Bucket policies: public prefix, Deny over a user's rights, IP and TLS conditions.
+#[test]
+fn boto3_policies() {
+    let s = Stack::with_auth();
+    s.python("policies", &[AK, SK]);
+}
+
 /// Bucket CORS rules, preflights from them, headers on actual answers.
 #[test]
 fn boto3_cors() {

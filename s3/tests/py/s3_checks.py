@@ -368,11 +368,12 @@ def objects(s3):
     # Unsupported operations answer NotImplemented, not 500.
     # (Reading settings kelp does not keep is answered: see bucket_settings.)
     for fn, kw in [
-        (s3.put_bucket_policy, dict(Bucket=b, Policy="{}")),
+        (s3.put_bucket_tagging, dict(Bucket=b, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})),
         (s3.put_object_acl, dict(Bucket=b, Key="dst1", ACL="public-read")),
-        (s3.delete_bucket_cors, dict(Bucket=b)),
     ]:
         assert fails("NotImplemented", fn, **kw) == 501
+    # A policy without statements is malformed, not unsupported.
+    assert fails("MalformedPolicy", s3.put_bucket_policy, Bucket=b, Policy="{}") == 400
 
 
 # ---------------------------------------------------------------- delete objects
@@ -532,7 +533,8 @@ def bucket_settings(s3):
     assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["a/"], r
     assert [v["Key"] for v in r["Versions"]] == ["b", "c d", "k"], r
     # Changing the ones kelp does not keep is still refused.
-    fails("NotImplemented", s3.put_bucket_policy, Bucket=b, Policy="{}")
+    fails("NotImplemented", s3.put_bucket_tagging, Bucket=b,
+          Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
 
 
 def main():
@@ -553,6 +555,10 @@ def main():
         import version_checks
 
         getattr(version_checks, scenario)(endpoint, ak, sk)
+    elif scenario == "policies":
+        from policy_checks import policies
+
+        policies(endpoint, ak, sk)
     elif scenario == "cors":
         from cors_checks import cors
 
