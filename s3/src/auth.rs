@@ -16,7 +16,9 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result};
 use serde::Deserialize;
 
+use crate::acl::{Acl, Perm};
 use crate::error::{GatewayError, GatewayResult};
+use crate::ownership::BucketAccess;
 use crate::policy::bucket::{
     POLICY_KEY, PolicyCache, context as bucket_policy_context, iam_action,
 };
@@ -140,29 +142,70 @@ pub struct Caller {
     pub principal: Principal,
     pub policy: Option<Arc<Policy>>,
     pub ctx: Arc<Context>,
+    /// The bucket's ACL, ownership mode and public access block.
+    pub bucket: Option<Arc<BucketAccess>>,
 }
 
 impl Caller {
     /// The one authorization rule: an explicit Deny of the bucket policy wins; then the
     /// identity's own actions or an Allow of the policy permit; else no.
+    /// Then the bucket's ACL may permit (object ACLs are read by [`IamAccess`], which
+    /// has the store at hand).
     pub fn may(&self, action: Action, iam_action: &str, bucket: &str, key: Option<&str>) -> bool {
         match self.policy_says(iam_action, bucket, key) {
             Decision::Deny => false,
             Decision::Allow => true,
-            Decision::Silent => self.id.allows(action, bucket, key),
+            Decision::Silent => {
+                self.id.allows(action, bucket, key) || self.bucket_acl_allows(action, key)
+            }
         }
     }
 
-    /// What the bucket policy alone says (Silent without one).
+    /// Does the bucket ACL grant what `action` needs? Objects are written and deleted
+    /// under the bucket's WRITE; listing needs its READ.
+    fn bucket_acl_allows(&self, action: Action, key: Option<&str>) -> bool {
+        let Some(b) = self.bucket.as_deref().filter(|b| b.acls_enabled()) else {
+            return false;
+        };
+        let perm = match (action, key) {
+            (Action::List | Action::Any, _) => Perm::Read,
+            (Action::Write, _) => Perm::Write,
+            (Action::ReadAcp, None) => Perm::ReadAcp,
+            (Action::WriteAcp, None) => Perm::WriteAcp,
+            _ => return false,
+        };
+        b.acl
+            .allows(&self.principal, perm, b.pab().ignore_public_acls)
+    }
+
+    /// Is the caller of the bucket owner's account?
+    fn owns_bucket(&self) -> bool {
+        match (&self.principal, &self.bucket) {
+            (Principal::User { account, .. }, Some(b)) => *account == b.acl.owner.id,
+            _ => false,
+        }
+    }
+
+    /// What the bucket policy alone says (Silent without one). Under
+    /// RestrictPublicBuckets a public policy allows only the bucket owner's account.
     fn policy_says(&self, iam_action: &str, bucket: &str, key: Option<&str>) -> Decision {
         let Some(p) = &self.policy else {
             return Decision::Silent;
         };
+        let restricted = self
+            .bucket
+            .as_deref()
+            .is_some_and(|b| b.pab().restrict_public_buckets)
+            && p.is_public()
+            && !self.owns_bucket();
         let resource = match key {
             Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
             None => format!("arn:aws:s3:::{bucket}"),
         };
-        p.evaluate(&self.principal, iam_action, &resource, &self.ctx)
+        match p.evaluate(&self.principal, iam_action, &resource, &self.ctx) {
+            Decision::Allow if restricted => Decision::Silent,
+            d => d,
+        }
     }
 }
 
@@ -466,11 +509,35 @@ impl IamAccess {
         }
     }
 
-    /// The bucket's policy, if it has one (and the bucket exists).
-    async fn policy_of(&self, bucket: &str) -> Option<Arc<Policy>> {
+    /// The bucket's policy and access state (`None`: no such bucket).
+    async fn bucket_state(&self, bucket: &str) -> Option<(Option<Arc<Policy>>, BucketAccess)> {
         let e = self.filer.find(&self.paths.bucket(bucket)).await.ok()??;
-        let text = e.extended.get(POLICY_KEY)?;
-        self.policies.get(bucket, text)
+        let policy = e
+            .extended
+            .get(POLICY_KEY)
+            .and_then(|text| self.policies.get(bucket, text));
+        Some((policy, BucketAccess::of(&e)))
+    }
+
+    /// Does the ACL of `bucket/key` (its current version, or `version`) grant `perm`?
+    async fn object_acl_allows(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        perm: Perm,
+    ) -> bool {
+        let Some(b) = caller.bucket.as_deref().filter(|b| b.acls_enabled()) else {
+            return false;
+        };
+        let Ok(path) = self.paths.object(bucket, key) else {
+            return false;
+        };
+        let acl = match self.filer.find(&path.path).await {
+            Ok(Some(e)) => Acl::of(&e).unwrap_or_else(|| Acl::private(b.acl.owner.clone())),
+            _ => return false,
+        };
+        acl.allows(&caller.principal, perm, b.pab().ignore_public_acls)
     }
 
     /// Adds the tags of `bucket/key` as `s3:ExistingObjectTag/<k>` keys.
@@ -538,9 +605,12 @@ impl S3Access for IamAccess {
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
-        let policy = match &bucket {
-            Some(b) => self.policy_of(b).await,
-            None => None,
+        let (policy, access) = match &bucket {
+            Some(b) => match self.bucket_state(b).await {
+                Some((p, a)) => (p, Some(Arc::new(a))),
+                None => (None, None),
+            },
+            None => (None, None),
         };
         let mut ctx = bucket_policy_context(cx);
         if let (Some(p), Some(b), Some(k)) = (&policy, &bucket, &key)
@@ -553,6 +623,7 @@ impl S3Access for IamAccess {
             principal,
             policy,
             ctx: Arc::new(ctx),
+            bucket: access,
         };
         if let Some(action) = action_of(&op) {
             let versioned = cx
@@ -575,12 +646,26 @@ impl S3Access for IamAccess {
                             .then(|| query_prefix(cx.uri()))
                             .flatten();
                         caller.id.allows(action, b, prefix.as_deref())
+                            || caller.bucket_acl_allows(action, None)
                     }
                 },
                 (Some(b), Some(k)) => {
+                    let object_perm = match action {
+                        Action::Read => Some(Perm::Read),
+                        Action::ReadAcp => Some(Perm::ReadAcp),
+                        Action::WriteAcp => Some(Perm::WriteAcp),
+                        _ => None,
+                    };
                     caller.may(action, &iam, b, Some(k))
                         || (op == "GetObjectTagging"
                             && caller.may(Action::Read, "s3:GetObject", b, Some(k)))
+                        || match object_perm {
+                            // Not denied by the policy, and the object's ACL grants it.
+                            Some(p) if caller.policy_says(&iam, b, Some(k)) != Decision::Deny => {
+                                self.object_acl_allows(&caller, b, k, p).await
+                            }
+                            _ => false,
+                        }
                 }
             };
             if !ok {

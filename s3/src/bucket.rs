@@ -11,7 +11,7 @@ use s3s::{S3Request, S3Response};
 
 use crate::auth::Action;
 use crate::error::{GatewayError, GatewayResult};
-use crate::gateway::{Gateway, owner};
+use crate::gateway::Gateway;
 use crate::keys::check_bucket_name;
 use crate::walk::has_objects;
 
@@ -24,13 +24,47 @@ impl Gateway {
         check_bucket_name(name)?;
         let dir = self.paths.bucket(name);
         if let Some(e) = self.filer.find(&dir).await? {
-            return Err(if e.is_directory {
-                GatewayError::BucketAlreadyOwnedByYou(name.clone())
-            } else {
-                GatewayError::Conflict(format!("{dir} exists in the filer and is a file"))
+            let mine = crate::ownership::BucketAccess::of(&e).acl.owner.id
+                == self.account_of(&req.extensions).id;
+            return Err(match (e.is_directory, mine) {
+                (true, true) => GatewayError::BucketAlreadyOwnedByYou(name.clone()),
+                (true, false) => GatewayError::BucketAlreadyExists(name.clone()),
+                (false, _) => {
+                    GatewayError::Conflict(format!("{dir} exists in the filer and is a file"))
+                }
             });
         }
+        let i = &req.input;
+        let acl = self.request_acl(
+            &req.extensions,
+            None,
+            crate::ownership::RequestedAcl {
+                canned: i.acl.as_ref().map(|c| c.as_str()),
+                grants: crate::acl::GrantHeaders {
+                    read: i.grant_read.as_deref(),
+                    write: i.grant_write.as_deref(),
+                    read_acp: i.grant_read_acp.as_deref(),
+                    write_acp: i.grant_write_acp.as_deref(),
+                    full_control: i.grant_full_control.as_deref(),
+                },
+                body: None,
+            },
+        )?;
+        let ownership = match i.object_ownership.as_ref().map(|o| o.as_str()) {
+            Some(o) if o == ObjectOwnership::BUCKET_OWNER_ENFORCED && acl.is_public() => {
+                return Err(GatewayError::AclNotSupported(
+                    "a bucket with BucketOwnerEnforced takes no public ACL".into(),
+                ));
+            }
+            Some(o) => Some(o.to_string()),
+            None => None,
+        };
         self.filer.mkdir(&dir).await?;
+        let mut attrs = vec![acl.to_attr()];
+        if let Some(o) = ownership {
+            attrs.push((crate::ownership::OWNERSHIP_KEY.to_string(), o.into_bytes()));
+        }
+        self.filer.set_extended(&dir, attrs, None).await?;
         if req.input.object_lock_enabled_for_bucket == Some(true) {
             // Object lock needs versioning: both come on together, for good.
             let attrs = vec![
@@ -87,13 +121,17 @@ impl Gateway {
                 prefix: prefix.clone(),
             };
             let page = self.filer.list(&root, &opts).await?;
+            let me = self.account_of(&req.extensions);
             let full = page.len() == opts.limit;
             after = page.last().map(|e| e.name().to_string());
             for e in page.into_iter().filter(|e| e.is_directory) {
                 let name = e.name().to_string();
-                let visible = [Action::List, Action::Read, Action::Write]
-                    .into_iter()
-                    .any(|a| self.allowed(&req.extensions, a, "s3:ListBucket", &name, None));
+                // Its own buckets, and those it has some action on.
+                let visible = !self.auth
+                    || crate::ownership::BucketAccess::of(&e).acl.owner.id == me.id
+                    || [Action::List, Action::Read, Action::Write]
+                        .into_iter()
+                        .any(|a| self.allowed(&req.extensions, a, "s3:ListBucket", &name, None));
                 if visible {
                     buckets.push(bucket_dto(&e, &self.region));
                 }
@@ -104,7 +142,7 @@ impl Gateway {
         }
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(owner()),
+            owner: Some(self.account_of(&req.extensions).to_dto()),
             prefix: req.input.prefix.clone(),
             ..Default::default()
         }))

@@ -177,6 +177,15 @@ impl Gateway {
             }
             .attrs(&bucket, true)?,
         );
+        // The copy is the copier's, with the ACL the request asks for (not the source's).
+        let (k, v) = self
+            .request_acl(
+                &req.extensions,
+                Some(&crate::ownership::BucketAccess::of(&bucket)),
+                crate::ownership::object_acl_of!(i),
+            )?
+            .to_attr();
+        e.extended.insert(k, v);
         if replace_meta {
             let m = ObjectMeta::new(
                 i.content_type.as_deref(),

@@ -28,6 +28,10 @@ pub enum GatewayError {
     #[error("the bucket {0} has no policy")]
     NoSuchBucketPolicy(String),
     #[error("{0}")]
+    AclNotSupported(String),
+    #[error("the bucket {0} belongs to another account")]
+    BucketAlreadyExists(String),
+    #[error("{0}")]
     MalformedPolicy(String),
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -145,6 +149,8 @@ impl From<GatewayError> for S3Error {
             G::NoSuchUpload(_) => err(C::NoSuchUpload, msg),
             G::NoSuchCorsConfiguration(_) => err(C::NoSuchCORSConfiguration, msg),
             G::NoSuchBucketPolicy(_) => err(C::NoSuchBucketPolicy, msg),
+            G::AclNotSupported(_) => err(C::AccessControlListNotSupported, msg),
+            G::BucketAlreadyExists(_) => err(C::BucketAlreadyExists, msg),
             G::MalformedPolicy(_) => err(C::MalformedPolicy, msg),
             G::NoSuchVersion(_) => err(C::NoSuchVersion, msg),
             G::DeleteMarker {

@@ -23,12 +23,15 @@ pub struct Gateway {
     pub auth: bool,
 }
 
-/// The owner reported in listings (kelp has no accounts).
+/// The owner of what an open gateway made, and of anything written before owners
+/// were recorded.
 pub fn owner() -> Owner {
-    Owner {
-        display_name: Some("kelp".into()),
-        id: Some("kelp".into()),
-    }
+    crate::acl::Account::gateway().to_dto()
+}
+
+/// The owner of an entry: its ACL's owner.
+pub fn owner_of(e: &kelp_filer::entry::Entry) -> Owner {
+    crate::acl::Acl::of(e).map_or_else(owner, |a| a.owner.to_dto())
 }
 
 impl Gateway {
@@ -104,6 +107,62 @@ impl S3 for Gateway {
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         ok(self.get_bucket_versioning(req).await)
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        ok(self.put_bucket_acl(req).await)
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        ok(self.put_object_acl(req).await)
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        ok(self.put_bucket_ownership_controls(req).await)
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        ok(self.get_bucket_ownership_controls(req).await)
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        ok(self.delete_bucket_ownership_controls(req).await)
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        ok(self.put_public_access_block(req).await)
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        ok(self.get_public_access_block(req).await)
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        ok(self.delete_public_access_block(req).await)
     }
 
     async fn put_bucket_cors(

@@ -3,6 +3,7 @@
 //! below them, multipart parts are files under `/buckets/<name>/.uploads/<uploadId>/`.
 //! See `docs/s3.md` for what is supported and how clients are set up.
 
+mod acl;
 mod attributes;
 mod auth;
 mod body;
@@ -20,6 +21,7 @@ mod list;
 mod meta;
 mod multipart;
 mod object;
+mod ownership;
 mod policy;
 mod range;
 mod retention;

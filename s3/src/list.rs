@@ -297,7 +297,7 @@ fn objects(page: &ListPage, enc: fn(&str) -> String, with_owner: bool) -> Vec<Ob
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,
             )),
-            owner: with_owner.then(crate::gateway::owner),
+            owner: with_owner.then(|| crate::gateway::owner_of(e)),
             ..Default::default()
         })
         .collect()

@@ -58,6 +58,8 @@ pub struct ObjectMeta {
     pub user: BTreeMap<String, String>,
     /// Tags from an `x-amz-tagging` header.
     pub tags: Vec<(String, String)>,
+    /// The object's ACL (set by the caller once the writer is known).
+    pub acl: Option<crate::acl::Acl>,
 }
 
 /// The content headers of a request, in `CONTENT_HEADERS` order.
@@ -112,6 +114,7 @@ impl ObjectMeta {
             headers,
             user,
             tags,
+            acl: None,
         })
     }
 
@@ -133,6 +136,7 @@ impl ObjectMeta {
                 .iter()
                 .map(|(k, v)| (format!("{TAG_PREFIX}{k}"), v.clone().into_bytes())),
         );
+        out.extend(self.acl.as_ref().map(crate::acl::Acl::to_attr));
         out
     }
 }

@@ -107,7 +107,7 @@ impl Gateway {
         } else {
             Vec::new()
         };
-        let m = ObjectMeta::new(
+        let mut m = ObjectMeta::new(
             i.content_type.as_deref(),
             ContentHeaders {
                 cache_control: i.cache_control.as_deref(),
@@ -119,6 +119,11 @@ impl Gateway {
             i.metadata.as_ref(),
             i.tagging.as_deref(),
         )?;
+        m.acl = Some(self.request_acl(
+            &req.extensions,
+            Some(&crate::ownership::BucketAccess::of(&bucket)),
+            crate::ownership::object_acl_of!(i),
+        )?);
         let sum =
             checksum::upload_checksum(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
         let id = format!("{:032x}", rand::random::<u128>());

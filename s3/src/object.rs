@@ -163,7 +163,7 @@ impl Gateway {
                 "a single PUT holds at most 5 GiB: use a multipart upload".into(),
             ));
         }
-        let meta = ObjectMeta::new(
+        let mut meta = ObjectMeta::new(
             i.content_type.as_deref(),
             ContentHeaders {
                 cache_control: i.cache_control.as_deref(),
@@ -175,6 +175,11 @@ impl Gateway {
             i.metadata.as_ref(),
             i.tagging.as_deref(),
         )?;
+        meta.acl = Some(self.request_acl(
+            &req.extensions,
+            Some(&crate::ownership::BucketAccess::of(&bucket)),
+            crate::ownership::object_acl_of!(i),
+        )?);
         let expect_md5 = i.content_md5.as_deref().map(decode_md5).transpose()?;
         let precondition = if op.dir_marker {
             None

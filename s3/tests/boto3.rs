@@ -91,6 +91,13 @@ fn boto3_details() {
     s.python("details", &[AK, SK]);
 }
 
+/// ACLs (canned, grant headers, bodies), owners, ownership controls, public access block.
+#[test]
+fn boto3_acls() {
+    let s = Stack::with_auth();
+    s.python("acls", &[AK, SK]);
+}
+
 /// Bucket policies: public prefix, Deny over a user's rights, IP and TLS conditions.
 #[test]
 fn boto3_policies() {

@@ -38,7 +38,13 @@ impl Gateway {
                 i.policy.len()
             )));
         }
-        Policy::parse(&i.policy, &i.bucket).map_err(GatewayError::MalformedPolicy)?;
+        let parsed = Policy::parse(&i.policy, &i.bucket).map_err(GatewayError::MalformedPolicy)?;
+        let pab = crate::ownership::BucketAccess::of(&bucket).pab();
+        if pab.block_public_policy && parsed.is_public() {
+            return Err(GatewayError::AccessDenied(
+                "the bucket's public access block forbids public policies".into(),
+            ));
+        }
         self.filer
             .set_extended(
                 &bucket.path,

@@ -252,7 +252,7 @@ impl Gateway {
                             version_id: Some(id),
                             is_latest: Some(latest),
                             last_modified: Some(meta::last_modified(&entry)),
-                            owner: Some(crate::gateway::owner()),
+                            owner: Some(crate::gateway::owner_of(&entry)),
                         });
                     } else {
                         page.versions.push(ObjectVersion {
@@ -265,7 +265,7 @@ impl Gateway {
                             storage_class: Some(ObjectVersionStorageClass::from_static(
                                 ObjectVersionStorageClass::STANDARD,
                             )),
-                            owner: Some(crate::gateway::owner()),
+                            owner: Some(crate::gateway::owner_of(&entry)),
                             ..Default::default()
                         });
                     }

@@ -26,12 +26,14 @@ pub const VHOST_DOMAIN: &str = "s3.kelp.test";
 pub const AK: &str = "AKIDKELPTEST";
 pub const SK: &str = "kelp/secret+KEY/for/tests";
 
-/// An s3.json with an admin (AK/SK), a reader of `shared`, a writer limited to
+/// An s3.json with an admin (AK/SK), an admin of another account (`acct2`), a reader of `shared`, a writer limited to
 /// `shared/up/*`, and an anonymous identity that may read the bucket `public`.
 pub fn identities_json() -> String {
     format!(
         r#"{{"identities":[
   {{"name":"admin","credentials":[{{"accessKey":"{AK}","secretKey":"{SK}"}}],"actions":["Admin"]}},
+  {{"name":"admin2","account":{{"id":"acct2","displayName":"Second"}},
+    "credentials":[{{"accessKey":"ADMIN2KEY","secretKey":"admin2secret"}}],"actions":["Admin"]}},
   {{"name":"reader","credentials":[{{"accessKey":"READERKEY","secretKey":"readersecret"}}],
     "actions":["Read:shared","List:shared"]}},
   {{"name":"uploader","credentials":[{{"accessKey":"UPKEY","secretKey":"upsecret"}}],

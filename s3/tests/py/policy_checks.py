@@ -6,29 +6,10 @@ beats a user's own rights (also for presigned URLs and DeleteObjects keys), an I
 condition, a SecureTransport condition."""
 
 import json
-import urllib.error
-import urllib.request
 
 from botocore.exceptions import ClientError
 
-from s3_checks import client
-
-
-def status_of(url, method="GET"):
-    req = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def code_of(fn, **kw):
-    try:
-        fn(**kw)
-        return "ok"
-    except ClientError as e:
-        return e.response["Error"]["Code"]
+from s3_checks import client, code_of, unsigned
 
 
 def policies(endpoint, ak, sk):
@@ -41,7 +22,7 @@ def policies(endpoint, ak, sk):
     arn = f"arn:aws:s3:::{b}"
 
     # Nothing yet: anonymous reads are refused, the reader reads everything.
-    assert status_of(f"{endpoint}/{b}/pub/a.txt")[0] == 403
+    assert unsigned("GET", f"{endpoint}/{b}/pub/a.txt")[0] == 403
     assert code_of(admin.get_bucket_policy, Bucket=b) == "NoSuchBucketPolicy"
     assert reader.get_object(Bucket=b, Key="priv/b.txt")["Body"].read() == b"priv/b.txt"
 
@@ -67,16 +48,16 @@ def policies(endpoint, ak, sk):
     assert admin.get_bucket_policy_status(Bucket=b)["PolicyStatus"]["IsPublic"] is True
 
     # Anonymous: the opened prefix only.
-    assert status_of(f"{endpoint}/{b}/pub/a.txt") == (200, b"pub/a.txt")
-    assert status_of(f"{endpoint}/{b}/priv/b.txt")[0] == 403
+    assert unsigned("GET", f"{endpoint}/{b}/pub/a.txt") == (200, b"pub/a.txt")
+    assert unsigned("GET", f"{endpoint}/{b}/priv/b.txt")[0] == 403
     # The reader's own Read on `shared` loses to the explicit Deny, presigned too.
     assert code_of(reader.get_object, Bucket=b, Key="priv/b.txt") == "AccessDenied"
     url = reader.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "priv/b.txt"})
-    assert status_of(url)[0] == 403
+    assert unsigned("GET", url)[0] == 403
     url = reader.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "pub/a.txt"})
-    assert status_of(url) == (200, b"pub/a.txt")
+    assert unsigned("GET", url) == (200, b"pub/a.txt")
     # The IP condition holds on loopback.
-    assert status_of(f"{endpoint}/{b}/ip/c.txt") == (200, b"ip/c.txt")
+    assert unsigned("GET", f"{endpoint}/{b}/ip/c.txt") == (200, b"ip/c.txt")
     # Plain HTTP: the SecureTransport Deny applies even to the admin.
     assert code_of(admin.get_object, Bucket=b, Key="tls/d.txt") == "AccessDenied"
     # DeleteObjects checks the policy per key.
@@ -88,7 +69,7 @@ def policies(endpoint, ak, sk):
     # An IP range that does not hold.
     doc["Statement"][2]["Condition"]["IpAddress"]["aws:SourceIp"] = "10.0.0.0/8"
     admin.put_bucket_policy(Bucket=b, Policy=json.dumps(doc))
-    assert status_of(f"{endpoint}/{b}/ip/c.txt")[0] == 403
+    assert unsigned("GET", f"{endpoint}/{b}/ip/c.txt")[0] == 403
 
     # Malformed policies are refused with a reason and change nothing.
     for bad in ("{", json.dumps({"Statement": []}),
@@ -105,5 +86,5 @@ def policies(endpoint, ak, sk):
 
     admin.delete_bucket_policy(Bucket=b)
     assert code_of(admin.get_bucket_policy, Bucket=b) == "NoSuchBucketPolicy"
-    assert status_of(f"{endpoint}/{b}/ip/c.txt")[0] == 403
+    assert unsigned("GET", f"{endpoint}/{b}/ip/c.txt")[0] == 403
     assert reader.get_object(Bucket=b, Key="priv/b.txt")["Body"].read() == b"priv/b.txt"
