@@ -557,24 +557,33 @@ impl IamAccess {
         }
     }
 
-    fn check_source<T>(req: &S3Request<T>, src: &CopySource) -> S3Result<()> {
+    /// May the caller read a copy source? Judged under the source bucket's policy and
+    /// ACLs, and the source object's ACL.
+    async fn check_source<T>(&self, req: &S3Request<T>, src: &CopySource) -> S3Result<()> {
         let Some(caller) = req.extensions.get::<Caller>() else {
             return Err(denied("an unchecked caller", "copy"));
         };
-        match src {
-            CopySource::Bucket { bucket, key, .. }
-                if caller.may(Action::Read, "s3:GetObject", bucket, Some(key)) =>
-            {
-                Ok(())
-            }
-            CopySource::Bucket { bucket, key, .. } => Err(denied(
-                &caller.id.name,
-                &format!("read the copy source {bucket}/{key}"),
-            )),
-            _ => Err(GatewayError::NotImplemented(
+        let CopySource::Bucket { bucket, key, .. } = src else {
+            return Err(GatewayError::NotImplemented(
                 "access point copy sources are not supported".into(),
             )
-            .into()),
+            .into());
+        };
+        let mut c = caller.clone();
+        (c.policy, c.bucket) = match self.bucket_state(bucket).await {
+            Some((p, a)) => (p, Some(Arc::new(a))),
+            None => (None, None),
+        };
+        let ok = c.may(Action::Read, "s3:GetObject", bucket, Some(key))
+            || (c.policy_says("s3:GetObject", bucket, Some(key)) != Decision::Deny
+                && self.object_acl_allows(&c, bucket, key, Perm::Read).await);
+        if ok {
+            Ok(())
+        } else {
+            Err(denied(
+                &c.id.name,
+                &format!("read the copy source {bucket}/{key}"),
+            ))
         }
     }
 }
@@ -677,11 +686,11 @@ impl S3Access for IamAccess {
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        Self::check_source(req, &req.input.copy_source)
+        self.check_source(req, &req.input.copy_source).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        Self::check_source(req, &req.input.copy_source)
+        self.check_source(req, &req.input.copy_source).await
     }
 }
 

@@ -15,6 +15,24 @@ use crate::gateway::Gateway;
 use crate::keys::check_bucket_name;
 use crate::walk::has_objects;
 
+/// Does the bucket's policy allow the caller `s3:ListBucket` on it?
+fn policy_lets_list(ext: &http::Extensions, bucket: &kelp_filer::entry::Entry, name: &str) -> bool {
+    let (Some(caller), Some(text)) = (
+        ext.get::<crate::auth::Caller>(),
+        bucket.extended.get(crate::policy::bucket::POLICY_KEY),
+    ) else {
+        return false;
+    };
+    crate::policy::Policy::parse(&String::from_utf8_lossy(text), name).is_ok_and(|p| {
+        p.evaluate(
+            &caller.principal,
+            "s3:ListBucket",
+            &format!("arn:aws:s3:::{name}"),
+            &caller.ctx,
+        ) == crate::policy::Decision::Allow
+    })
+}
+
 impl Gateway {
     pub async fn create_bucket(
         &self,
@@ -131,7 +149,8 @@ impl Gateway {
                     || crate::ownership::BucketAccess::of(&e).acl.owner.id == me.id
                     || [Action::List, Action::Read, Action::Write]
                         .into_iter()
-                        .any(|a| self.allowed(&req.extensions, a, "s3:ListBucket", &name, None));
+                        .any(|a| self.allowed(&req.extensions, a, "s3:ListBucket", &name, None))
+                    || policy_lets_list(&req.extensions, &e, &name);
                 if visible {
                     buckets.push(bucket_dto(&e, &self.region));
                 }

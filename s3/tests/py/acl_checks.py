@@ -95,3 +95,18 @@ def acls(endpoint, ak, sk):
     assert unsigned("GET", f"{url}/private.txt") == (200, b"private")
     admin.delete_bucket_policy(Bucket=b)
     assert unsigned("GET", f"{url}/private.txt")[0] == 403
+
+    # Copy sources are judged by the source's ACL; ListBuckets shows buckets a policy
+    # lets the caller list.
+    uploader = client(endpoint, "UPKEY", "upsecret")
+    admin.create_bucket(Bucket="shared")
+    uploader.copy_object(Bucket="shared", Key="up/copied.txt", CopySource={"Bucket": b, "Key": "public.txt"})
+    assert admin.get_object(Bucket="shared", Key="up/copied.txt")["Body"].read() == b"public"
+    assert code_of(uploader.copy_object, Bucket="shared", Key="up/nope.txt",
+                   CopySource={"Bucket": b, "Key": "private.txt"}) == "AccessDenied"
+    assert b not in [x["Name"] for x in uploader.list_buckets()["Buckets"]]
+    admin.put_bucket_policy(Bucket=b, Policy=json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::uploader:user/uploader"},
+        "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{b}"}]}))
+    assert b in [x["Name"] for x in uploader.list_buckets()["Buckets"]]
+    assert uploader.list_objects_v2(Bucket=b)["KeyCount"] >= 3
