@@ -1,5 +1,5 @@
 //! The S3 gateway of a real `kelp server` driven by rclone and restic (also on a
-//! versioned bucket).
+//! versioned bucket), s5cmd and the AWS SDK for JavaScript v3 (with identities).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -216,4 +216,105 @@ fn restic_on_a_versioned_bucket() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let markers = v["DeleteMarkers"].as_array().map_or(0, Vec::len);
     assert!(markers > 0, "restic's deletes left no delete markers: {v}");
+}
+
+/// A `kelp server` whose S3 gateway requires signatures: one admin identity.
+fn s3_server_with_keys() -> (S3, tempfile::TempDir) {
+    let keys = scratch();
+    let json = keys.path().join("s3.json");
+    std::fs::write(
+        &json,
+        r#"{"identities":[{"name":"clients","credentials":[{"accessKey":"AKCLIENTS","secretKey":"clients/secret"}],"actions":["Admin"]}]}"#,
+    )
+    .unwrap();
+    let c = cluster()
+        .servers(&[("", 1)])
+        .s3(true)
+        .server_args(&[&format!("-s3.config={}", json.display())])
+        .start();
+    let endpoint = format!("http://{}", c.s3_addr());
+    (S3 { c, endpoint }, keys)
+}
+
+fn s5cmd(s: &S3) -> Command {
+    let mut c = Command::new("s5cmd");
+    c.args(["--endpoint-url", &s.endpoint])
+        .env("AWS_ACCESS_KEY_ID", "AKCLIENTS")
+        .env("AWS_SECRET_ACCESS_KEY", "clients/secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    c
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn s5cmd_wildcards_parallel_upload_ls_du_rm_sync() {
+    let (s, _keys) = s3_server_with_keys();
+    let src = s.root().join("s5-src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    for i in 0..1000 {
+        let dir = if i % 10 == 0 {
+            src.join("sub")
+        } else {
+            src.clone()
+        };
+        std::fs::write(
+            dir.join(format!("f{i:04}.txt")),
+            format!("small file {i}\n"),
+        )
+        .unwrap();
+    }
+    run(s5cmd(&s).args(["mb", "s3://s5-bucket"]));
+    // 1,000 files in parallel (s5cmd's workers), with a wildcard.
+    run(s5cmd(&s)
+        .arg("cp")
+        .arg(format!("{}/*", src.display()))
+        .arg("s3://s5-bucket/in/"));
+    let ls = stdout(&run(s5cmd(&s).args(["ls", "s3://s5-bucket/in/*"])));
+    assert_eq!(ls.lines().count(), 1000, "{ls}");
+    let du = stdout(&run(s5cmd(&s).args(["du", "s3://s5-bucket/in/*"])));
+    assert!(du.contains("in 1000 objects"), "{du}");
+    // Back down with a wildcard, and the trees match.
+    let back = s.root().join("s5-back");
+    run(s5cmd(&s)
+        .arg("cp")
+        .arg("s3://s5-bucket/in/*")
+        .arg(format!("{}/", back.display())));
+    same_trees(&src, &back);
+    // Remove by wildcard.
+    run(s5cmd(&s).args(["rm", "s3://s5-bucket/in/sub/*"]));
+    let ls = stdout(&run(s5cmd(&s).args(["ls", "s3://s5-bucket/in/*"])));
+    assert_eq!(ls.lines().count(), 900, "{ls}");
+    // Sync both ways: up (only what is missing), then down into an empty tree.
+    run(s5cmd(&s)
+        .arg("sync")
+        .arg(format!("{}/", src.display()))
+        .arg("s3://s5-bucket/in/"));
+    let ls = stdout(&run(s5cmd(&s).args(["ls", "s3://s5-bucket/in/*"])));
+    assert_eq!(ls.lines().count(), 1000, "{ls}");
+    let down = s.root().join("s5-down");
+    run(s5cmd(&s)
+        .arg("sync")
+        .arg("s3://s5-bucket/in/*")
+        .arg(format!("{}/", down.display())));
+    same_trees(&src, &down);
+}
+
+#[test]
+fn aws_sdk_for_javascript_with_its_defaults() {
+    let (s, _keys) = s3_server_with_keys();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("s3/tests/js");
+    assert!(
+        dir.join("node_modules/@aws-sdk/client-s3").is_dir(),
+        "run `npm ci --prefix s3/tests/js` first (.ci/run does)"
+    );
+    let out = run(Command::new("node")
+        .current_dir(&dir)
+        .arg("sdk_checks.mjs")
+        .args([s.endpoint.as_str(), "AKCLIENTS", "clients/secret"]));
+    assert!(stdout(&out).contains("js sdk: ok"), "{}", stdout(&out));
 }
