@@ -1,5 +1,6 @@
 //! The S3 gateway of a real `kelp server` driven by rclone and restic (also on a
-//! versioned bucket), s5cmd and the AWS SDK for JavaScript v3 (with identities).
+//! versioned bucket), s5cmd, s3cmd with its default configuration (which signs for the
+//! region `US`) and the AWS SDK for JavaScript v3 (with identities).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -220,6 +221,11 @@ fn restic_on_a_versioned_bucket() {
 
 /// A `kelp server` whose S3 gateway requires signatures: one admin identity.
 fn s3_server_with_keys() -> (S3, tempfile::TempDir) {
+    s3_server_with_keys_and(&[])
+}
+
+/// [`s3_server_with_keys`] with more `kelp server` flags.
+fn s3_server_with_keys_and(args: &[&str]) -> (S3, tempfile::TempDir) {
     let keys = scratch();
     let json = keys.path().join("s3.json");
     std::fs::write(
@@ -227,10 +233,13 @@ fn s3_server_with_keys() -> (S3, tempfile::TempDir) {
         r#"{"identities":[{"name":"clients","credentials":[{"accessKey":"AKCLIENTS","secretKey":"clients/secret"}],"actions":["Admin"]}]}"#,
     )
     .unwrap();
+    let config = format!("-s3.config={}", json.display());
+    let mut all = vec![config.as_str()];
+    all.extend_from_slice(args);
     let c = cluster()
         .servers(&[("", 1)])
         .s3(true)
-        .server_args(&[&format!("-s3.config={}", json.display())])
+        .server_args(&all)
         .start();
     let endpoint = format!("http://{}", c.s3_addr());
     (S3 { c, endpoint }, keys)
@@ -317,4 +326,118 @@ fn aws_sdk_for_javascript_with_its_defaults() {
         .arg("sdk_checks.mjs")
         .args([s.endpoint.as_str(), "AKCLIENTS", "clients/secret"]));
     assert!(stdout(&out).contains("js sdk: ok"), "{}", stdout(&out));
+}
+
+/// `s3cmd` with its default configuration plus the endpoint and keys.
+fn s3cmd(s: &S3) -> Command {
+    let cfg = s.root().join("s3cfg");
+    if !cfg.exists() {
+        let host = s.endpoint.trim_start_matches("http://");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[default]\naccess_key = AKCLIENTS\nsecret_key = clients/secret\n\
+                 host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
+            ),
+        )
+        .unwrap();
+    }
+    let mut c = Command::new("s3cmd");
+    c.arg("-c").arg(cfg);
+    c
+}
+
+#[test]
+fn s3cmd_with_its_default_region() {
+    let (s, _keys) = s3_server_with_keys();
+    let dir = s.root().join("s3cmd");
+    std::fs::create_dir_all(dir.join("tree/sub")).unwrap();
+    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    for i in 0..20 {
+        std::fs::write(dir.join(format!("tree/sub/f{i}.txt")), format!("{i}\n")).unwrap();
+    }
+    let p = |name: &str| dir.join(name).display().to_string();
+    run(s3cmd(&s).args(["mb", "s3://s3cmd-bucket"]));
+    // A multipart put (5 MiB parts), and a plain one.
+    run(s3cmd(&s).args([
+        "put",
+        "--multipart-chunk-size-mb=5",
+        &p("big.bin"),
+        "s3://s3cmd-bucket/big.bin",
+    ]));
+    run(s3cmd(&s).args(["put", &p("tree/sub/f1.txt"), "s3://s3cmd-bucket/one.txt"]));
+    run(s3cmd(&s).args([
+        "get",
+        "--force",
+        "s3://s3cmd-bucket/big.bin",
+        &p("back.bin"),
+    ]));
+    assert_eq!(std::fs::read(dir.join("back.bin")).unwrap(), big);
+    let ls = stdout(&run(s3cmd(&s).args(["ls", "-r", "s3://s3cmd-bucket"])));
+    assert!(
+        ls.contains("s3://s3cmd-bucket/big.bin") && ls.contains("one.txt"),
+        "{ls}"
+    );
+    let info = stdout(&run(s3cmd(&s).args(["info", "s3://s3cmd-bucket/big.bin"])));
+    assert!(info.contains("12000000"), "{info}");
+    // Sync up and back down.
+    run(s3cmd(&s).args([
+        "sync",
+        &format!("{}/", p("tree")),
+        "s3://s3cmd-bucket/tree/",
+    ]));
+    run(s3cmd(&s).args([
+        "sync",
+        "s3://s3cmd-bucket/tree/",
+        &format!("{}/", p("down")),
+    ]));
+    same_trees(&dir.join("tree"), &dir.join("down"));
+    let du = stdout(&run(s3cmd(&s).args(["du", "s3://s3cmd-bucket"])));
+    assert!(du.contains("22 objects"), "{du}");
+    // setacl --acl-public makes an object readable without a signature.
+    let (status, _) = curl(&[&format!("{}/s3cmd-bucket/one.txt", s.endpoint)]);
+    assert_eq!(status, 403);
+    run(s3cmd(&s).args(["setacl", "--acl-public", "s3://s3cmd-bucket/one.txt"]));
+    let (status, body) = curl(&[&format!("{}/s3cmd-bucket/one.txt", s.endpoint)]);
+    assert_eq!((status, body.as_slice()), (200, &b"1\n"[..]));
+    run(s3cmd(&s).args(["del", "-r", "--force", "s3://s3cmd-bucket/"]));
+    run(s3cmd(&s).args(["rb", "s3://s3cmd-bucket"]));
+}
+
+#[test]
+fn a_pinned_region_refuses_others_and_is_the_bucket_location() {
+    let (s, _keys) = s3_server_with_keys_and(&["-s3.region=eu-central-1"]);
+    // s3cmd signs for `US`: refused, with the reason.
+    let out = s3cmd(&s).args(["mb", "s3://pinned"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AuthorizationHeaderMalformed"), "{err}");
+    let aws = |region: &str, args: &[&str]| {
+        Command::new("aws")
+            .args(["--endpoint-url", &s.endpoint, "--region", region])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKCLIENTS")
+            .env("AWS_SECRET_ACCESS_KEY", "clients/secret")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .unwrap()
+    };
+    let out = aws(
+        "eu-central-1",
+        &["s3api", "create-bucket", "--bucket", "pinned"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = aws(
+        "eu-central-1",
+        &["s3api", "get-bucket-location", "--bucket", "pinned"],
+    );
+    assert!(stdout(&out).contains("eu-central-1"), "{}", stdout(&out));
+    let out = aws("us-west-2", &["s3api", "head-bucket", "--bucket", "pinned"]);
+    assert!(!out.status.success());
 }

@@ -399,6 +399,11 @@ impl Identities {
         )
     }
 
+    /// The secret key of an access key.
+    pub(crate) fn secret_of(&self, access: &str) -> Option<&str> {
+        self.keys.get(access).map(|(_, s)| s.as_str())
+    }
+
     fn by_key(&self, access: &str) -> Option<&Arc<Identity>> {
         self.keys.get(access).map(|(i, _)| i)
     }

@@ -27,6 +27,7 @@ mod range;
 mod retention;
 mod server;
 mod settings;
+mod sigv4;
 mod versions;
 mod vhost;
 mod walk;
@@ -48,6 +49,9 @@ pub struct S3Config {
     pub buckets_dir: String,
     /// The region reported by GetBucketLocation and HeadBucket (`us-east-1`).
     pub region: String,
+    /// Refuse requests signed for any other region than `region` (`-s3.region`);
+    /// otherwise any region name is accepted, `US` and `EU` included.
+    pub pin_region: bool,
     /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`); path style
     /// always works. Empty: path style only.
     pub domains: Vec<String>,
@@ -74,6 +78,7 @@ impl Default for S3Config {
             identities_file: None,
             buckets_dir: "/buckets".into(),
             region: "us-east-1".into(),
+            pin_region: false,
             domains: Vec::new(),
             limits: kelp_proto::server::Limits::default(),
             tls: None,

@@ -105,8 +105,9 @@ pub async fn serve_with_identities(
         builder
     };
     let mut builder = build(true);
+    let inner = build(false).build();
     builder.set_route(crate::range::IgnoredRange {
-        inner: build(false).build(),
+        inner: inner.clone(),
     });
     let addr = listener.local_addr()?;
     if open {
@@ -131,7 +132,10 @@ pub async fn serve_with_identities(
         tracing::info!(%addr, "S3 gateway speaks HTTPS");
     }
     let front = Arc::new(Front {
+        pinned: cfg.pin_region.then(|| cfg.region.clone()),
         service,
+        inner,
+        ids,
         cors: Cors {
             filer: gateway.filer.clone(),
             paths: gateway.paths.clone(),
@@ -144,10 +148,56 @@ pub async fn serve_with_identities(
 
 /// What every connection's requests go through: CORS, then the s3s service.
 struct Front {
+    /// `-s3.region`, when pinned.
+    pinned: Option<String>,
     service: S3Service,
+    /// The same gateway without signature checks, for requests verified here.
+    inner: S3Service,
+    ids: Arc<Identities>,
     cors: Cors,
     /// No identities: signatures are dropped before s3s sees them.
     open: bool,
+}
+
+impl Front {
+    /// A request signed for a region s3s refuses (`US`): verified here, then served by
+    /// the gateway that does not check signatures, as the verified caller.
+    async fn foreign_region(
+        &self,
+        req: Request<s3s::Body>,
+        signed: crate::sigv4::Signed,
+    ) -> Response<s3s::Body> {
+        let Some(secret) = self.ids.secret_of(&signed.access_key) else {
+            return early_error(
+                StatusCode::FORBIDDEN,
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+            );
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Err(e) =
+            crate::sigv4::verify(&signed, req.method(), req.uri(), req.headers(), secret, now)
+        {
+            return early_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", &e);
+        }
+        let (mut parts, body) = req.into_parts();
+        parts.headers.remove(AUTHORIZATION);
+        let payload = parts
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = s3s::Body::http_body_unsync(crate::sigv4::Sha256Checked::new(body, &payload));
+        let mut inner = Request::from_parts(parts, body);
+        inner
+            .extensions_mut()
+            .insert(crate::range::VerifiedCaller(s3s::auth::Credentials {
+                access_key: signed.access_key.clone(),
+                secret_key: s3s::auth::SecretKey::from(secret),
+            }));
+        call(&self.inner, inner, false).await
+    }
 }
 
 async fn run(
@@ -195,9 +245,22 @@ async fn handle(front: &Front, req: Request<s3s::Body>) -> Response<s3s::Body> {
     if crate::cors::is_preflight(&req) {
         return with_request_id(front.cors.preflight(&req).await);
     }
+    if let Some(pinned) = &front.pinned
+        && let Some(region) = crate::sigv4::scope_region(&req)
+        && region != *pinned
+    {
+        return with_request_id(early_error(
+            StatusCode::BAD_REQUEST,
+            "AuthorizationHeaderMalformed",
+            &format!("the region '{region}' is wrong; expecting '{pinned}'"),
+        ));
+    }
     let (expects, empty) = expects_continue(&req);
     let asked = front.cors.asked(&req);
-    let mut resp = call(&front.service, req, front.open).await;
+    let mut resp = match crate::sigv4::foreign_region(req.headers()) {
+        Some(signed) if !front.open => front.foreign_region(req, signed).await,
+        _ => call(&front.service, req, front.open).await,
+    };
     if let Some(a) = asked {
         front.cors.decorate(a, &mut resp).await;
     }

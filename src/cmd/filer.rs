@@ -65,6 +65,11 @@ pub struct S3Flags {
     /// path style always works.
     #[arg(long = "s3.domainName", default_value = "")]
     pub s3_domain_name: String,
+    /// Pin the S3 region: requests signed for another one are refused, and
+    /// GetBucketLocation answers it. Empty: any region is accepted (`US` and `EU`
+    /// too) and the location is us-east-1.
+    #[arg(long = "s3.region", default_value = "")]
+    pub s3_region: String,
     /// PEM certificate chain for HTTPS on the S3 port (with -s3.key.file). Without it,
     /// the security file's [https] applies, if any.
     #[arg(long = "s3.cert.file", default_value = "")]
@@ -107,7 +112,16 @@ impl S3Flags {
                 .filter(|p| !p.as_os_str().is_empty()),
             domains: common::split_list(&self.s3_domain_name),
             tls,
+            pin_region: !self.s3_region.is_empty(),
             ..Default::default()
+        };
+        let cfg = if self.s3_region.is_empty() {
+            cfg
+        } else {
+            S3Config {
+                region: self.s3_region.clone(),
+                ..cfg
+            }
         };
         cfg.validate()
             .map_err(|e| anyhow::anyhow!("-s3.domainName: {e}"))?;
