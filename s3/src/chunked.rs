@@ -195,6 +195,25 @@ where
     }
 }
 
+/// Decodes a whole body that arrives in `pieces` (as the network split it) with the same
+/// stream the gateway uses, polled by hand: the payload, or the first error. Only the fuzz
+/// targets and their corpus replay call this (as `kelp_s3::decode_aws_chunked`).
+pub fn decode_all(pieces: Vec<Bytes>) -> Result<Vec<u8>, String> {
+    let inner = futures::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+    let mut s = AwsChunked::new(inner, None, OpenTrailers::default());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut out = Vec::new();
+    loop {
+        match Pin::new(&mut s).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(b))) => out.extend_from_slice(&b),
+            Poll::Ready(Some(Err(e))) => return Err(e.to_string()),
+            Poll::Ready(None) => return Ok(out),
+            // `stream::iter` is always ready; a pending poll would be a decoder bug.
+            Poll::Pending => return Err("aws-chunked: pending on a ready stream".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ mod walk;
 use std::path::PathBuf;
 
 pub use auth::Identities;
+#[doc(hidden)]
+pub use chunked::decode_all as decode_aws_chunked;
 pub use error::GatewayError;
 pub use server::{serve, serve_with_identities};
 

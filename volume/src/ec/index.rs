@@ -24,10 +24,15 @@ impl SortedIndex {
     /// Reads and checks an `.ecx`: whole entries only, keys strictly increasing.
     pub fn load(path: &Path, width: OffsetWidth) -> Result<SortedIndex> {
         let bytes = std::fs::read(path).ctx(|| format!("reading {}", path.display()))?;
+        SortedIndex::from_bytes(bytes, width, &path.display().to_string())
+    }
+
+    /// The checks of [`SortedIndex::load`] on an image already read; `what` names it in errors.
+    pub fn from_bytes(bytes: Vec<u8>, width: OffsetWidth, what: &str) -> Result<SortedIndex> {
         let es = width.entry_size();
         if !bytes.len().is_multiple_of(es) {
             return Err(VolumeError::corrupt(
-                path.display().to_string(),
+                what,
                 format!(
                     "{} bytes is not a whole number of {es}-byte entries",
                     bytes.len()
@@ -40,7 +45,7 @@ impl SortedIndex {
             let k = ix.key_at(i);
             if prev.is_some_and(|p| p >= k) {
                 return Err(VolumeError::corrupt(
-                    path.display().to_string(),
+                    what,
                     format!("entry {i} (key {k:x}) is out of key order"),
                 ));
             }

@@ -34,6 +34,22 @@ pub use rebuild::rebuild_missing;
 pub use vacuum::{EcVacuumReport, commit_staged, ec_vacuum, staged_path};
 pub use volume::{EcVolume, LocalOnly, ShardSource};
 
+/// Checks an `.ecx` image as opening an EC volume does (whole entries, keys strictly
+/// increasing), looks every key up again and returns the entries. Only the fuzz targets
+/// and their corpus replay call this: the index itself stays private.
+#[doc(hidden)]
+pub fn parse_ecx(
+    bytes: Vec<u8>,
+    width: crate::idx::OffsetWidth,
+) -> crate::error::Result<Vec<crate::idx::IdxEntry>> {
+    let ix = index::SortedIndex::from_bytes(bytes, width, ".ecx")?;
+    let entries: Vec<_> = ix.iter().collect();
+    for e in &entries {
+        ix.get(e.key);
+    }
+    Ok(entries)
+}
+
 /// Default number of data shards.
 pub const DEFAULT_DATA_SHARDS: u8 = 10;
 /// Default number of parity shards.
