@@ -18,7 +18,7 @@ use crate::walk::has_objects;
 /// Does the bucket's policy allow the caller `s3:ListBucket` on it?
 fn policy_lets_list(ext: &http::Extensions, bucket: &kelp_filer::entry::Entry, name: &str) -> bool {
     let (Some(caller), Some(text)) = (
-        ext.get::<crate::auth::Caller>(),
+        ext.get::<crate::access::Caller>(),
         bucket.extended.get(crate::policy::bucket::POLICY_KEY),
     ) else {
         return false;

@@ -9,7 +9,7 @@ use kelp_filer::entry::Entry;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-use crate::auth::Caller;
+use crate::access::Caller;
 use crate::error::{GatewayError, GatewayResult};
 use crate::keys::Paths;
 

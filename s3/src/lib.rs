@@ -3,6 +3,7 @@
 //! below them, multipart parts are files under `/buckets/<name>/.uploads/<uploadId>/`.
 //! See `docs/s3.md` for what is supported and how clients are set up.
 
+mod access;
 mod acl;
 mod attributes;
 mod auth;

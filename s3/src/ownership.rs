@@ -10,8 +10,8 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 use serde::{Deserialize, Serialize};
 
+use crate::access::Caller;
 use crate::acl::{Account, Acl, GrantHeaders};
-use crate::auth::Caller;
 use crate::error::{GatewayError, GatewayResult};
 use crate::gateway::Gateway;
 

@@ -15,7 +15,8 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::stream::DynByteStream;
 
 use crate::S3Config;
-use crate::auth::{IamAccess, IamAuth, Identities};
+use crate::access::IamAccess;
+use crate::auth::{IamAuth, Identities};
 use crate::checksum::OpenTrailers;
 use crate::chunked::AwsChunked;
 use crate::cors::Cors;
