@@ -291,7 +291,13 @@ impl S3Access for IamAccess {
             },
             None => (None, None),
         };
-        let mut ctx = bucket_policy_context(cx);
+        // The condition keys only matter to a policy: this bucket's, or (ListBuckets,
+        // on the root) those of the buckets it lists.
+        let mut ctx = if policy.is_some() || bucket.is_none() {
+            bucket_policy_context(cx)
+        } else {
+            Context::default()
+        };
         if let (Some(p), Some(b), Some(k)) = (&policy, &bucket, &key)
             && p.needs_object_tags()
         {

@@ -131,6 +131,7 @@ impl Gateway {
         let prefix = req.input.prefix.clone().filter(|p| !p.is_empty());
         let mut buckets = Vec::new();
         let mut after: Option<String> = None;
+        let me = self.account_of(&req.extensions);
         loop {
             let opts = ListOptions {
                 start_after: after.clone(),
@@ -139,12 +140,12 @@ impl Gateway {
                 prefix: prefix.clone(),
             };
             let page = self.filer.list(&root, &opts).await?;
-            let me = self.account_of(&req.extensions);
             let full = page.len() == opts.limit;
             after = page.last().map(|e| e.name().to_string());
             for e in page.into_iter().filter(|e| e.is_directory) {
                 let name = e.name().to_string();
-                // Its own buckets, and those it has some action on.
+                // Its own buckets, those it has some action on, and those whose policy
+                // lets it list them.
                 let visible = !self.auth
                     || crate::ownership::BucketAccess::of(&e).acl.owner.id == me.id
                     || [Action::List, Action::Read, Action::Write]

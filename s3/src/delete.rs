@@ -90,14 +90,12 @@ impl Gateway {
         let op = self.paths.object(&i.bucket, &i.key)?;
         let bucket = self.bucket_entry(&i.bucket).await?;
         let state = versions::State::of(&bucket);
-        let bypass = i.bypass_governance_retention == Some(true)
-            && self.allowed(
-                &req.extensions,
-                Action::Admin,
-                "s3:BypassGovernanceRetention",
-                &i.bucket,
-                Some(&i.key),
-            );
+        let bypass = self.may_bypass(
+            &req.extensions,
+            i.bypass_governance_retention,
+            &i.bucket,
+            Some(&i.key),
+        );
         let conditional = i.if_match.is_some()
             || i.if_match_last_modified_time.is_some()
             || i.if_match_size.is_some();
@@ -149,14 +147,12 @@ impl Gateway {
         let i = &req.input;
         let bucket = self.bucket_entry(&i.bucket).await?;
         let state = versions::State::of(&bucket);
-        let bypass = i.bypass_governance_retention == Some(true)
-            && self.allowed(
-                &req.extensions,
-                Action::Admin,
-                "s3:BypassGovernanceRetention",
-                &i.bucket,
-                None,
-            );
+        let bypass = self.may_bypass(
+            &req.extensions,
+            i.bypass_governance_retention,
+            &i.bucket,
+            None,
+        );
         if i.delete.objects.len() > 1000 {
             return Err(GatewayError::MalformedXml(
                 "DeleteObjects takes at most 1000 keys".into(),

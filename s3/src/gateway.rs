@@ -43,6 +43,24 @@ impl Gateway {
         }
     }
 
+    /// Did the request ask to bypass governance retention (`asked`), and may its caller?
+    pub fn may_bypass(
+        &self,
+        ext: &http::Extensions,
+        asked: Option<bool>,
+        bucket: &str,
+        key: Option<&str>,
+    ) -> bool {
+        asked == Some(true)
+            && self.allowed(
+                ext,
+                crate::auth::Action::Admin,
+                "s3:BypassGovernanceRetention",
+                bucket,
+                key,
+            )
+    }
+
     /// May the caller of a request do `action` (`iam_action` for the bucket policy) on
     /// `bucket`/`key`? (Always, when open.) See [`Caller::may`].
     pub fn allowed(

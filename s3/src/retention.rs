@@ -356,14 +356,12 @@ impl Gateway {
         let e = self
             .locked_target(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;
-        let bypass = i.bypass_governance_retention == Some(true)
-            && self.allowed(
-                &req.extensions,
-                crate::auth::Action::Admin,
-                "s3:BypassGovernanceRetention",
-                &i.bucket,
-                Some(&i.key),
-            );
+        let bypass = self.may_bypass(
+            &req.extensions,
+            i.bypass_governance_retention,
+            &i.bucket,
+            Some(&i.key),
+        );
         let r = i.retention.clone().unwrap_or_default();
         let new_until = r.retain_until_date.as_ref().map(unix);
         let new_mode = r.mode.as_ref().map(|m| mode_str(m.as_str())).transpose()?;

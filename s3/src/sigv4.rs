@@ -15,6 +15,8 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use sha2_11::{Digest, Sha256};
 
+use crate::meta::{hex, unhex};
+
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// How far a request's `x-amz-date` may be from now, as in S3.
@@ -93,10 +95,6 @@ pub(crate) fn scope_region<B>(req: &http::Request<B>) -> Option<String> {
     cred.split(['/', ',']).nth(2).map(|r| r.trim().to_string())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -106,15 +104,12 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// AWS's URI encoding: everything but unreserved characters as `%XX` (upper case).
 fn aws_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 fn canonical_query(query: &str) -> String {
@@ -212,9 +207,7 @@ pub(crate) fn verify(
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(&key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     m.update(to_sign.as_bytes());
-    let given: Vec<u8> = (0..s.signature.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.signature.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
+    let given = unhex(&s.signature).unwrap_or_default();
     // Constant-time comparison.
     m.verify_slice(&given).map_err(|_| {
         "The request signature we calculated does not match the signature you provided".to_string()
@@ -232,15 +225,7 @@ pub(crate) struct Sha256Checked<B> {
 impl<B> Sha256Checked<B> {
     /// `want`: the signed hex digest (`None` for `UNSIGNED-PAYLOAD`).
     pub fn new(inner: B, want: &str) -> Sha256Checked<B> {
-        let want = (want.len() == 64)
-            .then(|| {
-                let mut out = [0u8; 32];
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = u8::from_str_radix(want.get(2 * i..2 * i + 2)?, 16).ok()?;
-                }
-                Some(out)
-            })
-            .flatten();
+        let want = unhex(want).and_then(|w| <[u8; 32]>::try_from(w).ok());
         Sha256Checked {
             inner,
             want,

@@ -190,7 +190,8 @@ fn check_token(req: &axum::extract::Request) -> Result<(), kelp_proto::security:
         .extensions()
         .get::<kelp_proto::security::PeerCertified>()
         .is_some();
-    // `3,02a105935c_1` parses to key 3: the batch's token (count 2 or more) covers it.
+    // `3,02a105935c_1` parses to the key after 02a1: the batch's token (its `count`)
+    // covers it.
     security.check_needle(write, &p.fid, token.as_deref(), certified)
 }
 
