@@ -100,6 +100,10 @@ fn each_command_lists_its_design_flags_with_defaults() {
                 "--size",
                 "--replication",
                 "--collection",
+                "--upload",
+                "--serverPid",
+                "--s3.payload",
+                "--s3.accessKey",
             ],
         ),
     ];

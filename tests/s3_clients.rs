@@ -441,3 +441,44 @@ fn a_pinned_region_refuses_others_and_is_the_bucket_location() {
     let out = aws("us-west-2", &["s3api", "head-bucket", "--bucket", "pinned"]);
     assert!(!out.status.success());
 }
+
+/// `kelp benchmark` signs its S3 requests with SigV4 (over the body's SHA-256 and with
+/// UNSIGNED-PAYLOAD) well enough for a gateway that checks signatures, reports the
+/// server's CPU per request, and fails loudly under a wrong secret.
+#[test]
+fn kelp_benchmark_signs_its_s3_requests() {
+    let (s, _keys) = s3_server_with_keys();
+    let pid = s.c.servers[0].proc.pid().unwrap().to_string();
+    let base = [
+        "benchmark".to_string(),
+        format!("-master={}", s.c.master()),
+        format!("-s3={}", s.c.s3_addr()),
+        "-s3.accessKey=AKCLIENTS".to_string(),
+        "-n=40".to_string(),
+        "-c=4".to_string(),
+        "-size=5000".to_string(),
+        format!("-serverPid={pid}"),
+    ];
+    for payload in ["signed", "unsigned"] {
+        let payload_flag = format!("-s3.payload={payload}");
+        let mut args: Vec<&str> = base.iter().map(String::as_str).collect();
+        args.extend(["-s3.secretKey=clients/secret", &payload_flag]);
+        let (code, out, err) = run_kelp(&args);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let failed: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("Failed requests:"))
+            .collect();
+        assert_eq!(failed.len(), 2, "{out}");
+        assert!(
+            failed.iter().all(|l| l.ends_with(" 0")),
+            "{payload}: {out}\n{err}"
+        );
+        assert_eq!(out.matches("Server CPU:").count(), 2, "{out}");
+    }
+    let mut args: Vec<&str> = base.iter().map(String::as_str).collect();
+    args.extend(["-s3.secretKey=wrong", "-s3.payload=signed"]);
+    let (code, out, err) = run_kelp(&args);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("SignatureDoesNotMatch"), "{err}");
+}

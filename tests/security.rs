@@ -190,6 +190,7 @@ fn volume_writes_and_deletes_need_the_token_assigned_with_the_fid() {
         "-n=40",
         "-c=2",
         "-size=100",
+        "-upload=raw",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
     every_request_served(&out, 40, 2);

@@ -1,5 +1,10 @@
-//! `kelp benchmark`: write then random-read phases over the master and volume HTTP APIs.
-//! It speaks only the SeaweedFS-compatible HTTP API, so it measures a SeaweedFS master too.
+//! `kelp benchmark`: write then random-read phases over the master and volume HTTP APIs,
+//! a filer's REST API or an S3 gateway. It speaks only the SeaweedFS-compatible APIs, so
+//! it measures a SeaweedFS cluster too, and with `-serverPid` it charges each phase with
+//! the server's CPU time.
+
+mod cpu;
+mod s3;
 
 use kelp_proto::security::Authorize;
 use std::io::{IsTerminal, Write};
@@ -53,10 +58,38 @@ pub struct Args {
     /// s3.json).
     #[arg(long, default_value = "")]
     pub s3: String,
+    /// How blobs are uploaded: `form` (multipart/form-data POST, as SeaweedFS's own
+    /// benchmark does) or `raw` (PUT of the bytes as application/octet-stream).
+    #[arg(long, value_enum, default_value = "form")]
+    pub upload: Upload,
+    /// S3 authentication: `anonymous` (unsigned requests), `signed` (SigV4 over the
+    /// body's SHA-256) or `unsigned` (SigV4 with UNSIGNED-PAYLOAD). The two SigV4 modes
+    /// need -s3.accessKey and -s3.secretKey.
+    #[arg(long = "s3.payload", value_enum, default_value = "anonymous")]
+    pub s3_payload: s3::Payload,
+    /// Access key for signed S3 requests.
+    #[arg(long = "s3.accessKey", default_value = "")]
+    pub s3_access_key: String,
+    /// Secret key for signed S3 requests.
+    #[arg(long = "s3.secretKey", default_value = "")]
+    pub s3_secret_key: String,
+    /// Server process ids (comma-separated) whose CPU time (user + system, from
+    /// /proc) each phase reports per request.
+    #[arg(long = "serverPid", default_value = "")]
+    pub server_pid: String,
     /// The cluster's security file, for guarded reads and filer writes (writes to
     /// volume servers use the token the master assigns with each fid).
     #[arg(long = "security", value_name = "FILE")]
     pub security: Option<std::path::PathBuf>,
+}
+
+/// How `kelp benchmark` uploads blobs to volume servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Upload {
+    /// `POST /<fid>` with a multipart/form-data body.
+    Form,
+    /// `PUT /<fid>` with the bytes as application/octet-stream.
+    Raw,
 }
 
 /// A written file and the server it went to.
@@ -69,6 +102,8 @@ struct Phase {
     bytes: u64,
     failures: u64,
     elapsed: Duration,
+    /// Server CPU time spent during the phase (with -serverPid).
+    server_cpu: Option<Duration>,
 }
 
 impl Phase {
@@ -102,6 +137,14 @@ impl Phase {
             pct(0.0),
             pct(100.0)
         );
+        if let Some(cpu) = self.server_cpu {
+            let per_op = cpu.as_secs_f64() * 1e6 / ok.max(1) as f64;
+            println!(
+                "Server CPU:           {:.3} s, {per_op:.1} us/op, {:.2} ms/MiB",
+                cpu.as_secs_f64(),
+                cpu.as_secs_f64() * 1e3 / (self.bytes.max(1) as f64 / (1 << 20) as f64)
+            );
+        }
         println!("Percentiles (ms):");
         for p in [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 100.0] {
             println!("  {p:>5.0}%  {:.2}", pct(p));
@@ -134,12 +177,19 @@ fn progress(name: &str, done: u64, total: u64, start: Instant) {
     let _ = std::io::stderr().flush();
 }
 
-async fn run_phase<F, Fut>(name: &'static str, n: u64, c: usize, op: F) -> Phase
+async fn run_phase<F, Fut>(
+    name: &'static str,
+    n: u64,
+    c: usize,
+    cpu: &cpu::ServerCpu,
+    op: F,
+) -> Phase
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
 {
     let op = Arc::new(op);
+    let cpu_before = cpu.total();
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -187,6 +237,7 @@ where
         bytes: 0,
         failures: 0,
         elapsed: Duration::ZERO,
+        server_cpu: None,
     };
     for w in workers {
         if let Ok((lat, bytes, failures)) = w.await {
@@ -196,6 +247,9 @@ where
         }
     }
     phase.elapsed = start.elapsed();
+    phase.server_cpu = cpu_before
+        .zip(cpu.total())
+        .map(|(a, b)| b.saturating_sub(a));
     ticker.abort();
     progress(name, done.load(Ordering::Relaxed), n, start);
     phase
@@ -206,6 +260,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("-n must be at least 1");
     }
     common::install_client_security(args.security.as_deref())?;
+    let cpu = cpu::ServerCpu::parse(&args.server_pid)?;
+    if args.s3_payload != s3::Payload::Anonymous
+        && (args.s3_access_key.is_empty() || args.s3_secret_key.is_empty())
+    {
+        anyhow::bail!(
+            "-s3.payload={:?} needs -s3.accessKey and -s3.secretKey",
+            args.s3_payload
+        );
+    }
     let rt = common::runtime()?;
     rt.block_on(async move {
         let http = http_client();
@@ -215,10 +278,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.n, args.size, args.c, args.master, args.collection, args.replication
         );
         if !args.filer.is_empty() {
-            return filer_benchmark(&args, http).await;
+            return filer_benchmark(&args, http, &cpu).await;
         }
         if !args.s3.is_empty() {
-            return s3_benchmark(&args, http).await;
+            return s3::benchmark(&args, http, &cpu).await;
         }
         if args.assign_only {
             let (master, req) = (master.clone(), Arc::new(AssignRequest {
@@ -226,7 +289,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 replication: Some(args.replication.clone()),
                 ..Default::default()
             }));
-            let mut phase = run_phase("assign", args.n, args.c, move |_| {
+            let mut phase = run_phase("assign", args.n, args.c, &cpu, move |_| {
                 let (master, req) = (master.clone(), req.clone());
                 async move {
                     master.assign(&req).await?;
@@ -247,18 +310,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut write = {
             let (master, http, fids, payload, assign_req) =
                 (master.clone(), http.clone(), fids.clone(), payload.clone(), assign_req.clone());
-            run_phase("write", args.n, args.c, move |i| {
+            let upload = args.upload;
+            run_phase("write", args.n, args.c, &cpu, move |i| {
                 let (master, http, fids, payload, assign_req) =
                     (master.clone(), http.clone(), fids.clone(), payload.clone(), assign_req.clone());
                 async move {
                     let a = master.assign(&assign_req).await?;
                     let fid: FileId = a.fid.parse().context("bad fid from the master")?;
-                    let (ctype, body) = multipart(&payload);
                     let url = format!("{}/{}", base_url(&a.url), a.fid);
-                    let resp = http
-                        .post(&url)
-                        .header("Content-Type", ctype)
-                        .body(body)
+                    let rb = match upload {
+                        Upload::Form => {
+                            let (ctype, body) = multipart(&payload);
+                            http.post(&url).header("Content-Type", ctype).body(body)
+                        }
+                        Upload::Raw => http
+                            .put(&url)
+                            .header("Content-Type", "application/octet-stream")
+                            .body(bytes::Bytes::copy_from_slice(&payload)),
+                    };
+                    let resp = rb
                         .token_or_admin(Some(&a.auth))
                         .send()
                         .await?;
@@ -284,7 +354,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let mut read = {
             let (master, http, written) = (master.clone(), http.clone(), written.clone());
-            run_phase("random read", args.n, args.c, move |_| {
+            run_phase("random read", args.n, args.c, &cpu, move |_| {
                 let (master, http, written) = (master.clone(), http.clone(), written.clone());
                 async move {
                     let (fid, _) = &written[rand::random_range(0..written.len())];
@@ -305,26 +375,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// Adds credentials to one request of [`put_get_phases`]: `(request, is_write, path)`.
+type Authorizer =
+    Arc<dyn Fn(reqwest::RequestBuilder, bool, &str) -> reqwest::RequestBuilder + Send + Sync>;
+
 /// PUTs `args.n` bodies of `args.size` bytes to `<base>/f<i>`, then GETs random ones
-/// (unless `-writeOnly`): the filer REST and S3 phases. `filer`: send filer tokens.
+/// (unless `-writeOnly`): the filer REST and S3 phases. `base` is `http://host/path`.
 async fn put_get_phases(
     args: &Args,
     http: &reqwest::Client,
     base: &str,
     names: [&'static str; 2],
-    filer: bool,
+    cpu: &cpu::ServerCpu,
+    authorize: Authorizer,
 ) -> anyhow::Result<()> {
-    let authorize = move |rb: reqwest::RequestBuilder, write: bool| {
-        if filer { rb.filer(write) } else { rb }
-    };
     let payload = bytes::Bytes::from(vec![7u8; args.size]);
     let mut write = {
-        let (http, base) = (http.clone(), base.to_string());
-        run_phase(names[0], args.n, args.c, move |i| {
-            let (http, base, payload) = (http.clone(), base.clone(), payload.clone());
+        let (http, base, authorize) = (http.clone(), base.to_string(), authorize.clone());
+        run_phase(names[0], args.n, args.c, cpu, move |i| {
+            let (http, base, payload, authorize) = (
+                http.clone(),
+                base.clone(),
+                payload.clone(),
+                authorize.clone(),
+            );
             async move {
                 let len = payload.len() as u64;
-                let resp = authorize(http.put(format!("{base}/f{i:09}")), true)
+                let url = format!("{base}/f{i:09}");
+                let resp = authorize(http.put(&url), true, &url)
                     .body(payload)
                     .send()
                     .await?;
@@ -343,13 +421,12 @@ async fn put_get_phases(
     let n = args.n;
     let mut read = {
         let (http, base) = (http.clone(), base.to_string());
-        run_phase(names[1], args.n, args.c, move |_| {
-            let (http, base) = (http.clone(), base.clone());
+        run_phase(names[1], args.n, args.c, cpu, move |_| {
+            let (http, base, authorize) = (http.clone(), base.clone(), authorize.clone());
             async move {
                 let i = rand::random_range(0..n);
-                let resp = authorize(http.get(format!("{base}/f{i:09}")), false)
-                    .send()
-                    .await?;
+                let url = format!("{base}/f{i:09}");
+                let resp = authorize(http.get(&url), false, &url).send().await?;
                 if !resp.status().is_success() {
                     anyhow::bail!("GET answered {}", resp.status());
                 }
@@ -362,27 +439,22 @@ async fn put_get_phases(
     Ok(())
 }
 
-/// Writes and reads objects through an S3 gateway, unsigned.
-async fn s3_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
-    let base = format!("{}/kelp-benchmark", base_url(&args.s3));
-    let resp = http.put(&base).send().await?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() && !text.contains("BucketAlreadyOwnedByYou") {
-        anyhow::bail!("creating the bucket answered {status}: {text}");
-    }
-    put_get_phases(args, &http, &base, ["s3 put", "s3 random get"], false).await
-}
-
 /// Writes, reads and lists files through a filer's REST API.
-async fn filer_benchmark(args: &Args, http: reqwest::Client) -> anyhow::Result<()> {
+async fn filer_benchmark(
+    args: &Args,
+    http: reqwest::Client,
+    cpu: &cpu::ServerCpu,
+) -> anyhow::Result<()> {
     let base = format!("{}/benchmark", base_url(&args.filer));
+    let authorize: Authorizer =
+        Arc::new(|rb: reqwest::RequestBuilder, write, _: &str| rb.filer(write));
     put_get_phases(
         args,
         &http,
         &base,
         ["filer create", "filer random read"],
-        true,
+        cpu,
+        authorize,
     )
     .await?;
     let start = Instant::now();
