@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the C library's allocator: the servers allocate many small,
+/// short-lived buffers per request, and glibc's malloc/free showed up at several
+/// percent of server CPU in profiles (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// kelp: a distributed object store and file system.
 ///
 /// Masters hand out file ids and place volumes, volume servers store the bytes,

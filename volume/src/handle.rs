@@ -184,6 +184,12 @@ impl NeedleHandle {
         self.meta.etag()
     }
 
+    /// True when the data was read (and CRC-checked) with the header, so reading it
+    /// again costs no I/O.
+    pub fn is_loaded(&self) -> bool {
+        self.inline.is_some()
+    }
+
     /// True once the data's CRC has been checked (always for small needles).
     pub fn crc_verified(&self) -> bool {
         self.crc_verified

@@ -455,6 +455,11 @@ impl Volume {
         Ok(())
     }
 
+    /// Whether every write is fsynced before it is acknowledged.
+    pub fn fsync_always(&self) -> bool {
+        self.fsync_always
+    }
+
     /// Appends a needle. The checksum is computed here; a needle without TTL gets the
     /// volume's. An existing key must carry the same cookie (else `CookieMismatch`); the
     /// same cookie and identical data report `unchanged` without writing. With `fsync`

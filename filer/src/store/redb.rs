@@ -177,6 +177,13 @@ impl RedbStore {
         })
     }
 
+    /// Runs a point read `f` with the database on the caller's task: a lookup of one
+    /// key is served from redb's cache or one positioned read, which costs less than the
+    /// hand-off to the blocking pool and back. Readers never wait for writers in redb.
+    fn read_now<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(&self.db)
+    }
+
     /// Runs `f` on the blocking pool with the database.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -490,17 +497,15 @@ impl FilerStore for RedbStore {
 
     async fn find(&self, p: &str) -> Result<Option<Entry>, StoreError> {
         check(p)?;
-        let p = p.to_string();
-        self.run(move |db| {
+        self.read_now(|db| {
             let txn = db.begin_read()?;
             let t = txn.open_table(ENTRIES)?;
-            match t.get(codec::entry_key(&p).as_slice())? {
-                Some(v) => codec::decode_entry(p, v.value()).map(Some),
+            match t.get(codec::entry_key(p).as_slice())? {
+                Some(v) => codec::decode_entry(p.to_string(), v.value()).map(Some),
                 None if p == "/" => Ok(Some(Entry::new_dir("/", 0))),
                 None => Ok(None),
             }
         })
-        .await
     }
 
     async fn list(&self, dir: &str, opts: &ListOptions) -> Result<Vec<Entry>, StoreError> {
@@ -548,13 +553,11 @@ impl FilerStore for RedbStore {
     }
 
     async fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_vec();
-        self.run(move |db| {
+        self.read_now(|db| {
             let txn = db.begin_read()?;
             let t = txn.open_table(KV)?;
-            Ok(t.get(key.as_slice())?.map(|v| v.value().to_vec()))
+            Ok(t.get(key)?.map(|v| v.value().to_vec()))
         })
-        .await
     }
 
     async fn gc_pending(&self, max: usize) -> Result<Vec<GcItem>, StoreError> {

@@ -34,6 +34,9 @@ pub struct UploadOptions {
     pub pairs: Vec<(String, String)>,
     /// The body is gzip data, to be stored as is.
     pub gzip: bool,
+    /// Do not compute the data's MD5 (`md5=false`): the answer then has no
+    /// `contentMd5`. For callers that hash the bytes themselves.
+    pub skip_md5: bool,
     /// The write token the master assigned with the fid (`auth`); without one, kelp's
     /// servers present their admin credential.
     pub jwt: Option<String>,
@@ -74,6 +77,9 @@ impl VolumeClient {
         }
         if let Some(n) = &opts.name {
             q.push(("name", n.clone()));
+        }
+        if opts.skip_md5 {
+            q.push(("md5", "false".into()));
         }
         let mut req = self
             .http

@@ -14,6 +14,9 @@ use kelp_proto::volume_api::{DeleteResult, UploadResult};
 use kelp_proto::{FileId, Ttl};
 use md5::{Digest, Md5};
 
+/// Appends of needles up to this size run on the request's own task (see `upload_inner`).
+const INLINE_WRITE_MAX: usize = 128 * 1024;
+
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::path;
@@ -230,8 +233,13 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     let md5_header = up.content_md5.clone().or_else(|| {
         header_str(&headers, &header::HeaderName::from_static("content-md5")).map(str::to_string)
     });
-    let md5 = Md5::digest(&up.data);
-    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(md5);
+    // `md5=false`: the caller hashes the bytes itself (the filer hashes whole files), so
+    // the MD5 is computed only to check a Content-MD5 the request carries.
+    let md5_b64 = if md5_header.is_some() || q.get("md5").is_none_or(|v| v != "false") {
+        base64::engine::general_purpose::STANDARD.encode(Md5::digest(&up.data))
+    } else {
+        String::new()
+    };
     if let Some(want) = md5_header
         && want.trim() != md5_b64
     {
@@ -265,9 +273,15 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
 
     let placement = vol.placement();
     let v = vol.clone();
-    let outcome = tokio::task::spawn_blocking(move || v.write(needle, fsync))
-        .await?
-        .map_err(ApiError::from_write)?;
+    // A small append without fsync only copies into the page cache: done here, it costs
+    // less than handing it to the blocking pool and back. Large or fsynced writes may
+    // wait on the disk, so they go to the pool.
+    let outcome = if !fsync && !v.fsync_always() && needle.data.len() <= INLINE_WRITE_MAX {
+        v.write(needle, false)
+    } else {
+        tokio::task::spawn_blocking(move || v.write(needle, fsync)).await?
+    }
+    .map_err(ApiError::from_write)?;
     let etag = outcome.etag();
 
     if !replicate && placement.copy_count() > 1 && !outcome.unchanged {
@@ -282,6 +296,8 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
             gzip: up.gzip,
             // Replicas take this server's admin credential.
             jwt: None,
+            // This server hashed the bytes (when asked to); replicas need not again.
+            skip_md5: true,
         };
         if let Err(e) =
             replicate_write(&state, &p.fid, &up.data, &opts, placement.copy_count()).await
@@ -299,7 +315,9 @@ async fn upload_inner(state: Arc<AppState>, req: Request) -> ApiResult<Response>
     if let Ok(v) = format!("\"{etag}\"").parse() {
         resp_headers.insert(header::ETAG, v);
     }
-    if let Ok(v) = md5_b64.parse() {
+    if !md5_b64.is_empty()
+        && let Ok(v) = md5_b64.parse()
+    {
         resp_headers.insert("Content-MD5", v);
     }
     if outcome.unchanged {
