@@ -111,7 +111,7 @@ async fn put_chunk(
         ..Default::default()
     };
     let stored = volumes
-        .upload(&url, &fid, data, &opts)
+        .upload_bytes(&url, &fid, data, &opts)
         .await
         .map_err(|e| FilerError::Unavailable(format!("storing chunk {fid} on {url}: {e}")))?;
     // The chunk's etag is the volume server's (of its CRC); `upload_stream` replaces it
@@ -266,14 +266,41 @@ where
     })
 }
 
-/// Fetches `len` bytes at `offset` of chunk `fid`, trying each server holding it.
+/// The bytes of one chunk read: in memory from the volume server in this process, or
+/// streaming from a remote one.
+#[derive(Debug)]
+pub enum ChunkBody {
+    Local(Option<Bytes>),
+    Remote(reqwest::Response),
+}
+
+impl ChunkBody {
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            ChunkBody::Local(b) => Ok(b.take()),
+            ChunkBody::Remote(r) => r.chunk().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The whole (rest of the) body.
+    pub async fn bytes(self) -> Result<Bytes, String> {
+        match self {
+            ChunkBody::Local(b) => Ok(b.unwrap_or_default()),
+            ChunkBody::Remote(r) => r.bytes().await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Fetches `len` bytes at `offset` of chunk `fid`, trying each server holding it (the
+/// one in this process without HTTP).
 pub async fn read_chunk_range(
     master: &MasterClient,
     volumes: &VolumeClient,
     fid: &str,
     offset: u64,
     len: u64,
-) -> Result<reqwest::Response, FilerError> {
+) -> Result<ChunkBody, FilerError> {
     let fid: FileId = fid
         .parse()
         .map_err(|e| FilerError::Internal(format!("entry holds a bad chunk id {fid:?}: {e}")))?;
@@ -289,8 +316,13 @@ pub async fn read_chunk_range(
             }
         };
         for loc in &locations {
+            if let Some(b) = volumes.read_local(&loc.url, &fid, offset, len).await {
+                return Ok(ChunkBody::Local(Some(b)));
+            }
+        }
+        for loc in &locations {
             match volumes.get(&loc.url, &fid, Some(&range)).await {
-                Ok(r) => return Ok(r),
+                Ok(r) => return Ok(ChunkBody::Remote(r)),
                 Err(e) => {
                     tracing::debug!(%fid, server = %loc.url, error = %e, attempt, "chunk read failed; trying another copy");
                     last = Some(e);

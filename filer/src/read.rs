@@ -60,7 +60,7 @@ fn plan(e: &Entry, start: u64, end: u64) -> Vec<Piece> {
 /// A chunk request running ahead of the stream; aborted if the reader goes away first.
 struct Ahead {
     index: usize,
-    task: JoinHandle<Result<reqwest::Response, FilerError>>,
+    task: JoinHandle<Result<chunks::ChunkBody, FilerError>>,
 }
 
 impl Drop for Ahead {
@@ -78,7 +78,7 @@ impl Ahead {
         Ahead { index, task }
     }
 
-    async fn response(mut self) -> Result<reqwest::Response, FilerError> {
+    async fn response(mut self) -> Result<chunks::ChunkBody, FilerError> {
         (&mut self.task)
             .await
             .map_err(|e| FilerError::Internal(format!("chunk read task: {e}")))?

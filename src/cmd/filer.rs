@@ -157,7 +157,14 @@ pub struct Started {
 }
 
 /// Opens the filer's store and binds its ports.
-pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
+/// Binds the filer's (and S3's) ports and opens its store. `local`: the volume server
+/// in this process (`kelp server`), which then serves chunk writes and reads without
+/// HTTP.
+pub async fn start(
+    args: &Args,
+    bind_host: &str,
+    local: Option<Arc<dyn kelp_proto::client::LocalVolumes>>,
+) -> anyhow::Result<Started> {
     if args.store != "redb" {
         anyhow::bail!("-store={} is not built yet; use -store=redb", args.store);
     }
@@ -201,7 +208,13 @@ pub async fn start(args: &Args, bind_host: &str) -> anyhow::Result<Started> {
         .with_context(|| format!("cannot open the filer store in {}", args.dir.display()))?;
     Ok(Started {
         listener,
-        filer: Arc::new(Filer::new(Arc::new(store), args.config())),
+        filer: Arc::new({
+            let mut f = Filer::new(Arc::new(store), args.config());
+            if let Some(l) = local {
+                f.volumes = f.volumes.with_local(l);
+            }
+            f
+        }),
         s3,
     })
 }
@@ -238,7 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = common::runtime()?;
     rt.block_on(async {
         let bind = args.ip_bind.clone().unwrap_or_else(|| args.ip.clone());
-        let started = start(&args, &bind).await?;
+        let started = start(&args, &bind, None).await?;
         println!(
             "filer: {}://{}:{}",
             kelp_proto::client::scheme(),

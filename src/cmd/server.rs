@@ -1,6 +1,7 @@
 //! `kelp server`: master, volume server, filer and S3 in one process.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use kelp_filer::FilerConfig;
@@ -207,7 +208,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("the S3 gateway runs on the filer: drop -filer=false or add -s3=false");
         }
         let filer = match args.filer {
-            true => Some(super::filer::start(&args.filer_args(), &bind).await?),
+            true => {
+                let local = kelp_volume::local::LocalStore::new(
+                    vol.store.clone(),
+                    vol.cfg.url(),
+                    vol.cfg.fsync,
+                    vol.cfg.file_size_limit,
+                );
+                Some(super::filer::start(&args.filer_args(), &bind, Some(Arc::new(local))).await?)
+            }
             false => None,
         };
 

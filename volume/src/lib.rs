@@ -12,6 +12,7 @@ mod fsutil;
 pub mod handle;
 pub mod http;
 pub mod idx;
+pub mod local;
 pub mod needle;
 pub mod needle_map;
 pub mod recovery;

@@ -180,7 +180,10 @@ impl RedbStore {
     /// Runs a point read `f` with the database on the caller's task: a lookup of one
     /// key is served from redb's cache or one positioned read, which costs less than the
     /// hand-off to the blocking pool and back. Readers never wait for writers in redb.
-    fn read_now<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn read_now<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         f(&self.db)
     }
 

@@ -1,9 +1,11 @@
 //! Typed HTTP clients: how roles (and tools) talk to masters and volume servers.
 
 mod ec;
+mod local;
 mod master;
 mod volume;
 
+pub use local::LocalVolumes;
 pub use master::MasterClient;
 pub use volume::{UploadOptions, VolumeClient};
 

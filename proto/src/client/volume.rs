@@ -1,7 +1,11 @@
 //! The volume server client: upload, read, delete needles, and the admin calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use super::local::LocalVolumes;
 use super::{ClientError, base_url, check, json_reply};
 use crate::VolumeId;
 use crate::id::FileId;
@@ -46,11 +50,75 @@ pub struct UploadOptions {
 #[derive(Debug, Clone)]
 pub struct VolumeClient {
     pub(super) http: reqwest::Client,
+    /// The volume server in this process, if any.
+    local: Option<Arc<dyn LocalVolumes>>,
 }
+
+/// Local writes and reads of up to this many bytes run on the caller's task; larger
+/// ones on the blocking pool.
+const LOCAL_INLINE_MAX: usize = 128 * 1024;
 
 impl VolumeClient {
     pub fn new(http: reqwest::Client) -> VolumeClient {
-        VolumeClient { http }
+        VolumeClient { http, local: None }
+    }
+
+    /// Serves calls to the volume server in this process through `local`.
+    pub fn with_local(mut self, local: Arc<dyn LocalVolumes>) -> VolumeClient {
+        self.local = Some(local);
+        self
+    }
+
+    /// [`Self::upload`] of bytes in memory: by the in-process volume server when
+    /// `server` is it, else over HTTP.
+    pub async fn upload_bytes(
+        &self,
+        server: &str,
+        fid: &FileId,
+        data: Bytes,
+        opts: &UploadOptions,
+    ) -> Result<UploadResult, ClientError> {
+        if let Some(local) = &self.local {
+            let done = if data.len() <= LOCAL_INLINE_MAX {
+                local.write(server, fid, &data, opts)
+            } else {
+                let (local, server, fid, d, o) = (
+                    local.clone(),
+                    server.to_string(),
+                    *fid,
+                    data.clone(),
+                    opts.clone(),
+                );
+                tokio::task::spawn_blocking(move || local.write(&server, &fid, &d, &o))
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            if let Some(r) = done {
+                return Ok(r);
+            }
+        }
+        self.upload(server, fid, data, opts).await
+    }
+
+    /// Bytes `offset..offset + len` of `fid` from the in-process volume server, if
+    /// `server` is it and it can serve them; `None`: ask over HTTP.
+    pub async fn read_local(
+        &self,
+        server: &str,
+        fid: &FileId,
+        offset: u64,
+        len: u64,
+    ) -> Option<Bytes> {
+        let local = self.local.as_ref()?;
+        if len <= LOCAL_INLINE_MAX as u64 {
+            return local.read(server, fid, offset, len);
+        }
+        let (local, server, fid) = (local.clone(), server.to_string(), *fid);
+        tokio::task::spawn_blocking(move || local.read(&server, &fid, offset, len))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// `PUT /<fid>` with a raw body.

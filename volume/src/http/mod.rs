@@ -11,6 +11,8 @@ pub mod path;
 mod read;
 mod write;
 
+pub(crate) use write::storable_mime;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -44,7 +44,7 @@ fn header_str<'a>(h: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str
 }
 
 /// A MIME type worth storing: not empty, not a form encoding, not the default binary type.
-fn storable_mime(m: Option<&str>) -> Option<String> {
+pub(crate) fn storable_mime(m: Option<&str>) -> Option<String> {
     let m = m?.trim();
     let base = m
         .split(';')
