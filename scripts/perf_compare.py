@@ -237,6 +237,8 @@ def main():
                         for name in names:
                             figures.setdefault((label, name, s.name), []).append(got.get(name, {}))
             report(figures, rows)
+            for s in servers:
+                print(f"{s.name}: peak RSS {peak_rss_mib(s.proc.pid):.0f} MiB")
             if args.json:
                 with open(args.json, "w") as f:
                     json.dump({"|".join(k): v for k, v in figures.items()}, f, indent=1)
@@ -244,6 +246,15 @@ def main():
         for s in servers:
             s.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def peak_rss_mib(pid):
+    """The process's peak resident set (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def med(results, key):

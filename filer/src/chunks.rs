@@ -179,7 +179,14 @@ where
     let sem = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks: JoinSet<Result<FileChunk, FilerError>> = JoinSet::new();
     let mut md5 = Md5::new();
-    let mut buf = BytesMut::with_capacity(chunk_size.min(1 << 20));
+    // Each chunk's buffer is allocated once at the size it will reach when the body's
+    // length is known, rather than grown (and copied) by doubling.
+    let chunk_capacity = |consumed: u64| match size_hint {
+        Some(n) => (n.saturating_sub(consumed) as usize).clamp(1, chunk_size),
+        None => chunk_size.min(1 << 20),
+    };
+    let mut buf = BytesMut::with_capacity(chunk_capacity(0));
+    let mut carry = Bytes::new();
     let mut offset = base_offset;
     let mut total = 0u64;
     let mut chunks = Vec::new();
@@ -190,7 +197,11 @@ where
             Some(Ok(b)) => {
                 md5.update(&b);
                 total += b.len() as u64;
-                buf.extend_from_slice(&b);
+                // Fill the buffer up to the chunk size only; the rest waits in `carry`,
+                // so a full buffer is never grown.
+                let room = chunk_size.saturating_sub(buf.len()).min(b.len());
+                buf.extend_from_slice(&b[..room]);
+                carry = b.slice(room..);
             }
             Some(Err(e)) => {
                 failed = Some(FilerError::BadRequest(format!(
@@ -203,6 +214,13 @@ where
         while buf.len() >= chunk_size || (done && !buf.is_empty()) {
             let take = buf.len().min(chunk_size);
             let data = buf.split_to(take).freeze();
+            if buf.is_empty() {
+                let dispatched = total - carry.len() as u64;
+                buf = BytesMut::with_capacity(chunk_capacity(dispatched));
+            }
+            let room = chunk_size.saturating_sub(buf.len()).min(carry.len());
+            buf.extend_from_slice(&carry[..room]);
+            carry = carry.slice(room..);
             let Ok(permit) = sem.clone().acquire_owned().await else {
                 failed = Some(FilerError::Internal("upload semaphore closed".into()));
                 break 'read;

@@ -1,4 +1,5 @@
-//! Benchmarks of the storage engine: needle append and read (1 KiB, 1 MiB), needle-map load.
+//! Benchmarks of the storage engine: needle append (1 KiB, 1 MiB) and read (also 8 MiB),
+//! needle-map load.
 //!
 //! Run with `cargo bench -p kelp-volume`. Kept short (10 samples, ≤ 3 s each) so a full
 //! run takes well under a minute; CI only compiles them.
@@ -60,10 +61,17 @@ fn append(c: &mut Criterion) {
 fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
-    for (name, len) in SIZES {
+    // 8 MiB: the filer's default chunk, read whole in one positioned read.
+    for (name, len) in SIZES.into_iter().chain([("8MiB", 8 << 20)]) {
         let dir = tempfile::tempdir().expect("tempdir");
         let v = new_volume(dir.path());
-        let count = if len > 4096 { 64 } else { 10_000 };
+        let count = if len > (1 << 20) {
+            8
+        } else if len > 4096 {
+            64
+        } else {
+            10_000
+        };
         for k in 0..count {
             v.write(
                 Needle::new(NeedleKey(k + 1), Cookie(7), payload(len)),

@@ -29,6 +29,13 @@ pub const CRC_CHUNK: usize = 1 << 20;
 /// `.dat`: the file itself, or an EC volume that reads and rebuilds the range.
 pub trait RecordSource: Send + Sync + std::fmt::Debug {
     fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Result<()>;
+
+    /// `len` bytes at `at` in a new buffer.
+    fn read_vec_at(&self, len: usize, at: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(&mut buf, at)?;
+        Ok(buf)
+    }
 }
 
 /// A `.dat` file as a [`RecordSource`].
@@ -43,6 +50,25 @@ impl RecordSource for DatFile {
         self.file
             .read_exact_at(buf, at)
             .ctx(|| format!("reading {} at offset {at}", self.path.display()))
+    }
+
+    /// Reads straight into the new buffer's spare capacity: no zero-filling first,
+    /// which cost as much as a copy on large reads.
+    fn read_vec_at(&self, len: usize, at: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let pos = at + buf.len() as u64;
+            let n = rustix::io::pread(&*self.file, rustix::buffer::spare_capacity(&mut buf), pos)
+                .map_err(std::io::Error::from)
+                .ctx(|| format!("reading {} at offset {pos}", self.path.display()))?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+                    .ctx(|| format!("reading {} at offset {pos}", self.path.display()));
+            }
+        }
+        // The capacity may exceed `len`: bytes read past it belong to the next record.
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 
@@ -230,6 +256,11 @@ impl NeedleHandle {
             crc = crc32c::crc32c_append(crc, &buf[..n]);
             pos += n as u64;
         }
+        self.accept_crc(crc)
+    }
+
+    /// Records `crc`, computed over the whole data, if it matches the stored one.
+    fn accept_crc(&mut self, crc: u32) -> Result<()> {
         if !checksum_matches(self.meta.checksum, crc) {
             return Err(VolumeError::CrcMismatch {
                 key: self.meta.key,
@@ -242,14 +273,19 @@ impl NeedleHandle {
         Ok(())
     }
 
-    /// The whole data, CRC-checked.
+    /// The whole data, CRC-checked: one read, then the CRC over the bytes in memory.
     pub fn read_all(&mut self) -> Result<Bytes> {
-        self.verify_crc()?;
         if let Some(d) = &self.inline {
-            return Ok(d.clone());
+            let d = d.clone();
+            self.verify_crc()?;
+            return Ok(d);
         }
-        let mut buf = vec![0u8; self.meta.data_len as usize];
-        self.read_data_at(0, &mut buf)?;
+        let buf = self
+            .dat
+            .read_vec_at(self.meta.data_len as usize, self.data_offset)?;
+        if !self.crc_verified {
+            self.accept_crc(crc32c::crc32c(&buf))?;
+        }
         Ok(Bytes::from(buf))
     }
 

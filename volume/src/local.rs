@@ -119,3 +119,107 @@ fn now_secs() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::FileExt;
+
+    use kelp_proto::{Cookie, NeedleKey, ReplicaPlacement, Ttl, VolumeId};
+
+    use super::*;
+    use crate::store::{DiskLocation, StoreOptions};
+
+    const ME: &str = "127.0.0.1:18080";
+
+    fn local(dir: &std::path::Path, placement: &str) -> (LocalStore, Arc<Store>) {
+        let store = Arc::new(
+            Store::open(vec![DiskLocation::new(dir, 4)], StoreOptions::default()).unwrap(),
+        );
+        store
+            .allocate_volume(
+                VolumeId(1),
+                "",
+                placement.parse::<ReplicaPlacement>().unwrap(),
+                Ttl::EMPTY,
+            )
+            .unwrap();
+        (
+            LocalStore::new(store.clone(), ME.into(), false, 1 << 30),
+            store,
+        )
+    }
+
+    fn fid(key: u64) -> FileId {
+        FileId {
+            volume: VolumeId(1),
+            key: NeedleKey(key),
+            cookie: Cookie(0x1234),
+        }
+    }
+
+    #[test]
+    fn writes_and_reads_spans_checked_by_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, store) = local(dir.path(), "000");
+        let data = Bytes::from((0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let opts = UploadOptions {
+            skip_md5: true,
+            ..Default::default()
+        };
+        let r = l.write(ME, &fid(7), &data, &opts).unwrap();
+        assert_eq!((r.size, r.content_md5.as_str()), (300_000, ""));
+        let with_md5 = l
+            .write(ME, &fid(8), &data, &UploadOptions::default())
+            .unwrap();
+        assert_eq!(with_md5.content_md5.len(), 24);
+        // Another server, or a volume this one lacks: declined, so HTTP decides.
+        assert!(l.write("127.0.0.1:1", &fid(9), &data, &opts).is_none());
+        assert!(l.read("127.0.0.1:1", &fid(7), 0, 10).is_none());
+        let other = FileId {
+            volume: VolumeId(2),
+            ..fid(7)
+        };
+        assert!(l.read(ME, &other, 0, 10).is_none());
+
+        assert_eq!(l.read(ME, &fid(7), 0, 1 << 30).unwrap(), data);
+        assert_eq!(
+            l.read(ME, &fid(7), 1000, 10).unwrap(),
+            data.slice(1000..1010)
+        );
+        assert!(l.read(ME, &fid(7), 300_000, 1).is_none(), "past the end");
+        let wrong_cookie = FileId {
+            cookie: Cookie(1),
+            ..fid(7)
+        };
+        assert!(l.read(ME, &wrong_cookie, 0, 10).is_none());
+
+        // A flipped byte on disk: never served.
+        let v = store.volume(VolumeId(1)).unwrap();
+        let h = v.open_needle(NeedleKey(7), Cookie(0x1234)).unwrap();
+        let (at, _) = h.record_span();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(v.dat_path())
+            .unwrap();
+        f.write_all_at(&[0xee], at + 40 + 200_000).unwrap();
+        assert!(l.read(ME, &fid(7), 0, 10).is_none());
+        assert_eq!(l.read(ME, &fid(8), 0, 4).unwrap(), data.slice(0..4));
+    }
+
+    #[test]
+    fn replicated_volumes_go_over_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, _) = local(dir.path(), "001");
+        assert!(
+            l.write(
+                ME,
+                &fid(1),
+                &Bytes::from_static(b"x"),
+                &UploadOptions::default()
+            )
+            .is_none()
+        );
+    }
+}

@@ -19,8 +19,10 @@ use crate::volume::ReadOptions;
 
 /// Large needles are streamed in pieces of this size.
 const STREAM_CHUNK: usize = 256 * 1024;
-/// Needles up to this size are read whole (they were CRC-checked on open).
-const READ_WHOLE_MAX: u64 = 64 * 1024;
+/// Needles up to this size (the filer's default chunk size) are read whole, in one
+/// read, and CRC-checked in memory before the answer starts; larger ones are checked in
+/// a first pass and then streamed, so memory stays bounded.
+const READ_WHOLE_MAX: u64 = 8 << 20;
 
 pub(crate) fn query_map(req: &Request) -> HashMap<String, String> {
     req.uri()
