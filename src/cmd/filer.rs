@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kelp_filer::store::redb::RedbStore;
+use kelp_filer::store::{FilerStore, PostgresStore, RedbStore};
 use kelp_filer::{Filer, FilerConfig};
 use kelp_s3::S3Config;
 
@@ -28,9 +28,17 @@ pub struct Args {
     /// Metadata store.
     #[arg(long, default_value = "redb", value_parser = ["redb", "postgres"])]
     pub store: String,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (and of this filer's lock file).
     #[arg(long, default_value = "./filer")]
     pub dir: PathBuf,
+    /// PostgreSQL URL for -store=postgres (postgres://user:password@host:port/database).
+    /// Empty: read from the environment variable KELP_POSTGRES_URL, which keeps the
+    /// password off the command line.
+    #[arg(long = "postgres.url", default_value = "")]
+    pub postgres_url: String,
+    /// Schema that holds kelp's tables in that database (created if missing).
+    #[arg(long = "postgres.schema", default_value = "kelp")]
+    pub postgres_schema: String,
     /// Serve the S3 API too.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -156,7 +164,6 @@ pub struct Started {
     pub s3: Option<(tokio::net::TcpListener, S3Config, kelp_s3::Identities)>,
 }
 
-/// Opens the filer's store and binds its ports.
 /// Binds the filer's (and S3's) ports and opens its store. `local`: the volume server
 /// in this process (`kelp server`), which then serves chunk writes and reads without
 /// HTTP.
@@ -165,9 +172,7 @@ pub async fn start(
     bind_host: &str,
     local: Option<Arc<dyn kelp_proto::client::LocalVolumes>>,
 ) -> anyhow::Result<Started> {
-    if args.store != "redb" {
-        anyhow::bail!("-store={} is not built yet; use -store=redb", args.store);
-    }
+    let store = open_store(args).await?;
     let listener = common::bind("filer", bind_host, args.port).await?;
     let s3 = match args.s3 {
         true => {
@@ -200,16 +205,10 @@ pub async fn start(
         }
         false => None,
     };
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
-    let dir = args.dir.clone();
-    let store = tokio::task::spawn_blocking(move || RedbStore::open(&dir))
-        .await?
-        .with_context(|| format!("cannot open the filer store in {}", args.dir.display()))?;
     Ok(Started {
         listener,
         filer: Arc::new({
-            let mut f = Filer::new(Arc::new(store), args.config());
+            let mut f = Filer::new(store, args.config());
             if let Some(l) = local {
                 f.volumes = f.volumes.with_local(l);
             }
@@ -217,6 +216,30 @@ pub async fn start(
         }),
         s3,
     })
+}
+
+/// Opens the store `-store` names.
+async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn FilerStore>> {
+    if args.store == "postgres" {
+        let url = match args.postgres_url.as_str() {
+            "" => std::env::var("KELP_POSTGRES_URL").unwrap_or_default(),
+            u => u.to_string(),
+        };
+        if url.is_empty() {
+            anyhow::bail!("-store=postgres needs -postgres.url or KELP_POSTGRES_URL");
+        }
+        let store = PostgresStore::open(&url, &args.postgres_schema)
+            .await
+            .context("cannot open the PostgreSQL filer store")?;
+        return Ok(Arc::new(store));
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create -dir {}", args.dir.display()))?;
+    let dir = args.dir.clone();
+    let store = tokio::task::spawn_blocking(move || RedbStore::open(&dir))
+        .await?
+        .with_context(|| format!("cannot open the filer store in {}", args.dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Serves the filer (and S3) until `stopped` resolves.

@@ -147,6 +147,8 @@ impl Args {
             port: self.filer_port,
             master: format!("{}:{}", self.ip, self.master_port),
             store: "redb".into(),
+            postgres_url: String::new(),
+            postgres_schema: "kelp".into(),
             dir: self.dir.join("filer"),
             s3: self.s3,
             s3_flags: self.s3_flags.clone(),

@@ -4,7 +4,8 @@
 //! ([`reserve_ports`]), one small HTTP client ([`http`], [`http_with`], [`curl`]), a
 //! process handle that kills its process on drop ([`KelpProcess`]) and a cluster builder
 //! ([`Cluster::builder`]) that starts masters, volume servers, a filer and S3 as real
-//! processes, each with its own directory and log file.
+//! processes, each with its own directory and log file; and a PostgreSQL server of a
+//! test's own ([`PgServer`]).
 //!
 //! Rules it keeps for every test: servers listen on 127.0.0.1 only, on ports the OS
 //! picked; readiness is polled with a deadline, never slept for; every process started
@@ -17,6 +18,7 @@
 mod cluster;
 mod http;
 mod ports;
+mod postgres;
 mod process;
 mod wait;
 
@@ -25,6 +27,7 @@ pub use cluster::{
 };
 pub use http::{HttpReply, admin_get, curl, get_json, http, http_with};
 pub use ports::{PortReservation, reserve_ports};
+pub use postgres::PgServer;
 pub use process::{KelpProcess, run};
 pub use wait::{poll_until, wait_until, wait_until_async};
 

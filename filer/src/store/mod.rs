@@ -1,6 +1,7 @@
 //! The [`FilerStore`] trait every metadata backend implements, the [`Mutation`]s it
 //! applies atomically, and the chunk reference counts and GC queue it keeps (see
-//! `docs/formats/filer-store.md`). [`redb::RedbStore`] is the embedded default;
+//! `docs/formats/filer-store.md`). [`redb::RedbStore`] is the embedded default,
+//! [`postgres::PostgresStore`] the shared one;
 //! [`conformance`] is the suite every backend must pass.
 
 use async_trait::async_trait;
@@ -9,8 +10,10 @@ use crate::entry::Entry;
 
 pub mod codec;
 pub mod conformance;
+pub mod postgres;
 pub mod redb;
 
+pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;
 
 /// Every way a store operation fails.
@@ -146,4 +149,18 @@ pub trait FilerStore: Send + Sync + 'static {
 
     /// How many entries reference this chunk fid (0 = none).
     async fn chunk_refs(&self, fid: &str) -> Result<u64, StoreError>;
+}
+
+/// Refuses a path that is not normalized, saying how to write it.
+pub(crate) fn check_path(p: &str) -> Result<(), StoreError> {
+    if crate::path::is_normalized(p) {
+        return Ok(());
+    }
+    let why = match crate::path::normalize(p) {
+        Err(e) => e.to_string(),
+        Ok(n) => format!("write it as {n:?}"),
+    };
+    Err(StoreError::Invalid(format!(
+        "path {p:?} is not normalized: {why}"
+    )))
 }

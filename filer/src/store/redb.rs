@@ -200,18 +200,7 @@ impl RedbStore {
     }
 }
 
-fn check(p: &str) -> Result<(), StoreError> {
-    if path::is_normalized(p) {
-        return Ok(());
-    }
-    let why = match path::normalize(p) {
-        Err(e) => e.to_string(),
-        Ok(n) => format!("write it as {n:?}"),
-    };
-    Err(StoreError::Invalid(format!(
-        "path {p:?} is not normalized: {why}"
-    )))
-}
+use super::check_path as check;
 
 fn bounds(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (
