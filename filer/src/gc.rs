@@ -1,6 +1,7 @@
 //! The chunk collector: deletes from volume servers the chunks no entry references any
 //! more, working through the store's persistent queue (so a crash delays, never loses,
-//! a deletion; and the queue only ever holds unreferenced chunks).
+//! a deletion; and the queue only ever holds unreferenced chunks). One filer of those
+//! sharing a store collects at a time (the store's `gc` lease).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use kelp_proto::FileId;
 use tokio::sync::watch;
 
 use crate::filer::Filer;
+use crate::lease::Lease;
 
 /// Deletes one chunk everywhere; true when it is gone (or its volume is).
 async fn delete_chunk(filer: &Filer, fid: &str) -> bool {
@@ -65,9 +67,26 @@ async fn expand_for_deletion(filer: &Arc<Filer>, fid: &str) -> bool {
         .is_ok()
 }
 
-/// Runs until `stop` turns true.
+/// How long one filer holds the collector's lease before it must renew it.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// Runs until `stop` turns true. Filers sharing a store take turns through the store's
+/// `gc` lease: only its holder collects.
 pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
+    let lease = Lease::new(
+        filer.store.clone(),
+        "gc",
+        Lease::unique_holder("filer"),
+        LEASE_TTL,
+    );
     loop {
+        if !lease.acquire().await {
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_TTL / 4) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
         let pending = match filer.store.gc_pending(256).await {
             Ok(p) => p,
             Err(e) => {

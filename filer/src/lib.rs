@@ -8,6 +8,7 @@ pub mod error;
 pub mod filer;
 pub mod gc;
 pub mod http;
+pub mod lease;
 mod lock;
 pub mod manifest;
 pub mod path;

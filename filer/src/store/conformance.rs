@@ -52,6 +52,7 @@ pub async fn run_all(make: &dyn Fn() -> Arc<dyn FilerStore>) {
         refs::failed_batches_leave_counts_alone,
         cas::expect_guards_a_batch,
         cas::one_of_racing_writers_wins,
+        cas::expect_kv_guards_a_batch,
     );
 }
 

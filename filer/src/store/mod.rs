@@ -70,6 +70,14 @@ pub enum Mutation {
     /// entry there). An `Expect` before a `Put` or `Delete` of the same path makes a
     /// compare-and-set: of two writers that read the same state, one wins.
     Expect { path: String, entry: Option<Entry> },
+    /// [`Mutation::Expect`] for the key-value space: fails the whole batch with
+    /// [`StoreError::Changed`] unless `key` holds exactly `value` (`None`: absent) at
+    /// this point of the batch. With a `KvPut` after it, a compare-and-set of a key
+    /// (leases are built on it).
+    ExpectKv {
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
 }
 
 /// Which children [`FilerStore::list`] returns.
@@ -163,4 +171,9 @@ pub(crate) fn check_path(p: &str) -> Result<(), StoreError> {
     Err(StoreError::Invalid(format!(
         "path {p:?} is not normalized: {why}"
     )))
+}
+
+/// A key of the key-value space as text for messages (`kv:` and the key, lossy).
+pub(crate) fn kv_key_name(key: &[u8]) -> String {
+    format!("kv:{}", String::from_utf8_lossy(key))
 }

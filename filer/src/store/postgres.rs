@@ -289,6 +289,17 @@ impl Tx<'_, '_> {
                     Err(StoreError::Changed(path.clone()).into())
                 }
             }
+            Mutation::ExpectKv { key, value } => {
+                let now: Option<Vec<u8>> = match self.t.query_opt(&self.sql.kv_get, &[key]).await? {
+                    Some(r) => Some(r.try_get(0)?),
+                    None => None,
+                };
+                if now == *value {
+                    Ok(())
+                } else {
+                    Err(StoreError::Changed(super::kv_key_name(key)).into())
+                }
+            }
         }
     }
 

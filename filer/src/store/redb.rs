@@ -271,6 +271,14 @@ impl<'t> Tables<'t> {
                     Err(StoreError::Changed(path))
                 }
             }
+            Mutation::ExpectKv { key, value } => {
+                let now = self.kv.get(key.as_slice())?.map(|v| v.value().to_vec());
+                if now == value {
+                    Ok(())
+                } else {
+                    Err(StoreError::Changed(super::kv_key_name(&key)))
+                }
+            }
         }
     }
 

@@ -136,3 +136,75 @@ pub(super) async fn one_of_racing_writers_wins(s: Arc<dyn FilerStore>) {
         );
     }
 }
+
+pub(super) async fn expect_kv_guards_a_batch(s: Arc<dyn FilerStore>) {
+    let key = b"lease/test".to_vec();
+    let expect_kv = |value: Option<&[u8]>| Mutation::ExpectKv {
+        key: key.clone(),
+        value: value.map(<[u8]>::to_vec),
+    };
+    let put = |v: &[u8]| Mutation::KvPut(key.clone(), v.to_vec());
+    apply(
+        &s,
+        vec![expect_kv(None), put(b"one")],
+        "set the key if absent",
+    )
+    .await;
+    expect_err(
+        &s,
+        vec![expect_kv(None), put(b"two")],
+        "set the key if absent while it is set",
+        changed,
+    )
+    .await;
+    expect_err(
+        &s,
+        vec![expect_kv(Some(b"two")), put(b"three")],
+        "replace with a stale expectation",
+        changed,
+    )
+    .await;
+    assert_eq!(
+        ok(s.kv_get(&key).await, "kv_get"),
+        Some(b"one".to_vec()),
+        "refused batches change nothing"
+    );
+    apply(
+        &s,
+        vec![
+            expect_kv(Some(b"one")),
+            put(b"two"),
+            expect_kv(Some(b"two")),
+            Mutation::KvDelete(key.clone()),
+            expect_kv(None),
+        ],
+        "expectations see the batch's own writes",
+    )
+    .await;
+    assert_eq!(ok(s.kv_get(&key).await, "kv_get"), None);
+
+    // Racing claims of one key: exactly one lands.
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let (s, key) = (s.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            s.apply(vec![
+                Mutation::ExpectKv {
+                    key: key.clone(),
+                    value: None,
+                },
+                Mutation::KvPut(key, vec![i]),
+            ])
+            .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => won += 1,
+            Ok(Err(e)) => assert!(changed(&e), "a losing claim must see Changed, got {e:?}"),
+            Err(e) => panic!("claim task failed: {e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one claim of the key lands");
+}
