@@ -51,6 +51,9 @@ enum Command {
     /// Measure write and random-read throughput over the HTTP API.
     #[command(args_override_self = true)]
     Benchmark(cmd::benchmark::Args),
+    /// Copy a filer namespace from one store to another (redb:DIR, postgres:URL).
+    #[command(name = "filer.copy.meta", args_override_self = true)]
+    FilerCopyMeta(cmd::copy_meta::Args),
     /// Print a commented configuration template (-config=security).
     #[command(args_override_self = true)]
     Scaffold(cmd::scaffold::Args),
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Shell(a) => cmd::shell::run(a),
         Command::Benchmark(a) => cmd::benchmark::run(a),
         Command::Scaffold(a) => cmd::scaffold::run(a),
+        Command::FilerCopyMeta(a) => cmd::copy_meta::run(a),
         Command::Version => {
             println!("kelp {}", env!("CARGO_PKG_VERSION"));
             Ok(())

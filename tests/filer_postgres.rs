@@ -1,11 +1,44 @@
 //! Two `kelp filer` processes on one PostgreSQL database serve one namespace: what one
 //! writes, the other reads, lists and deletes at once, and the first then sees it gone.
+//! `kelp filer.copy.meta` moves a namespace from redb to PostgreSQL byte-exact.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::*;
+
+/// Starts `kelp filer` on the cluster's master with `extra` flags; returns it and its
+/// address.
+fn start_filer(c: &Cluster, name: &str, extra: &[String]) -> (KelpProcess, String) {
+    let mut ports = reserve_ports(1);
+    let (addr, port) = (ports.addr(0), ports.port(0));
+    ports.release(port);
+    let mut args = vec![
+        "filer".to_string(),
+        "-ip=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-dir={}", c.root().join(name).display()),
+        format!("-master={}", c.master()),
+    ];
+    args.extend(extra.iter().cloned());
+    let mut p = start_kelp(name, c.root(), &args);
+    p.wait_http_ok(&addr, "/", READY);
+    (p, addr)
+}
+
+fn listing(filer: &str, dir: &str) -> serde_json::Value {
+    let r = http_with(
+        "GET",
+        filer,
+        &format!("{dir}?limit=1000"),
+        &[("Accept", "application/json")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "listing {dir}");
+    r.json()
+}
 
 #[test]
 fn two_filers_share_one_postgres_namespace() {
@@ -20,20 +53,7 @@ fn two_filers_share_one_postgres_namespace() {
         .filer_args(&[&pg_args[0], &pg_args[1]])
         .start();
     let a = c.filer_addr().to_string();
-    let mut ports = reserve_ports(1);
-    let b = ports.addr(0);
-    let port = ports.port(0);
-    ports.release(port);
-    let mut args = vec![
-        "filer".to_string(),
-        "-ip=127.0.0.1".into(),
-        format!("-port={port}"),
-        format!("-dir={}", c.root().join("f2").display()),
-        format!("-master={}", c.master()),
-    ];
-    args.extend(pg_args.iter().cloned());
-    let mut second = start_kelp("filer2", c.root(), &args);
-    second.wait_http_ok(&b, "/", READY);
+    let (mut second, b) = start_filer(&c, "f2", &pg_args);
 
     for i in 0..20 {
         let body = format!("file {i} written through the first filer").into_bytes();
@@ -82,4 +102,58 @@ fn postgres_store_needs_a_url() {
     let (code, _, err) = run_kelp(&["filer", "-store=postgres", "-port=0", &dir_flag]);
     assert_ne!(code, 0);
     assert!(err.contains("-postgres.url"), "{err}");
+}
+
+#[test]
+fn copy_meta_moves_a_namespace_from_redb_to_postgres() {
+    let pg = PgServer::start();
+    let mut c = cluster()
+        .volumes(&[("", 1)])
+        .filer(true)
+        .filer_args(&["-maxMB=1"])
+        .start();
+    let a = c.filer_addr().to_string();
+    let mut files = Vec::new();
+    for (i, len) in [0usize, 10, 4000, 1 << 20, (3 << 20) + 17]
+        .into_iter()
+        .enumerate()
+    {
+        let body: Vec<u8> = (0..len).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
+        let p = format!("/m/d{}/file {i}.bin", i % 2);
+        let put = http("PUT", &a, &p.replace(' ', "%20"), &body).unwrap();
+        assert!(put.status < 300, "PUT {p}: {}", put.status);
+        files.push((p, body));
+    }
+    let before = listing(&a, "/m/d1/");
+    let filer = c.filer.as_mut().unwrap();
+    filer.proc.terminate(READY);
+    let from = format!("-from=redb:{}", filer.dir.display());
+    let to = format!("-to=postgres:{}", pg.url());
+    let (code, out, err) = run_kelp(&["filer.copy.meta", &from, &to]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("copied 3 directories and 5 files"), "{out}");
+    // A second copy into the now full target is refused without -force.
+    let (code, _, err) = run_kelp(&["filer.copy.meta", &from, &to]);
+    assert_ne!(code, 0);
+    assert!(err.contains("-force"), "{err}");
+
+    let (mut f, addr) = start_filer(
+        &c,
+        "fpg",
+        &[
+            "-store=postgres".into(),
+            format!("-postgres.url={}", pg.url()),
+        ],
+    );
+    for (p, body) in &files {
+        let got = http("GET", &addr, &p.replace(' ', "%20"), b"").unwrap();
+        assert_eq!(got.status, 200, "{p}");
+        assert!(got.body == *body, "{p} differs after the copy");
+    }
+    let after = listing(&addr, "/m/d1/");
+    assert_eq!(
+        before["Entries"], after["Entries"],
+        "same entries, same chunk lists"
+    );
+    f.terminate(READY);
 }

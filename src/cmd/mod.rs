@@ -2,6 +2,7 @@
 
 pub mod benchmark;
 pub mod common;
+pub mod copy_meta;
 pub mod filer;
 pub mod master;
 pub mod scaffold;
