@@ -8,38 +8,6 @@ mod common;
 
 use common::*;
 
-/// Starts `kelp filer` on the cluster's master with `extra` flags; returns it and its
-/// address.
-fn start_filer(c: &Cluster, name: &str, extra: &[String]) -> (KelpProcess, String) {
-    let mut ports = reserve_ports(1);
-    let (addr, port) = (ports.addr(0), ports.port(0));
-    ports.release(port);
-    let mut args = vec![
-        "filer".to_string(),
-        "-ip=127.0.0.1".into(),
-        format!("-port={port}"),
-        format!("-dir={}", c.root().join(name).display()),
-        format!("-master={}", c.master()),
-    ];
-    args.extend(extra.iter().cloned());
-    let mut p = start_kelp(name, c.root(), &args);
-    p.wait_http_ok(&addr, "/", READY);
-    (p, addr)
-}
-
-fn listing(filer: &str, dir: &str) -> serde_json::Value {
-    let r = http_with(
-        "GET",
-        filer,
-        &format!("{dir}?limit=1000"),
-        &[("Accept", "application/json")],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(r.status, 200, "listing {dir}");
-    r.json()
-}
-
 #[test]
 fn two_filers_share_one_postgres_namespace() {
     let pg = PgServer::start();

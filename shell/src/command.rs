@@ -19,6 +19,8 @@ pub const COMMANDS: &[&str] = &[
     "ec.decode",
     "ec.balance",
     "ec.vacuum",
+    "fs.meta.save",
+    "fs.meta.load",
 ];
 
 /// Splits a maintenance script (commands separated by `;` or newlines, `#` comments)
@@ -67,6 +69,20 @@ pub async fn run_logged(masters: Vec<String>, lines: &[String]) -> usize {
     failed
 }
 
+/// Splits off a file name given as the first word, or as the last one when the word
+/// before it is not a flag waiting for its value.
+fn positional<'a>(words: &[&'a str]) -> (Option<&'a str>, Vec<&'a str>) {
+    match words {
+        [first, more @ ..] if !first.starts_with('-') => (Some(first), more.to_vec()),
+        [before @ .., last]
+            if !last.starts_with('-') && before.last().is_none_or(|w| w.contains('=')) =>
+        {
+            (Some(last), before.to_vec())
+        }
+        _ => (None, words.to_vec()),
+    }
+}
+
 impl Shell {
     /// Runs one command line (`ec.encode -volumeId=3`); an empty line does nothing.
     pub async fn execute(&self, line: &str) -> Result<(), ShellError> {
@@ -74,8 +90,25 @@ impl Shell {
         let Some((&cmd, rest)) = words.split_first() else {
             return Ok(());
         };
-        let flags = Flags::parse(rest)?;
+        // `fs.meta.load FILE`: the one command with a word that is not a flag, first
+        // or last (after a `-name=value`).
+        let (file, rest) = match cmd {
+            "fs.meta.load" => positional(rest),
+            _ => (None, rest.to_vec()),
+        };
+        let flags = Flags::parse(&rest)?;
         match cmd {
+            "fs.meta.save" => {
+                flags.check_known(&["o", "path", "filer"])?;
+                crate::meta::save(self, &flags).await
+            }
+            "fs.meta.load" => {
+                flags.check_known(&["i", "filer"])?;
+                let file = file.or(flags.get("i")).ok_or_else(|| {
+                    ShellError::BadFlags("fs.meta.load needs a file: fs.meta.load FILE".into())
+                })?;
+                crate::meta::load(self, file, &flags).await
+            }
             "lock" => {
                 flags.check_known(&[])?;
                 self.lock().await?;

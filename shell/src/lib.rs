@@ -14,6 +14,7 @@ mod error;
 mod flags;
 mod lock;
 pub mod maintenance;
+mod meta;
 mod topo;
 
 use kelp_proto::security::Authorize;

@@ -2,6 +2,7 @@
 
 mod error;
 mod json;
+mod meta;
 mod read;
 mod write;
 
@@ -68,7 +69,10 @@ async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    let op = target.query.get("op").map(String::as_str);
     let result = match *req.method() {
+        Method::GET if op == Some("meta.export") => meta::export(&filer, target).await,
+        Method::POST if op == Some("meta.import") => meta::import(&filer, req).await,
         Method::GET | Method::HEAD => read::get(&filer, target, req).await,
         Method::PUT => write::put(&filer, target, req).await,
         Method::POST => write::post(&filer, target, req).await,

@@ -1,0 +1,177 @@
+//! Metadata export and import over the REST API: `GET <dir>?op=meta.export` streams the
+//! entries under a directory (not the chunk data) in the export container of
+//! `kelp_proto::meta_export`; `POST /?op=meta.import` checks a whole export, then puts
+//! its entries (idempotent: a second import of the same file changes nothing).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use kelp_proto::meta_export::{self, Kind, Writer};
+
+use super::Target;
+use crate::error::FilerError;
+use crate::filer::Filer;
+use crate::path;
+use crate::store::{ListOptions, Mutation, codec};
+
+/// Entries listed per page while exporting, and put per batch while importing.
+const PAGE: usize = 1000;
+/// The largest export an import takes (it is checked whole before anything is applied).
+const MAX_IMPORT: usize = 1 << 30;
+
+/// Streams the export of `target.path` (the directory itself and everything below it).
+pub(super) async fn export(filer: &Arc<Filer>, target: Target) -> Result<Response, FilerError> {
+    let root = path::normalize(&target.path)?;
+    let top = filer
+        .store
+        .find(&root)
+        .await?
+        .ok_or_else(|| FilerError::NotFound(root.clone()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let filer = filer.clone();
+    tokio::spawn(async move {
+        let mut w = Writer::default();
+        let mut out = w.header();
+        let mut dirs = Vec::new();
+        if root != "/" {
+            // The directories above it (themselves only), so an import into an empty
+            // store lists it where it was; then the entry itself.
+            let mut above = Vec::new();
+            let mut p = path::parent(&root);
+            while let Some(d) = p.filter(|d| *d != "/") {
+                above.push(d.to_string());
+                p = path::parent(d);
+            }
+            let mut chain = Vec::new();
+            for d in above.iter().rev() {
+                match filer.store.find(d).await {
+                    Ok(Some(e)) => chain.push(e),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                }
+            }
+            chain.push(top.clone());
+            for e in &chain {
+                if let Err(e) = push_entry(&mut w, &mut out, e) {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            }
+        }
+        if top.is_directory {
+            dirs.push(root);
+        }
+        while let Some(dir) = dirs.pop() {
+            let mut after: Option<String> = None;
+            loop {
+                let opts = ListOptions {
+                    start_after: after.clone(),
+                    limit: PAGE,
+                    ..ListOptions::default()
+                };
+                let page = match filer.store.list(&dir, &opts).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                };
+                for e in &page {
+                    if e.is_directory {
+                        dirs.push(e.path.clone());
+                    }
+                    if let Err(err) = push_entry(&mut w, &mut out, e) {
+                        let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+                        return;
+                    }
+                }
+                if tx
+                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
+                after = page.last().map(|e| path::name(&e.path).to_string());
+            }
+        }
+        out.extend(w.trailer());
+        let _ = tx.send(Ok(Bytes::from(out))).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [("Content-Type", "application/octet-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Appends an entry's record (and the manifest markers of its manifest chunks).
+fn push_entry(
+    w: &mut Writer,
+    out: &mut Vec<u8>,
+    e: &crate::entry::Entry,
+) -> Result<(), FilerError> {
+    let value = codec::encode_entry(e)?;
+    out.extend(w.record(Kind::Entry, e.path.as_bytes(), &value));
+    for c in e.chunks.iter().filter(|c| c.is_manifest) {
+        out.extend(w.record(Kind::Kv, &crate::manifest::marker(&c.fid), b""));
+    }
+    Ok(())
+}
+
+/// Reads a whole export, checks it (framing, count, checksum, every entry decodes),
+/// then puts its entries and keys in batches. Answers `{"entries": N, "keys": M}`.
+pub(super) async fn import(filer: &Arc<Filer>, req: Request) -> Result<Response, FilerError> {
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(piece) = body.next().await {
+        let piece =
+            piece.map_err(|e| FilerError::BadRequest(format!("reading the export: {e}")))?;
+        if buf.len() + piece.len() > MAX_IMPORT {
+            return Err(FilerError::BadRequest(format!(
+                "an import takes at most {MAX_IMPORT} bytes; split the export by -path"
+            )));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    let records = meta_export::read(&buf).map_err(|e| FilerError::BadRequest(e.to_string()))?;
+    let mut muts = Vec::with_capacity(records.len());
+    let (mut entries, mut keys) = (0u64, 0u64);
+    for r in &records {
+        match r.kind {
+            Kind::Entry => {
+                let p = std::str::from_utf8(r.key)
+                    .map_err(|_| FilerError::BadRequest("an exported path is not UTF-8".into()))?;
+                let p = path::normalize(p)?;
+                let e = codec::decode_entry(p, r.value)
+                    .map_err(|e| FilerError::BadRequest(format!("an exported entry: {e}")))?;
+                muts.push(Mutation::Put(e));
+                entries += 1;
+            }
+            Kind::Kv => {
+                muts.push(Mutation::KvPut(r.key.to_vec(), r.value.to_vec()));
+                keys += 1;
+            }
+        }
+    }
+    let mut rest = muts;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(PAGE));
+        filer.store.apply(rest).await?;
+        rest = tail;
+    }
+    Ok(axum::Json(serde_json::json!({ "entries": entries, "keys": keys })).into_response())
+}
