@@ -38,6 +38,7 @@ pub struct PostgresStore {
 struct Sql {
     schema: String,
     get: String,
+    probe: String,
     upsert: String,
     delete: String,
     range_first: String,
@@ -65,6 +66,11 @@ impl Sql {
         Sql {
             schema: s.to_string(),
             get: format!("SELECT v FROM {s}.entries WHERE k = $1"),
+            probe: format!(
+                "SELECT k, v FROM {s}.entries WHERE k = $1 \
+                 UNION ALL (SELECT k, NULL FROM {s}.entries WHERE k >= $2 AND k < $3 ORDER BY k LIMIT 1) \
+                 UNION ALL (SELECT k, NULL FROM {s}.entries WHERE k >= $4 AND k < $5 ORDER BY k LIMIT 1)"
+            ),
             upsert: format!(
                 "INSERT INTO {s}.entries (k, v) VALUES ($1, $2) \
                  ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
@@ -314,6 +320,32 @@ impl Tx<'_, '_> {
         }
     }
 
+    /// The entry at `p` and whether anything lies below it, in one round trip when
+    /// both descendant ranges are bounded (always, below the root).
+    async fn probe(&self, p: &str) -> TxResult<(Option<Entry>, bool)> {
+        let key = codec::entry_key(p);
+        let ranges = codec::descendant_ranges(p);
+        let [(a, Some(a_end)), (b, Some(b_end))] = ranges.as_slice() else {
+            let old = self.get(p).await?;
+            return Ok((old, self.has_descendants(p).await?));
+        };
+        let rows = self
+            .t
+            .query(&self.sql.probe, &[&key, a, a_end, b, b_end])
+            .await?;
+        let mut old = None;
+        let mut below = false;
+        for r in &rows {
+            let k: &[u8] = r.try_get(0)?;
+            if k == key.as_slice() {
+                old = Some(codec::decode_entry(p.to_string(), r.try_get(1)?)?);
+            } else {
+                below = true;
+            }
+        }
+        Ok((old, below))
+    }
+
     async fn has_descendants(&self, p: &str) -> TxResult<bool> {
         for (start, end) in codec::descendant_ranges(p) {
             let row = match &end {
@@ -340,9 +372,9 @@ impl Tx<'_, '_> {
         if e.path == "/" && !e.is_directory {
             return Err(StoreError::Invalid("the root / must be a directory".into()).into());
         }
-        let old = self.get(&e.path).await?;
+        let (old, has_descendants) = self.probe(&e.path).await?;
         let was_dir_or_new = old.as_ref().is_none_or(|o| o.is_directory);
-        if !e.is_directory && was_dir_or_new && self.has_descendants(&e.path).await? {
+        if !e.is_directory && was_dir_or_new && has_descendants {
             return Err(StoreError::NotEmpty(e.path.clone()).into());
         }
         let value = codec::encode_entry(e)?;
