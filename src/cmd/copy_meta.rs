@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use kelp_filer::store::walk::Walk;
 use kelp_filer::store::{FilerStore, ListOptions, Mutation, PostgresStore, RedbStore};
 
 use super::common;
@@ -31,9 +32,6 @@ pub struct Args {
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub force: bool,
 }
-
-/// Entries listed (and written) per page.
-const PAGE: usize = 1000;
 
 /// An opened store, and the lock on its directory (embedded stores) held as long.
 type Opened = (Arc<dyn FilerStore>, Option<std::fs::File>);
@@ -73,45 +71,24 @@ struct Copied {
 
 async fn copy(from: &dyn FilerStore, to: &dyn FilerStore) -> anyhow::Result<Copied> {
     let mut done = Copied::default();
-    let mut dirs = vec!["/".to_string()];
-    let mut batch = Vec::new();
-    while let Some(dir) = dirs.pop() {
-        let mut after: Option<String> = None;
-        loop {
-            let opts = ListOptions {
-                start_after: after.clone(),
-                limit: PAGE,
-                ..ListOptions::default()
-            };
-            let page = from.list(&dir, &opts).await?;
-            for e in &page {
-                if e.is_directory {
-                    dirs.push(e.path.clone());
-                    done.dirs += 1;
-                } else {
-                    done.files += 1;
-                }
-                done.chunks += e.chunks.len() as u64;
-                for c in e.chunks.iter().filter(|c| c.is_manifest) {
-                    batch.push(Mutation::KvPut(
-                        kelp_filer::manifest::marker(&c.fid),
-                        Vec::new(),
-                    ));
-                }
-                batch.push(Mutation::Put(e.clone()));
+    let mut walk = Walk::new(from, "/");
+    while let Some(page) = walk.next_page().await? {
+        let mut batch = Vec::with_capacity(page.len());
+        for e in page {
+            if e.is_directory {
+                done.dirs += 1;
+            } else {
+                done.files += 1;
             }
-            if batch.len() >= PAGE {
-                to.apply(std::mem::take(&mut batch)).await?;
+            done.chunks += e.chunks.len() as u64;
+            for c in e.chunks.iter().filter(|c| c.is_manifest) {
+                batch.push(Mutation::KvPut(
+                    kelp_filer::manifest::marker(&c.fid),
+                    Vec::new(),
+                ));
             }
-            if page.len() < PAGE {
-                break;
-            }
-            after = page
-                .last()
-                .map(|e| kelp_filer::path::name(&e.path).to_string());
+            batch.push(Mutation::Put(e));
         }
-    }
-    if !batch.is_empty() {
         to.apply(batch).await?;
     }
     Ok(done)

@@ -38,11 +38,13 @@ impl LocalStore {
     }
 }
 
+#[async_trait::async_trait]
 impl LocalVolumes for LocalStore {
     /// Declines what the HTTP upload does more for: replicated volumes (the copies go
     /// out over HTTP), replica copies, gzip bodies, `Seaweed-*` pairs; and any failure,
-    /// so that HTTP answers it with its usual status.
-    fn write(
+    /// so that HTTP answers it with its usual status. Like the HTTP upload, a small
+    /// unsynced append runs here and anything else on the blocking pool.
+    async fn write(
         &self,
         server: &str,
         fid: &FileId,
@@ -77,7 +79,15 @@ impl LocalVolumes for LocalStore {
         needle.last_modified = Some(opts.ts.unwrap_or_else(now_secs));
         needle.ttl = ttl;
         needle.validate().ok()?;
-        let outcome = vol.write(needle, opts.fsync || self.fsync).ok()?;
+        let fsync = opts.fsync || self.fsync || vol.fsync_always();
+        let outcome = if !fsync && data.len() <= crate::http::INLINE_WRITE_MAX {
+            vol.write(needle, false).ok()?
+        } else {
+            tokio::task::spawn_blocking(move || vol.write(needle, fsync))
+                .await
+                .ok()?
+                .ok()?
+        };
         let content_md5 = if opts.skip_md5 {
             String::new()
         } else {
@@ -93,10 +103,11 @@ impl LocalVolumes for LocalStore {
         })
     }
 
-    /// Reads the whole data (one positioned read, CRC-checked) and cuts the span out.
-    /// Declines gzip-stored needles (HTTP inflates them), spans past the end, and
+    /// Reads the whole data (one positioned read, CRC-checked) and cuts the span out:
+    /// here for a small needle (read with its header), on the blocking pool for a large
+    /// one. Declines gzip-stored needles (HTTP inflates them), spans past the end, and
     /// anything that fails.
-    fn read(&self, server: &str, fid: &FileId, offset: u64, len: u64) -> Option<Bytes> {
+    async fn read(&self, server: &str, fid: &FileId, offset: u64, len: u64) -> Option<Bytes> {
         if server != self.url {
             return None;
         }
@@ -107,7 +118,14 @@ impl LocalVolumes for LocalStore {
         if h.is_gzip() || offset >= h.data_len() {
             return None;
         }
-        let all = h.read_all().ok()?;
+        let all = if h.is_loaded() {
+            h.read_all().ok()?
+        } else {
+            tokio::task::spawn_blocking(move || h.read_all())
+                .await
+                .ok()?
+                .ok()?
+        };
         let end = offset.saturating_add(len).min(all.len() as u64);
         Some(all.slice(offset as usize..end as usize))
     }
@@ -159,8 +177,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_and_reads_spans_checked_by_crc() {
+    #[tokio::test]
+    async fn writes_and_reads_spans_checked_by_crc() {
         let dir = tempfile::tempdir().unwrap();
         let (l, store) = local(dir.path(), "000");
         let data = Bytes::from((0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
@@ -168,32 +186,40 @@ mod tests {
             skip_md5: true,
             ..Default::default()
         };
-        let r = l.write(ME, &fid(7), &data, &opts).unwrap();
+        let r = l.write(ME, &fid(7), &data, &opts).await.unwrap();
         assert_eq!((r.size, r.content_md5.as_str()), (300_000, ""));
         let with_md5 = l
             .write(ME, &fid(8), &data, &UploadOptions::default())
+            .await
             .unwrap();
         assert_eq!(with_md5.content_md5.len(), 24);
         // Another server, or a volume this one lacks: declined, so HTTP decides.
-        assert!(l.write("127.0.0.1:1", &fid(9), &data, &opts).is_none());
-        assert!(l.read("127.0.0.1:1", &fid(7), 0, 10).is_none());
+        assert!(
+            l.write("127.0.0.1:1", &fid(9), &data, &opts)
+                .await
+                .is_none()
+        );
+        assert!(l.read("127.0.0.1:1", &fid(7), 0, 10).await.is_none());
         let other = FileId {
             volume: VolumeId(2),
             ..fid(7)
         };
-        assert!(l.read(ME, &other, 0, 10).is_none());
+        assert!(l.read(ME, &other, 0, 10).await.is_none());
 
-        assert_eq!(l.read(ME, &fid(7), 0, 1 << 30).unwrap(), data);
+        assert_eq!(l.read(ME, &fid(7), 0, 1 << 30).await.unwrap(), data);
         assert_eq!(
-            l.read(ME, &fid(7), 1000, 10).unwrap(),
+            l.read(ME, &fid(7), 1000, 10).await.unwrap(),
             data.slice(1000..1010)
         );
-        assert!(l.read(ME, &fid(7), 300_000, 1).is_none(), "past the end");
+        assert!(
+            l.read(ME, &fid(7), 300_000, 1).await.is_none(),
+            "past the end"
+        );
         let wrong_cookie = FileId {
             cookie: Cookie(1),
             ..fid(7)
         };
-        assert!(l.read(ME, &wrong_cookie, 0, 10).is_none());
+        assert!(l.read(ME, &wrong_cookie, 0, 10).await.is_none());
 
         // A flipped byte on disk: never served.
         let v = store.volume(VolumeId(1)).unwrap();
@@ -204,12 +230,24 @@ mod tests {
             .open(v.dat_path())
             .unwrap();
         f.write_all_at(&[0xee], at + 40 + 200_000).unwrap();
-        assert!(l.read(ME, &fid(7), 0, 10).is_none());
-        assert_eq!(l.read(ME, &fid(8), 0, 4).unwrap(), data.slice(0..4));
+        assert!(l.read(ME, &fid(7), 0, 10).await.is_none());
+        assert_eq!(l.read(ME, &fid(8), 0, 4).await.unwrap(), data.slice(0..4));
+
+        // Small needles: an unsynced append and a read served on the task, an fsynced
+        // append on the blocking pool; the same bytes come back either way.
+        let small = Bytes::from_static(b"a small needle");
+        let synced = UploadOptions {
+            fsync: true,
+            ..Default::default()
+        };
+        assert!(l.write(ME, &fid(20), &small, &opts).await.is_some());
+        assert!(l.write(ME, &fid(21), &small, &synced).await.is_some());
+        assert_eq!(l.read(ME, &fid(20), 2, 5).await.unwrap(), small.slice(2..7));
+        assert_eq!(l.read(ME, &fid(21), 0, 100).await.unwrap(), small);
     }
 
-    #[test]
-    fn replicated_volumes_go_over_http() {
+    #[tokio::test]
+    async fn replicated_volumes_go_over_http() {
         let dir = tempfile::tempdir().unwrap();
         let (l, _) = local(dir.path(), "001");
         assert!(
@@ -219,6 +257,7 @@ mod tests {
                 &Bytes::from_static(b"x"),
                 &UploadOptions::default()
             )
+            .await
             .is_none()
         );
     }

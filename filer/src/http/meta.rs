@@ -13,13 +13,13 @@ use futures::StreamExt;
 use kelp_proto::meta_export::{self, Kind, Writer};
 
 use super::Target;
+use crate::entry::Entry;
 use crate::error::FilerError;
 use crate::filer::Filer;
 use crate::path;
-use crate::store::{ListOptions, Mutation, codec};
+use crate::store::walk::{PAGE, Walk};
+use crate::store::{Mutation, codec};
 
-/// Entries listed per page while exporting, and put per batch while importing.
-const PAGE: usize = 1000;
 /// The largest export an import takes (it is checked whole before anything is applied).
 const MAX_IMPORT: usize = 1 << 30;
 
@@ -34,79 +34,9 @@ pub(super) async fn export(filer: &Arc<Filer>, target: Target) -> Result<Respons
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let filer = filer.clone();
     tokio::spawn(async move {
-        let mut w = Writer::default();
-        let mut out = w.header();
-        let mut dirs = Vec::new();
-        if root != "/" {
-            // The directories above it (themselves only), so an import into an empty
-            // store lists it where it was; then the entry itself.
-            let mut above = Vec::new();
-            let mut p = path::parent(&root);
-            while let Some(d) = p.filter(|d| *d != "/") {
-                above.push(d.to_string());
-                p = path::parent(d);
-            }
-            let mut chain = Vec::new();
-            for d in above.iter().rev() {
-                match filer.store.find(d).await {
-                    Ok(Some(e)) => chain.push(e),
-                    Ok(None) => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                        return;
-                    }
-                }
-            }
-            chain.push(top.clone());
-            for e in &chain {
-                if let Err(e) = push_entry(&mut w, &mut out, e) {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            }
+        if let Err(e) = send_export(&filer, &root, top, &tx).await {
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
-        if top.is_directory {
-            dirs.push(root);
-        }
-        while let Some(dir) = dirs.pop() {
-            let mut after: Option<String> = None;
-            loop {
-                let opts = ListOptions {
-                    start_after: after.clone(),
-                    limit: PAGE,
-                    ..ListOptions::default()
-                };
-                let page = match filer.store.list(&dir, &opts).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                        return;
-                    }
-                };
-                for e in &page {
-                    if e.is_directory {
-                        dirs.push(e.path.clone());
-                    }
-                    if let Err(err) = push_entry(&mut w, &mut out, e) {
-                        let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
-                        return;
-                    }
-                }
-                if tx
-                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                if page.len() < PAGE {
-                    break;
-                }
-                after = page.last().map(|e| path::name(&e.path).to_string());
-            }
-        }
-        out.extend(w.trailer());
-        let _ = tx.send(Ok(Bytes::from(out))).await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -118,12 +48,54 @@ pub(super) async fn export(filer: &Arc<Filer>, target: Target) -> Result<Respons
         .into_response())
 }
 
-/// Appends an entry's record (and the manifest markers of its manifest chunks).
-fn push_entry(
-    w: &mut Writer,
-    out: &mut Vec<u8>,
-    e: &crate::entry::Entry,
+/// Sends the export of `root` (whose entry is `top`) down `tx`, a page at a time. A
+/// closed channel (the client left) ends it quietly.
+async fn send_export(
+    filer: &Filer,
+    root: &str,
+    top: Entry,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), FilerError> {
+    let mut w = Writer::default();
+    let mut out = w.header();
+    if root != "/" {
+        // The directories above it (themselves only), so an import into an empty store
+        // lists it where it was; then the entry itself.
+        let mut above = Vec::new();
+        let mut p = path::parent(root);
+        while let Some(d) = p.filter(|d| *d != "/") {
+            above.push(d);
+            p = path::parent(d);
+        }
+        for d in above.into_iter().rev() {
+            if let Some(e) = filer.store.find(d).await? {
+                push_entry(&mut w, &mut out, &e)?;
+            }
+        }
+        push_entry(&mut w, &mut out, &top)?;
+    }
+    if top.is_directory {
+        let mut walk = Walk::new(filer.store.as_ref(), root);
+        while let Some(page) = walk.next_page().await? {
+            for e in &page {
+                push_entry(&mut w, &mut out, e)?;
+            }
+            if tx
+                .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+    out.extend(w.trailer());
+    let _ = tx.send(Ok(Bytes::from(out))).await;
+    Ok(())
+}
+
+/// Appends an entry's record (and the manifest markers of its manifest chunks).
+fn push_entry(w: &mut Writer, out: &mut Vec<u8>, e: &Entry) -> Result<(), FilerError> {
     let value = codec::encode_entry(e)?;
     out.extend(w.record(Kind::Entry, e.path.as_bytes(), &value));
     for c in e.chunks.iter().filter(|c| c.is_manifest) {

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod conformance;
 pub mod postgres;
 pub mod redb;
+pub mod walk;
 
 pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;

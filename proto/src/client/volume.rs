@@ -54,10 +54,6 @@ pub struct VolumeClient {
     local: Option<Arc<dyn LocalVolumes>>,
 }
 
-/// Local writes and reads of up to this many bytes run on the caller's task; larger
-/// ones on the blocking pool.
-const LOCAL_INLINE_MAX: usize = 128 * 1024;
-
 impl VolumeClient {
     pub fn new(http: reqwest::Client) -> VolumeClient {
         VolumeClient { http, local: None }
@@ -78,25 +74,10 @@ impl VolumeClient {
         data: Bytes,
         opts: &UploadOptions,
     ) -> Result<UploadResult, ClientError> {
-        if let Some(local) = &self.local {
-            let done = if data.len() <= LOCAL_INLINE_MAX {
-                local.write(server, fid, &data, opts)
-            } else {
-                let (local, server, fid, d, o) = (
-                    local.clone(),
-                    server.to_string(),
-                    *fid,
-                    data.clone(),
-                    opts.clone(),
-                );
-                tokio::task::spawn_blocking(move || local.write(&server, &fid, &d, &o))
-                    .await
-                    .ok()
-                    .flatten()
-            };
-            if let Some(r) = done {
-                return Ok(r);
-            }
+        if let Some(local) = &self.local
+            && let Some(r) = local.write(server, fid, &data, opts).await
+        {
+            return Ok(r);
         }
         self.upload(server, fid, data, opts).await
     }
@@ -110,15 +91,7 @@ impl VolumeClient {
         offset: u64,
         len: u64,
     ) -> Option<Bytes> {
-        let local = self.local.as_ref()?;
-        if len <= LOCAL_INLINE_MAX as u64 {
-            return local.read(server, fid, offset, len);
-        }
-        let (local, server, fid) = (local.clone(), server.to_string(), *fid);
-        tokio::task::spawn_blocking(move || local.read(&server, &fid, offset, len))
-            .await
-            .ok()
-            .flatten()
+        self.local.as_ref()?.read(server, fid, offset, len).await
     }
 
     /// `PUT /<fid>` with a raw body.

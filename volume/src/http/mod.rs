@@ -11,7 +11,7 @@ pub mod path;
 mod read;
 mod write;
 
-pub(crate) use write::storable_mime;
+pub(crate) use write::{INLINE_WRITE_MAX, storable_mime};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use kelp_proto::{FileId, Ttl};
 use md5::{Digest, Md5};
 
 /// Appends of needles up to this size run on the request's own task (see `upload_inner`).
-const INLINE_WRITE_MAX: usize = 128 * 1024;
+pub(crate) const INLINE_WRITE_MAX: usize = 128 * 1024;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
