@@ -54,6 +54,12 @@ enum Command {
     /// Copy a filer namespace from one store to another (redb:DIR, postgres:URL).
     #[command(name = "filer.copy.meta", args_override_self = true)]
     FilerCopyMeta(cmd::copy_meta::Args),
+    /// Print a filer's metadata changes as they happen (its change log).
+    #[command(name = "filer.meta.tail", args_override_self = true)]
+    FilerMetaTail(cmd::follow::TailArgs),
+    /// Keep a second filer store up to date from a filer's change log.
+    #[command(name = "filer.backup", args_override_self = true)]
+    FilerBackup(cmd::follow::BackupArgs),
     /// Print a commented configuration template (-config=security).
     #[command(args_override_self = true)]
     Scaffold(cmd::scaffold::Args),
@@ -97,6 +103,8 @@ fn main() -> ExitCode {
         Command::Benchmark(a) => cmd::benchmark::run(a),
         Command::Scaffold(a) => cmd::scaffold::run(a),
         Command::FilerCopyMeta(a) => cmd::copy_meta::run(a),
+        Command::FilerMetaTail(a) => cmd::follow::run_tail(a),
+        Command::FilerBackup(a) => cmd::follow::run_backup(a),
         Command::Version => {
             println!("kelp {}", env!("CARGO_PKG_VERSION"));
             Ok(())

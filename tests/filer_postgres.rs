@@ -60,6 +60,104 @@ fn two_filers_share_one_postgres_namespace() {
         http("GET", &a, "/shared/d/f08.txt", b"").unwrap().status,
         200
     );
+    // Each filer's change log is the store's: the delete made through the second shows
+    // in the first's.
+    let log = http("GET", &a, "/?op=meta.events&since=0", b"")
+        .unwrap()
+        .json();
+    let deleted = log["events"].as_array().unwrap().iter().any(|e| {
+        e["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["op"] == "delete" && c["path"] == "/shared/d/f07.txt")
+    });
+    assert!(deleted, "{log}");
+    second.terminate(READY);
+}
+
+/// 100 clients at once, each writing its own object through one filer (REST or S3) and
+/// reading, listing and deleting it through the other: every read sees the write just
+/// acknowledged, every delete is seen at once.
+#[test]
+fn a_hundred_clients_see_their_writes_across_two_gateways() {
+    let pg = PgServer::start();
+    let pg_args = [
+        "-store=postgres".to_string(),
+        format!("-postgres.url={}", pg.url()),
+    ];
+    let c = cluster()
+        .volumes(&[("", 1)])
+        .s3(true)
+        .filer_args(&[&pg_args[0], &pg_args[1]])
+        .start();
+    let (a, a3) = (c.filer_addr().to_string(), c.s3_addr().to_string());
+    let mut ports = reserve_ports(1);
+    let (b3, b3_port) = (ports.addr(0), ports.port(0));
+    ports.release(b3_port);
+    let mut extra = pg_args.to_vec();
+    extra.extend(["-s3=true".to_string(), format!("-s3.port={b3_port}")]);
+    let (mut second, b) = start_filer(&c, "f2", &extra);
+    second.wait_http_answers(&b3, "/", READY);
+    let mk = http("PUT", &a3, "/shared", b"").unwrap();
+    assert!(mk.status < 300, "CreateBucket: {} {}", mk.status, mk.text());
+
+    let clients: Vec<_> = (0..100)
+        .map(|t| {
+            let (a, a3, b, b3) = (a.clone(), a3.clone(), b.clone(), b3.clone());
+            std::thread::spawn(move || {
+                let name = format!("t{t:03}.txt");
+                let rest = format!("/buckets/shared/{name}");
+                let s3 = format!("/shared/{name}");
+                for round in 0..4 {
+                    let body = format!("client {t} round {round}").into_bytes();
+                    // Even clients write over REST and read over S3; odd ones the other way.
+                    let (w, wpath, r, rpath) = if t % 2 == 0 {
+                        (&a, &rest, &b3, &s3)
+                    } else {
+                        (&a3, &s3, &b, &rest)
+                    };
+                    let put = http("PUT", w, wpath, &body).unwrap();
+                    assert!(
+                        put.status < 300,
+                        "client {t}: PUT {} {}",
+                        put.status,
+                        put.text()
+                    );
+                    let got = http("GET", r, rpath, b"").unwrap();
+                    assert_eq!(
+                        (got.status, got.text()),
+                        (200, String::from_utf8(body).unwrap()),
+                        "client {t} round {round} read an older write"
+                    );
+                    let list = http_with(
+                        "GET",
+                        &b,
+                        "/buckets/shared/?limit=1000",
+                        &[("Accept", "application/json")],
+                        b"",
+                    )
+                    .unwrap()
+                    .json();
+                    let listed = list["Entries"].as_array().is_some_and(|es| {
+                        es.iter()
+                            .any(|e| e["FullPath"].as_str() == Some(rest.as_str()))
+                    });
+                    assert!(
+                        listed,
+                        "client {t}: {name} missing from the other filer's listing"
+                    );
+                }
+                let del = http("DELETE", &b3, &s3, b"").unwrap();
+                assert!(del.status < 300, "client {t}: DELETE {}", del.status);
+                let gone = http("GET", &a, &rest, b"").unwrap();
+                assert_eq!(gone.status, 404, "client {t}: deleted object still served");
+            })
+        })
+        .collect();
+    for t in clients {
+        t.join().unwrap();
+    }
     second.terminate(READY);
 }
 

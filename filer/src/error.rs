@@ -22,6 +22,9 @@ pub enum FilerError {
     /// The entry (or one below it) is under retention or a legal hold.
     #[error("{0}")]
     Locked(String),
+    /// What was asked for existed once and is gone for good (a trimmed change log).
+    #[error("{0}")]
+    Gone(String),
     /// A conditional write or delete found the entry other than its caller required.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -55,6 +58,7 @@ impl From<StoreError> for FilerError {
             StoreError::Changed(p) => {
                 FilerError::PreconditionFailed(format!("{p} was changed by another request"))
             }
+            StoreError::Trimmed { .. } => FilerError::Gone(e.to_string()),
             StoreError::Invalid(_) | StoreError::Corrupt(_) | StoreError::Backend(_) => {
                 FilerError::Internal(e.to_string())
             }

@@ -34,6 +34,8 @@ pub struct FilerConfig {
     pub manifest_batch: usize,
     /// Idle timeout and connection cap of the REST listener.
     pub limits: kelp_proto::server::Limits,
+    /// Change-log events older than this are trimmed (`None`: kept for ever).
+    pub meta_retain: Option<std::time::Duration>,
 }
 
 impl FilerConfig {
@@ -43,6 +45,13 @@ impl FilerConfig {
     pub const DEFAULT_MAX_MB: u64 = 8;
     /// Documented default of `-manifestBatch` (`-filer.manifestBatch`).
     pub const DEFAULT_MANIFEST_BATCH: usize = 1000;
+    /// Documented default of `-meta.retainHours` (`-filer.meta.retainHours`): a week.
+    pub const DEFAULT_META_RETAIN_HOURS: u64 = 168;
+
+    /// The retention of `-meta.retainHours=N` (0: for ever).
+    pub fn retain_hours(n: u64) -> Option<std::time::Duration> {
+        (n > 0).then(|| std::time::Duration::from_secs(n.saturating_mul(3600)))
+    }
 }
 
 impl Default for FilerConfig {
@@ -56,6 +65,7 @@ impl Default for FilerConfig {
             dir_list_limit: 1000,
             manifest_batch: Self::DEFAULT_MANIFEST_BATCH,
             limits: kelp_proto::server::Limits::default(),
+            meta_retain: Self::retain_hours(Self::DEFAULT_META_RETAIN_HOURS),
         }
     }
 }

@@ -67,6 +67,9 @@ async fn expand_for_deletion(filer: &Arc<Filer>, fid: &str) -> bool {
         .is_ok()
 }
 
+/// How often the lease holder trims the change log.
+const TRIM_EVERY: Duration = Duration::from_secs(600);
+
 /// How long one filer holds the collector's lease before it must renew it.
 const LEASE_TTL: Duration = Duration::from_secs(60);
 
@@ -79,6 +82,7 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         Lease::unique_holder("filer"),
         LEASE_TTL,
     );
+    let mut trimmed_at: Option<std::time::Instant> = None;
     loop {
         if !lease.acquire().await {
             tokio::select! {
@@ -86,6 +90,18 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
                 _ = stop.changed() => return,
             }
             continue;
+        }
+        if let Some(retain) = filer.cfg.meta_retain
+            && trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY)
+        {
+            trimmed_at = Some(std::time::Instant::now());
+            let before = crate::store::log::now_ns()
+                .saturating_sub(i64::try_from(retain.as_nanos()).unwrap_or(i64::MAX));
+            match filer.store.log_trim(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "trimmed the change log"),
+                Err(e) => tracing::warn!(error = %e, "trimming the change log failed"),
+            }
         }
         let pending = match filer.store.gc_pending(256).await {
             Ok(p) => p,

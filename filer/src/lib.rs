@@ -5,6 +5,7 @@ mod batch;
 pub mod chunks;
 pub mod entry;
 pub mod error;
+pub mod events;
 pub mod filer;
 pub mod gc;
 pub mod http;

@@ -211,7 +211,7 @@ impl From<GatewayError> for S3Error {
                 FilerError::Unavailable(_) | FilerError::NoSpace(_) => {
                     err(C::ServiceUnavailable, msg)
                 }
-                FilerError::Internal(_) => err(C::InternalError, msg),
+                FilerError::Internal(_) | FilerError::Gone(_) => err(C::InternalError, msg),
                 FilerError::PreconditionFailed(_) => err(C::PreconditionFailed, msg),
                 FilerError::Locked(_) => err(C::AccessDenied, msg),
             },

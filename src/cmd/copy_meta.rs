@@ -34,9 +34,9 @@ pub struct Args {
 }
 
 /// An opened store, and the lock on its directory (embedded stores) held as long.
-type Opened = (Arc<dyn FilerStore>, Option<std::fs::File>);
+pub(crate) type Opened = (Arc<dyn FilerStore>, Option<std::fs::File>);
 
-async fn open(spec: &str, schema: &str) -> anyhow::Result<Opened> {
+pub(crate) async fn open(spec: &str, schema: &str) -> anyhow::Result<Opened> {
     if let Some(dir) = spec.strip_prefix("redb:") {
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir)

@@ -51,6 +51,10 @@ pub struct Args {
     /// Data chunks an entry holds before they are folded into a manifest chunk.
     #[arg(long = "manifestBatch", default_value_t = FilerConfig::DEFAULT_MANIFEST_BATCH)]
     pub manifest_batch: usize,
+    /// Keep change-log events (GET /?op=meta.events) this many hours; 0 keeps them
+    /// for ever.
+    #[arg(long = "meta.retainHours", default_value_t = FilerConfig::DEFAULT_META_RETAIN_HOURS)]
+    pub meta_retain_hours: u64,
     /// Close a connection after this many seconds without a byte moving either way
     /// (a stalled request head or body, an idle keep-alive connection).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
@@ -148,6 +152,7 @@ impl Args {
             masters: common::split_list(&self.master),
             chunk_size: (self.max_mb.clamp(1, 1024) << 20) as usize,
             manifest_batch: self.manifest_batch.max(2),
+            meta_retain: FilerConfig::retain_hours(self.meta_retain_hours),
             limits: kelp_proto::server::Limits {
                 idle: std::time::Duration::from_secs(self.idle_timeout.max(1)),
                 ..Default::default()

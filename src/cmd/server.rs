@@ -101,6 +101,9 @@ pub struct Args {
     /// Data chunks a filer entry holds before they are folded into a manifest chunk.
     #[arg(long = "filer.manifestBatch", default_value_t = FilerConfig::DEFAULT_MANIFEST_BATCH)]
     pub filer_manifest_batch: usize,
+    /// Keep the filer's change-log events this many hours; 0 keeps them for ever.
+    #[arg(long = "filer.meta.retainHours", default_value_t = FilerConfig::DEFAULT_META_RETAIN_HOURS)]
+    pub filer_meta_retain_hours: u64,
     /// Run the S3 gateway.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -154,6 +157,7 @@ impl Args {
             s3_flags: self.s3_flags.clone(),
             max_mb: self.filer_max_mb,
             manifest_batch: self.filer_manifest_batch,
+            meta_retain_hours: self.filer_meta_retain_hours,
         }
     }
 

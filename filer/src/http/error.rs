@@ -15,6 +15,7 @@ impl IntoResponse for FilerError {
             FilerError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             FilerError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             FilerError::Locked(_) => StatusCode::FORBIDDEN,
+            FilerError::Gone(_) => StatusCode::GONE,
             FilerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

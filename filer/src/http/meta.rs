@@ -18,7 +18,7 @@ use crate::error::FilerError;
 use crate::filer::Filer;
 use crate::path;
 use crate::store::walk::{PAGE, Walk};
-use crate::store::{Mutation, codec};
+use crate::store::{FilerStore, Mutation, codec};
 
 /// The largest export an import takes (it is checked whole before anything is applied).
 const MAX_IMPORT: usize = 1 << 30;
@@ -119,7 +119,15 @@ pub(super) async fn import(filer: &Arc<Filer>, req: Request) -> Result<Response,
         }
         buf.extend_from_slice(&piece);
     }
-    let records = meta_export::read(&buf).map_err(|e| FilerError::BadRequest(e.to_string()))?;
+    let (entries, keys) = load_export(filer.store.as_ref(), &buf).await?;
+    Ok(axum::Json(serde_json::json!({ "entries": entries, "keys": keys })).into_response())
+}
+
+/// Checks a whole export (framing, count, checksum, every entry decodes), then puts its
+/// entries and keys into `store` in batches; returns how many entries and keys. Also
+/// how `kelp filer.backup` seeds a new copy.
+pub async fn load_export(store: &dyn FilerStore, export: &[u8]) -> Result<(u64, u64), FilerError> {
+    let records = meta_export::read(export).map_err(|e| FilerError::BadRequest(e.to_string()))?;
     let mut muts = Vec::with_capacity(records.len());
     let (mut entries, mut keys) = (0u64, 0u64);
     for r in &records {
@@ -142,8 +150,8 @@ pub(super) async fn import(filer: &Arc<Filer>, req: Request) -> Result<Response,
     let mut rest = muts;
     while !rest.is_empty() {
         let tail = rest.split_off(rest.len().min(PAGE));
-        filer.store.apply(rest).await?;
+        store.apply(rest).await?;
         rest = tail;
     }
-    Ok(axum::Json(serde_json::json!({ "entries": entries, "keys": keys })).into_response())
+    Ok((entries, keys))
 }

@@ -1,6 +1,7 @@
 //! The filer HTTP REST API (SeaweedFS-compatible): routing by method and query, and `serve`.
 
 mod error;
+mod events;
 mod json;
 mod meta;
 mod read;
@@ -17,6 +18,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::FilerError;
 use crate::filer::Filer;
+
+pub(crate) use json::{entry as json_entry, rfc3339};
+pub use meta::load_export;
 
 /// A request's decoded path (trailing slash kept) and query.
 pub(crate) struct Target {
@@ -72,6 +76,8 @@ async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
     let op = target.query.get("op").map(String::as_str);
     let result = match *req.method() {
         Method::GET if op == Some("meta.export") => meta::export(&filer, target).await,
+        Method::GET if op == Some("meta.events") => events::events(&filer, target).await,
+        Method::GET if op == Some("meta.head") => events::head(&filer).await,
         Method::POST if op == Some("meta.import") => meta::import(&filer, req).await,
         Method::GET | Method::HEAD => read::get(&filer, target, req).await,
         Method::PUT => write::put(&filer, target, req).await,

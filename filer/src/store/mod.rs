@@ -10,10 +10,12 @@ use crate::entry::Entry;
 
 pub mod codec;
 pub mod conformance;
+pub mod log;
 pub mod postgres;
 pub mod redb;
 pub mod walk;
 
+pub use self::log::{LogBounds, LogEvent, LogPage};
 pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;
 
@@ -40,6 +42,12 @@ pub enum StoreError {
     /// concurrent writer got there first): nothing of the batch was applied.
     #[error("{0}: changed since it was read")]
     Changed(String),
+    /// A change-log read from `since` asked for records the log no longer holds
+    /// (everything at or below `trimmed` was trimmed): the follower must start over.
+    #[error(
+        "the change log was trimmed up to {trimmed}; reading from {since} is no longer possible: start from a fresh copy"
+    )]
+    Trimmed { since: u64, trimmed: u64 },
     /// The backend failed (I/O, database or task error).
     #[error("filer store backend error: {0}")]
     Backend(String),
@@ -158,6 +166,19 @@ pub trait FilerStore: Send + Sync + 'static {
 
     /// How many entries reference this chunk fid (0 = none).
     async fn chunk_refs(&self, fid: &str) -> Result<u64, StoreError>;
+
+    /// Up to `max` change-log events after position `since`, in order
+    /// ([`StoreError::Trimmed`] when `since` lies below what the log still holds). Every
+    /// batch that commits later gets a position above the returned `next`: a follower
+    /// that reads on from `next` misses nothing.
+    async fn log_read(&self, since: u64, max: usize) -> Result<LogPage, StoreError>;
+
+    /// What part of the change log the store holds; `head` is settled (no batch still
+    /// in flight will appear at or below it).
+    async fn log_bounds(&self) -> Result<LogBounds, StoreError>;
+
+    /// Drops log events written before `before_ns` (unix nanoseconds); returns how many.
+    async fn log_trim(&self, before_ns: i64) -> Result<u64, StoreError>;
 }
 
 /// Refuses a path that is not normalized, saying how to write it.

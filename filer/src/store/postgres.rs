@@ -3,21 +3,24 @@
 //! embedded store, so several filers can share one namespace.
 //!
 //! Portable SQL only (no PostgreSQL-only types or functions): `BYTEA` keys compared
-//! byte-wise, `INSERT … ON CONFLICT`, `DELETE … RETURNING`, SERIALIZABLE transactions
-//! retried on serialization failures: what CockroachDB and YugabyteDB also accept.
+//! byte-wise, `INSERT … ON CONFLICT`, `DELETE … RETURNING`, `SELECT … FOR UPDATE /
+//! FOR SHARE` in READ COMMITTED transactions (`tx.rs` says which lock guards what),
+//! retried on deadlocks and serialization failures: what CockroachDB and YugabyteDB
+//! also accept.
 
-use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{IsolationLevel, NoTls, Transaction};
+use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::check_path as check;
-use super::{FilerStore, GcItem, ListOptions, Mutation, StoreError, codec};
+use super::{FilerStore, GcItem, ListOptions, LogBounds, LogPage, Mutation, StoreError, codec};
 use crate::entry::Entry;
-use crate::path;
+
+mod changes;
+mod tx;
 
 /// The schema format this build writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
@@ -38,8 +41,11 @@ pub struct PostgresStore {
 struct Sql {
     schema: String,
     get: String,
-    probe: String,
-    upsert: String,
+    lock: String,
+    lock_shared: String,
+    below: String,
+    insert: String,
+    update: String,
     delete: String,
     range_first: String,
     range_first_open: String,
@@ -48,17 +54,19 @@ struct Sql {
     list: String,
     list_open: String,
     kv_get: String,
+    kv_lock: String,
     kv_put: String,
+    kv_insert: String,
     kv_delete: String,
     refs_get: String,
     refs_incr: String,
     refs_decr: String,
     refs_drop: String,
     gc_unqueue: String,
-    gc_next: String,
     gc_enqueue: String,
     gc_pending: String,
     gc_done: String,
+    log: changes::LogSql,
 }
 
 impl Sql {
@@ -66,15 +74,16 @@ impl Sql {
         Sql {
             schema: s.to_string(),
             get: format!("SELECT v FROM {s}.entries WHERE k = $1"),
-            probe: format!(
-                "SELECT k, v FROM {s}.entries WHERE k = $1 \
-                 UNION ALL (SELECT k, NULL FROM {s}.entries WHERE k >= $2 AND k < $3 ORDER BY k LIMIT 1) \
-                 UNION ALL (SELECT k, NULL FROM {s}.entries WHERE k >= $4 AND k < $5 ORDER BY k LIMIT 1)"
+            lock: format!("SELECT v FROM {s}.entries WHERE k = $1 FOR UPDATE"),
+            lock_shared: format!("SELECT 1 FROM {s}.entries WHERE k = $1 FOR SHARE"),
+            below: format!(
+                "(SELECT 1 FROM {s}.entries WHERE k >= $1 AND k < $2 ORDER BY k LIMIT 1) \
+                 UNION ALL (SELECT 1 FROM {s}.entries WHERE k >= $3 AND k < $4 ORDER BY k LIMIT 1)"
             ),
-            upsert: format!(
-                "INSERT INTO {s}.entries (k, v) VALUES ($1, $2) \
-                 ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
+            insert: format!(
+                "INSERT INTO {s}.entries (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING"
             ),
+            update: format!("UPDATE {s}.entries SET v = $2 WHERE k = $1"),
             delete: format!("DELETE FROM {s}.entries WHERE k = $1"),
             range_first: format!(
                 "SELECT k FROM {s}.entries WHERE k >= $1 AND k < $2 ORDER BY k LIMIT 1"
@@ -93,6 +102,10 @@ impl Sql {
             ),
             list_open: format!("SELECT k, v FROM {s}.entries WHERE k >= $1 ORDER BY k LIMIT $2"),
             kv_get: format!("SELECT v FROM {s}.kv WHERE k = $1"),
+            kv_lock: format!("SELECT v FROM {s}.kv WHERE k = $1 FOR UPDATE"),
+            kv_insert: format!(
+                "INSERT INTO {s}.kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING"
+            ),
             kv_put: format!(
                 "INSERT INTO {s}.kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
             ),
@@ -107,21 +120,22 @@ impl Sql {
             ),
             refs_drop: format!("DELETE FROM {s}.chunk_refs WHERE fid = $1 AND refs <= 0"),
             gc_unqueue: format!("DELETE FROM {s}.gc_queue WHERE fid = $1"),
-            gc_next: format!(
-                "UPDATE {s}.meta SET value = value + 1 WHERE name = 'gc_next_seq' RETURNING value - 1"
-            ),
+            // A sequence, not a counter row: a counter every overwrite updates would make
+            // all concurrent overwrites conflict with each other.
             gc_enqueue: format!(
-                "INSERT INTO {s}.gc_queue (seq, fid) VALUES ($1, $2) ON CONFLICT (fid) DO NOTHING"
+                "INSERT INTO {s}.gc_queue (seq, fid) VALUES (nextval('{s}.gc_seq'), $1) \
+                 ON CONFLICT (fid) DO NOTHING"
             ),
             gc_pending: format!("SELECT seq, fid FROM {s}.gc_queue ORDER BY seq LIMIT $1"),
             gc_done: format!("DELETE FROM {s}.gc_queue WHERE seq = $1"),
+            log: changes::LogSql::new(s),
         }
     }
 
     /// The statements that create schema version 1 (idempotent).
     fn create(&self) -> Vec<String> {
         let s = &self.schema;
-        vec![
+        let mut all = vec![
             format!("CREATE SCHEMA IF NOT EXISTS {s}"),
             format!(
                 "CREATE TABLE IF NOT EXISTS {s}.meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)"
@@ -139,10 +153,15 @@ impl Sql {
             format!(
                 "INSERT INTO {s}.meta (name, value) VALUES ('format', {FORMAT_VERSION}) ON CONFLICT (name) DO NOTHING"
             ),
+            format!("CREATE SEQUENCE IF NOT EXISTS {s}.gc_seq"),
+            // Schemas from before the sequence numbered their queue from a counter row.
             format!(
-                "INSERT INTO {s}.meta (name, value) VALUES ('gc_next_seq', 1) ON CONFLICT (name) DO NOTHING"
+                "SELECT setval('{s}.gc_seq', (SELECT max(seq) FROM {s}.gc_queue)) \
+                 WHERE (SELECT max(seq) FROM {s}.gc_queue) >= (SELECT last_value FROM {s}.gc_seq)"
             ),
-        ]
+        ];
+        all.extend(changes::LogSql::create(s));
+        all
     }
 }
 
@@ -227,15 +246,24 @@ impl PostgresStore {
 }
 
 fn backend(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+    StoreError::Backend(describe(&e))
+}
+
+/// The error with the server's own message, which `Display` leaves out.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("postgres: {} ({})", db.message(), db.code().code()),
+        None => format!("postgres: {e}"),
+    }
 }
 
 /// Whether the transaction lost a race and may simply be run again.
 fn is_retryable(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|c| {
-        *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-            || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-    })
+    changes::lost_position(e)
+        || e.code().is_some_and(|c| {
+            *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+        })
 }
 
 /// A store error, or a lost race to retry.
@@ -261,290 +289,6 @@ impl From<StoreError> for TxError {
 }
 
 type TxResult<T> = Result<T, TxError>;
-
-fn distinct_fids(e: &Entry) -> BTreeSet<String> {
-    e.chunk_fids().map(str::to_string).collect()
-}
-
-/// One write transaction: the same steps as the embedded store's, in SQL.
-struct Tx<'a, 't> {
-    t: &'a Transaction<'t>,
-    sql: &'a Sql,
-}
-
-impl Tx<'_, '_> {
-    async fn apply(&self, m: &Mutation) -> TxResult<()> {
-        match m {
-            Mutation::Put(e) => self.put(e).await,
-            Mutation::Delete(p) => self.delete(p).await,
-            Mutation::DeleteTree(p) => self.delete_tree(p).await,
-            Mutation::Rename { from, to } => self.rename(from, to).await,
-            Mutation::KvPut(k, v) => {
-                self.t.execute(&self.sql.kv_put, &[k, v]).await?;
-                Ok(())
-            }
-            Mutation::KvDelete(k) => {
-                self.t.execute(&self.sql.kv_delete, &[k]).await?;
-                Ok(())
-            }
-            Mutation::Expect { path, entry } => {
-                check(path)?;
-                if self.get(path).await? == *entry {
-                    Ok(())
-                } else {
-                    Err(StoreError::Changed(path.clone()).into())
-                }
-            }
-            Mutation::ExpectKv { key, value } => {
-                let now: Option<Vec<u8>> = match self.t.query_opt(&self.sql.kv_get, &[key]).await? {
-                    Some(r) => Some(r.try_get(0)?),
-                    None => None,
-                };
-                if now == *value {
-                    Ok(())
-                } else {
-                    Err(StoreError::Changed(super::kv_key_name(key)).into())
-                }
-            }
-        }
-    }
-
-    async fn get(&self, p: &str) -> TxResult<Option<Entry>> {
-        let row = self
-            .t
-            .query_opt(&self.sql.get, &[&codec::entry_key(p)])
-            .await?;
-        match row {
-            Some(r) => Ok(Some(codec::decode_entry(p.to_string(), r.try_get(0)?)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The entry at `p` and whether anything lies below it, in one round trip when
-    /// both descendant ranges are bounded (always, below the root).
-    async fn probe(&self, p: &str) -> TxResult<(Option<Entry>, bool)> {
-        let key = codec::entry_key(p);
-        let ranges = codec::descendant_ranges(p);
-        let [(a, Some(a_end)), (b, Some(b_end))] = ranges.as_slice() else {
-            let old = self.get(p).await?;
-            return Ok((old, self.has_descendants(p).await?));
-        };
-        let rows = self
-            .t
-            .query(&self.sql.probe, &[&key, a, a_end, b, b_end])
-            .await?;
-        let mut old = None;
-        let mut below = false;
-        for r in &rows {
-            let k: &[u8] = r.try_get(0)?;
-            if k == key.as_slice() {
-                old = Some(codec::decode_entry(p.to_string(), r.try_get(1)?)?);
-            } else {
-                below = true;
-            }
-        }
-        Ok((old, below))
-    }
-
-    async fn has_descendants(&self, p: &str) -> TxResult<bool> {
-        for (start, end) in codec::descendant_ranges(p) {
-            let row = match &end {
-                Some(end) => {
-                    self.t
-                        .query_opt(&self.sql.range_first, &[&start, end])
-                        .await?
-                }
-                None => {
-                    self.t
-                        .query_opt(&self.sql.range_first_open, &[&start])
-                        .await?
-                }
-            };
-            if row.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    async fn put(&self, e: &Entry) -> TxResult<()> {
-        check(&e.path)?;
-        if e.path == "/" && !e.is_directory {
-            return Err(StoreError::Invalid("the root / must be a directory".into()).into());
-        }
-        let (old, has_descendants) = self.probe(&e.path).await?;
-        let was_dir_or_new = old.as_ref().is_none_or(|o| o.is_directory);
-        if !e.is_directory && was_dir_or_new && has_descendants {
-            return Err(StoreError::NotEmpty(e.path.clone()).into());
-        }
-        let value = codec::encode_entry(e)?;
-        self.t
-            .execute(&self.sql.upsert, &[&codec::entry_key(&e.path), &value])
-            .await?;
-        let new_fids = distinct_fids(e);
-        let old_fids = old.as_ref().map(distinct_fids).unwrap_or_default();
-        for fid in new_fids.difference(&old_fids) {
-            self.incr(fid).await?;
-        }
-        for fid in old_fids.difference(&new_fids) {
-            self.decr(fid).await?;
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, p: &str) -> TxResult<()> {
-        check(p)?;
-        if p == "/" {
-            return Err(StoreError::Invalid("the root / cannot be deleted".into()).into());
-        }
-        let Some(old) = self.get(p).await? else {
-            return Err(StoreError::NotFound(p.to_string()).into());
-        };
-        if self.has_descendants(p).await? {
-            return Err(StoreError::NotEmpty(p.to_string()).into());
-        }
-        self.t
-            .execute(&self.sql.delete, &[&codec::entry_key(p)])
-            .await?;
-        for fid in distinct_fids(&old) {
-            self.decr(&fid).await?;
-        }
-        Ok(())
-    }
-
-    async fn delete_tree(&self, p: &str) -> TxResult<()> {
-        check(p)?;
-        if p != "/" {
-            let Some(old) = self.get(p).await? else {
-                return Err(StoreError::NotFound(p.to_string()).into());
-            };
-            self.t
-                .execute(&self.sql.delete, &[&codec::entry_key(p)])
-                .await?;
-            for fid in distinct_fids(&old) {
-                self.decr(&fid).await?;
-            }
-        }
-        for range in codec::descendant_ranges(p) {
-            loop {
-                let removed = self.drain(&range).await?;
-                if removed.is_empty() {
-                    break;
-                }
-                for (k, v) in removed {
-                    let e = codec::decode_entry(codec::key_path(&k)?, &v)?;
-                    for fid in distinct_fids(&e) {
-                        self.decr(&fid).await?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes and returns up to [`MOVE_BATCH`] entries of `range`.
-    async fn drain(&self, (start, end): &codec::KeyRange) -> TxResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let rows = match end {
-            Some(end) => {
-                self.t
-                    .query(&self.sql.drain, &[start, end, &MOVE_BATCH])
-                    .await?
-            }
-            None => {
-                self.t
-                    .query(&self.sql.drain_open, &[start, &MOVE_BATCH])
-                    .await?
-            }
-        };
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
-    async fn rename(&self, from: &str, to: &str) -> TxResult<()> {
-        check(from)?;
-        check(to)?;
-        if from == "/" || to == "/" {
-            return Err(
-                StoreError::Invalid("the root / cannot be renamed or replaced".into()).into(),
-            );
-        }
-        let from_key = codec::entry_key(from);
-        let Some(row) = self.t.query_opt(&self.sql.get, &[&from_key]).await? else {
-            return Err(StoreError::NotFound(from.to_string()).into());
-        };
-        let value: Vec<u8> = row.try_get(0)?;
-        let to_key = codec::entry_key(to);
-        let exists = self.t.query_opt(&self.sql.get, &[&to_key]).await?.is_some();
-        if exists || self.has_descendants(to).await? {
-            return Err(StoreError::AlreadyExists(to.to_string()).into());
-        }
-        if path::is_within(to, from) {
-            return Err(
-                StoreError::Invalid(format!("cannot move {from} into itself ({to})")).into(),
-            );
-        }
-        self.t.execute(&self.sql.delete, &[&from_key]).await?;
-        self.t.execute(&self.sql.upsert, &[&to_key, &value]).await?;
-        // Descendant keys start with `from`; the new ones start with `to` instead and
-        // never fall in the ranges being drained (`to` is not inside `from`).
-        for range in codec::descendant_ranges(from) {
-            loop {
-                let batch = self.drain(&range).await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for (k, v) in batch {
-                    let mut new_key = Vec::with_capacity(to.len() + k.len() - from.len());
-                    new_key.extend_from_slice(to.as_bytes());
-                    new_key.extend_from_slice(&k[from.len()..]);
-                    if new_key.len() > path::MAX_PATH_LEN {
-                        return Err(StoreError::Invalid(format!(
-                            "moving {from} to {to} would make a path longer than {} bytes",
-                            path::MAX_PATH_LEN
-                        ))
-                        .into());
-                    }
-                    self.t.execute(&self.sql.upsert, &[&new_key, &v]).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// One more entry references `fid`; a queued fid leaves the GC queue.
-    async fn incr(&self, fid: &str) -> TxResult<()> {
-        let refs: i64 = self
-            .t
-            .query_one(&self.sql.refs_incr, &[&fid])
-            .await?
-            .try_get(0)?;
-        if refs == 1 {
-            self.t.execute(&self.sql.gc_unqueue, &[&fid]).await?;
-        }
-        Ok(())
-    }
-
-    /// One entry fewer references `fid`; at 0 it is queued for deletion.
-    async fn decr(&self, fid: &str) -> TxResult<()> {
-        let Some(row) = self.t.query_opt(&self.sql.refs_decr, &[&fid]).await? else {
-            // Cannot happen while the invariant holds. Leaking the chunk is safer than
-            // deleting data something might still reference.
-            tracing::warn!(
-                fid,
-                "chunk had no reference count when an entry released it; not queueing it for deletion"
-            );
-            return Ok(());
-        };
-        let refs: i64 = row.try_get(0)?;
-        if refs <= 0 {
-            self.t.execute(&self.sql.refs_drop, &[&fid]).await?;
-            let seq: i64 = self.t.query_one(&self.sql.gc_next, &[]).await?.try_get(0)?;
-            self.t.execute(&self.sql.gc_enqueue, &[&seq, &fid]).await?;
-        }
-        Ok(())
-    }
-}
 
 fn list_bounds(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Vec<u8>, Option<Vec<u8>>) {
     // `codec::list_range` gives an inclusive or exclusive lower bound and an exclusive
@@ -617,6 +361,7 @@ impl FilerStore for PostgresStore {
         if muts.is_empty() {
             return Ok(());
         }
+        let record = super::log::encode(super::log::now_ns(), &muts)?;
         let mut client = self.client().await?;
         let mut last = None;
         for attempt in 0..MAX_ATTEMPTS {
@@ -632,20 +377,25 @@ impl FilerStore for PostgresStore {
             }
             let t = client
                 .build_transaction()
-                .isolation_level(IsolationLevel::Serializable)
+                .isolation_level(IsolationLevel::ReadCommitted)
                 .start()
                 .await
                 .map_err(backend)?;
-            let tx = Tx {
-                t: &t,
-                sql: &self.sql,
-            };
+            let tx = tx::Tx::new(&t, &self.sql);
             let mut outcome = Ok(());
             for m in &muts {
                 outcome = tx.apply(m).await;
                 if outcome.is_err() {
                     break;
                 }
+            }
+            if let (Ok(()), Some(record)) = (&outcome, &record) {
+                // Last, so the position is held for as short a time as possible.
+                outcome = t
+                    .execute(&self.sql.log.append, &[&super::log::now_ns(), record])
+                    .await
+                    .map(drop)
+                    .map_err(TxError::from);
             }
             let outcome = match outcome {
                 Ok(()) => t.commit().await.map_err(TxError::from),
@@ -662,7 +412,7 @@ impl FilerStore for PostgresStore {
         }
         Err(StoreError::Backend(format!(
             "postgres: gave up after {MAX_ATTEMPTS} serialization conflicts: {}",
-            last.map(|e| e.to_string()).unwrap_or_default()
+            last.map(|e| describe(&e)).unwrap_or_default()
         )))
     }
 
@@ -721,6 +471,18 @@ impl FilerStore for PostgresStore {
             }
             None => Ok(0),
         }
+    }
+
+    async fn log_read(&self, since: u64, max: usize) -> Result<LogPage, StoreError> {
+        self.read_log(since, max).await
+    }
+
+    async fn log_bounds(&self) -> Result<LogBounds, StoreError> {
+        self.bounds_of_log().await
+    }
+
+    async fn log_trim(&self, before_ns: i64) -> Result<u64, StoreError> {
+        self.trim_log(before_ns).await
     }
 }
 

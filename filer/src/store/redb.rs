@@ -21,6 +21,7 @@ use super::ListOptions;
 use super::Mutation;
 use super::StoreError;
 use super::codec;
+use super::log::{self, LogBounds, LogPage};
 use crate::entry::Entry;
 use crate::path;
 
@@ -34,8 +35,10 @@ const CHUNK_REFS: TableDefinition<&str, u64> = TableDefinition::new("chunk_refs"
 const GC_QUEUE: TableDefinition<u64, &str> = TableDefinition::new("gc_queue");
 /// Index of the GC queue: fid -> its seq.
 const GC_BY_FID: TableDefinition<&str, u64> = TableDefinition::new("gc_by_fid");
-/// `format` (the store format version) and `gc_next_seq`.
+/// `format` (the store format version), `gc_next_seq`, `log_next_seq`, `log_trimmed`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The change log: seq -> record ([`log::encode`]).
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 
 /// The file name of the store inside its directory.
 pub const DB_FILE: &str = "filer.redb";
@@ -43,6 +46,10 @@ pub const DB_FILE: &str = "filer.redb";
 pub const FORMAT_VERSION: u64 = 1;
 const META_FORMAT: &str = "format";
 const META_GC_NEXT: &str = "gc_next_seq";
+const META_LOG_NEXT: &str = "log_next_seq";
+const META_LOG_TRIMMED: &str = "log_trimmed";
+/// Log records dropped per transaction of a trim.
+const TRIM_BATCH: usize = 10_000;
 /// Entries moved per step of a rename (bounds the memory a huge rename needs).
 const MOVE_BATCH: usize = 1024;
 
@@ -75,9 +82,20 @@ fn apply_one(db: &Database, muts: Vec<Mutation>, durable: bool) -> Result<(), St
             .map_err(|e| StoreError::Backend(format!("setting durability: {e}")))?;
     }
     {
+        let record = log::encode(log::now_ns(), &muts)?;
         let mut t = Tables::open(&txn)?;
         for m in muts {
             t.apply(m)?;
+        }
+        if let Some(record) = record {
+            let seq = t
+                .refs
+                .meta
+                .get(META_LOG_NEXT)?
+                .map(|g| g.value())
+                .unwrap_or(1);
+            t.log.insert(seq, record.as_slice())?;
+            t.refs.meta.insert(META_LOG_NEXT, seq + 1)?;
         }
     }
     // On error the transaction is dropped, which aborts it: nothing is applied.
@@ -224,6 +242,7 @@ fn distinct_fids(e: &Entry) -> BTreeSet<&str> {
 struct Tables<'t> {
     entries: Table<'t, &'static [u8], &'static [u8]>,
     kv: Table<'t, &'static [u8], &'static [u8]>,
+    log: Table<'t, u64, &'static [u8]>,
     refs: Refs<'t>,
 }
 
@@ -240,6 +259,7 @@ impl<'t> Tables<'t> {
         Ok(Tables {
             entries: txn.open_table(ENTRIES)?,
             kv: txn.open_table(KV)?,
+            log: txn.open_table(LOG)?,
             refs: Refs {
                 counts: txn.open_table(CHUNK_REFS)?,
                 queue: txn.open_table(GC_QUEUE)?,
@@ -611,6 +631,77 @@ impl FilerStore for RedbStore {
             Ok(t.get(fid.as_str())?.map(|g| g.value()).unwrap_or(0))
         })
         .await
+    }
+
+    async fn log_read(&self, since: u64, max: usize) -> Result<LogPage, StoreError> {
+        // Transactions are serialized, so positions are handed out in commit order and
+        // a read never races a batch that will land below what it returns.
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let trimmed = meta.get(META_LOG_TRIMMED)?.map_or(0, |g| g.value());
+            if since < trimmed {
+                return Err(log::trimmed_error(since, trimmed));
+            }
+            let t = txn.open_table(LOG)?;
+            let mut page = LogPage {
+                events: Vec::new(),
+                next: since,
+            };
+            for item in t.range::<u64>(since.saturating_add(1)..)?.take(max.max(1)) {
+                let (seq, v) = item?;
+                page.events.push(log::decode(seq.value(), v.value())?);
+                page.next = seq.value();
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn log_bounds(&self) -> Result<LogBounds, StoreError> {
+        self.read_now(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let get = |k| -> Result<u64, StoreError> { Ok(meta.get(k)?.map_or(0, |g| g.value())) };
+            Ok(LogBounds {
+                trimmed: get(META_LOG_TRIMMED)?,
+                head: get(META_LOG_NEXT)?.saturating_sub(1),
+            })
+        })
+    }
+
+    async fn log_trim(&self, before_ns: i64) -> Result<u64, StoreError> {
+        let mut dropped = 0u64;
+        loop {
+            let n = self
+                .run(move |db| {
+                    let txn = db.begin_write()?;
+                    let mut n = 0u64;
+                    {
+                        let mut t = Tables::open(&txn)?;
+                        let mut last = None;
+                        for item in t.log.range::<u64>(..)?.take(TRIM_BATCH) {
+                            let (seq, v) = item?;
+                            if log::timestamp(seq.value(), v.value())? >= before_ns {
+                                break;
+                            }
+                            last = Some(seq.value());
+                            n += 1;
+                        }
+                        if let Some(last) = last {
+                            t.log.retain_in(..=last, |_, _| false)?;
+                            t.refs.meta.insert(META_LOG_TRIMMED, last)?;
+                        }
+                    }
+                    txn.commit()?;
+                    Ok(n)
+                })
+                .await?;
+            dropped += n;
+            if n < TRIM_BATCH as u64 {
+                return Ok(dropped);
+            }
+        }
     }
 }
 

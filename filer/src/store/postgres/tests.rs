@@ -67,3 +67,54 @@ async fn keeps_the_namespace_across_reopen_and_refuses_other_formats() {
         Err(StoreError::Invalid(_))
     ));
 }
+
+/// A position taken by a batch that rolled back is settled with a marker; a batch that
+/// commits after a later one is waited for, not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_settles_gaps_and_waits_for_late_commits() {
+    let pg = PgServer::start();
+    let store = Arc::new(PostgresStore::open(&pg.url(), "kelp").await.unwrap());
+    let put = |p: &str| Mutation::Put(Entry::new_dir(p, 1));
+    // A rolled-back writer: its position is gone for good.
+    let mut raw = store.client().await.unwrap();
+    raw.query_one("SELECT nextval('kelp.log_seq')", &[])
+        .await
+        .unwrap();
+    store.apply(vec![put("/a")]).await.unwrap();
+    let page = store.log_read(0, 10).await.unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!((page.events[0].seq, page.next), (2, 2));
+
+    // A slow writer holds position 3 uncommitted while position 4 commits.
+    let slow = raw.transaction().await.unwrap();
+    let record = crate::store::log::encode(1, &[put("/slow")])
+        .unwrap()
+        .unwrap();
+    slow.execute(&store.sql.log.append, &[&1i64, &record])
+        .await
+        .unwrap();
+    store.apply(vec![put("/b")]).await.unwrap();
+    let follower = {
+        let store = store.clone();
+        tokio::spawn(async move { store.log_read(2, 10).await })
+    };
+    // The follower must wait for position 3 whatever the timing: it cannot finish
+    // before the slow writer does.
+    tokio::task::yield_now().await;
+    assert!(
+        !follower.is_finished(),
+        "the follower returned past an open batch"
+    );
+    slow.commit().await.unwrap();
+    let page = follower.await.unwrap().unwrap();
+    let paths: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| match &e.changes[0] {
+            Mutation::Put(e) => e.path.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(paths, ["/slow", "/b"]);
+    assert_eq!(page.next, 4);
+}
