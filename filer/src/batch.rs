@@ -113,7 +113,7 @@ impl Filer {
             }
         }
         batch.extend(muts);
-        self.store.apply(batch).await?;
+        self.commit(batch).await?;
         self.gc_wake.notify_one();
         Ok(())
     }

@@ -48,14 +48,16 @@ struct Slot {
     jwt: Option<String>,
 }
 
-/// Hands out file ids from `/dir/assign?count=N` batches.
-struct FidPool {
+/// Hands out file ids from `/dir/assign?count=N` batches, each recorded as an upload
+/// in flight before it is handed out.
+struct FidPool<'a> {
     master: Arc<MasterClient>,
     target: WriteTarget,
     ready: VecDeque<Slot>,
+    pending: &'a crate::pending::Pending,
 }
 
-impl FidPool {
+impl FidPool<'_> {
     async fn next(&mut self, want: u64) -> Result<Slot, FilerError> {
         if let Some(f) = self.ready.pop_front() {
             return Ok(f);
@@ -77,14 +79,17 @@ impl FidPool {
             FilerError::Internal(format!("master assigned a bad file id {:?}: {e}", a.fid))
         })?;
         let jwt = Some(a.auth).filter(|t| !t.is_empty());
-        for i in 0..a.count.max(1) {
-            if let Some(fid) = first.with_delta(i) {
-                self.ready.push_back(Slot {
-                    fid,
-                    url: a.url.clone(),
-                    jwt: jwt.clone(),
-                });
-            }
+        let fids: Vec<FileId> = (0..a.count.max(1))
+            .filter_map(|i| first.with_delta(i))
+            .collect();
+        let names: Vec<String> = fids.iter().map(ToString::to_string).collect();
+        self.pending.record(&names).await?;
+        for fid in fids {
+            self.ready.push_back(Slot {
+                fid,
+                url: a.url.clone(),
+                jwt: jwt.clone(),
+            });
         }
         self.ready
             .pop_front()
@@ -162,6 +167,7 @@ pub async fn upload_stream<S, E>(
     parallel: usize,
     base_offset: u64,
     size_hint: Option<u64>,
+    pending: &crate::pending::Pending,
 ) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -172,6 +178,7 @@ where
         master,
         target: target.clone(),
         ready: VecDeque::new(),
+        pending,
     };
     let expected_chunks = size_hint
         .map(|n| n.div_ceil(chunk_size as u64))

@@ -36,6 +36,9 @@ pub struct FilerConfig {
     pub limits: kelp_proto::server::Limits,
     /// Change-log events older than this are trimmed (`None`: kept for ever).
     pub meta_retain: Option<std::time::Duration>,
+    /// How long this filer's liveness lease lasts between renewals: the unfinished
+    /// uploads of a filer that died are reclaimed this long after its last renewal.
+    pub alive_ttl: std::time::Duration,
 }
 
 impl FilerConfig {
@@ -47,6 +50,8 @@ impl FilerConfig {
     pub const DEFAULT_MANIFEST_BATCH: usize = 1000;
     /// Documented default of `-meta.retainHours` (`-filer.meta.retainHours`): a week.
     pub const DEFAULT_META_RETAIN_HOURS: u64 = 168;
+    /// Documented default of `-aliveSeconds` (`-filer.aliveSeconds`).
+    pub const DEFAULT_ALIVE_SECS: u64 = 60;
 
     /// The retention of `-meta.retainHours=N` (0: for ever).
     pub fn retain_hours(n: u64) -> Option<std::time::Duration> {
@@ -66,6 +71,7 @@ impl Default for FilerConfig {
             manifest_batch: Self::DEFAULT_MANIFEST_BATCH,
             limits: kelp_proto::server::Limits::default(),
             meta_retain: Self::retain_hours(Self::DEFAULT_META_RETAIN_HOURS),
+            alive_ttl: std::time::Duration::from_secs(Self::DEFAULT_ALIVE_SECS),
         }
     }
 }
@@ -146,6 +152,8 @@ pub struct Filer {
     pub cfg: FilerConfig,
     /// Wakes the chunk collector after deletes and overwrites.
     pub gc_wake: Notify,
+    /// Uploads in flight, recorded so a crash never leaks their chunks.
+    pub pending: crate::pending::Pending,
 }
 
 /// Where the chunks of a write go: the request's collection and replication, else the filer's.
@@ -171,11 +179,30 @@ impl Filer {
     pub fn new(store: Arc<dyn FilerStore>, cfg: FilerConfig) -> Filer {
         let http = kelp_proto::client::http_client();
         Filer {
+            pending: crate::pending::Pending::new(store.clone(), cfg.alive_ttl),
             store,
             master: Arc::new(MasterClient::with_http(cfg.masters.clone(), http.clone())),
             volumes: VolumeClient::new(http),
             cfg,
             gc_wake: Notify::new(),
+        }
+    }
+
+    /// Applies a batch that may name chunks this filer just uploaded: it lands only if
+    /// none of those uploads was reclaimed meanwhile (see [`crate::pending`]).
+    pub(crate) async fn commit(&self, mut muts: Vec<Mutation>) -> Result<(), FilerError> {
+        let fids = self.pending.fence(&mut muts);
+        match self.store.apply(muts).await {
+            Ok(()) => {
+                self.pending.forget(fids.iter().map(String::as_str));
+                Ok(())
+            }
+            Err(e) if crate::pending::Pending::was_reclaimed(&e) => Err(FilerError::Unavailable(
+                "an upload of this request was reclaimed before its entry was stored \
+                 (this filer lost the store for too long); retry the request"
+                    .into(),
+            )),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -289,6 +316,7 @@ impl Filer {
         };
         let target = target_of(&opts, &self.cfg);
         let up = self.upload_checked(&target, body, base, &opts).await?;
+        let uploaded = up.chunks.clone();
         // Fold only the chunks this write uploaded: nothing else references them, so the
         // manifest becomes their only owner. Chunks an entry already holds are never
         // folded: dropping the entry's direct reference would queue them for deletion
@@ -330,14 +358,35 @@ impl Filer {
         for (k, v) in opts.extended.into_iter().chain(late) {
             entry.extended.insert(k, v);
         }
-        let mut muts = self.parents(&p).await?;
+        let mut muts = match self.parents(&p).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.discard(&uploaded).await;
+                return Err(e);
+            }
+        };
         muts.push(Mutation::Put(entry.clone()));
         muts.extend(
             manifests
                 .iter()
                 .map(|fid| Mutation::KvPut(crate::manifest::marker(fid), Vec::new())),
         );
-        self.store.apply(muts).await?;
+        let folded: Vec<FileChunk> = if manifests.is_empty() {
+            Vec::new()
+        } else {
+            uploaded
+                .iter()
+                .filter(|c| !entry.chunks.iter().any(|k| k.fid == c.fid))
+                .cloned()
+                .collect()
+        };
+        muts.extend(self.pending.settle_folded(&folded));
+        if let Err(e) = self.commit(muts).await {
+            // Harmless for any chunk an entry does reference: those are never queued.
+            self.discard(&uploaded).await;
+            return Err(e);
+        }
+        self.pending.forget(folded.iter().map(|c| c.fid.as_str()));
         self.gc_wake.notify_one();
         Ok(entry)
     }
@@ -391,6 +440,7 @@ impl Filer {
             self.cfg.upload_parallel,
             base,
             size_hint,
+            &self.pending,
         )
         .await;
         match r {
@@ -415,8 +465,9 @@ impl Filer {
             .store
             .apply(vec![Mutation::Put(e), Mutation::Delete(tmp)])
             .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "could not queue discarded chunks");
+        match r {
+            Ok(()) => self.pending.forget(chunks.iter().map(|c| c.fid.as_str())),
+            Err(e) => tracing::warn!(error = %e, "could not queue discarded chunks"),
         }
         self.gc_wake.notify_one();
     }
@@ -633,7 +684,7 @@ impl Filer {
         let mut muts = self.parents(&entry.path).await?;
         muts.extend(pre.map(|c| c.mutation(&entry.path)));
         muts.push(Mutation::Put(entry.clone()));
-        self.store.apply(muts).await?;
+        self.commit(muts).await?;
         // A concurrent delete of an ancestor that was empty when `parents` looked may have
         // removed it before our put landed: put the chain back (the entry now keeps it).
         if let Some(dir) = path::parent(&entry.path)

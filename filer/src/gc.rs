@@ -67,11 +67,22 @@ async fn expand_for_deletion(filer: &Arc<Filer>, fid: &str) -> bool {
         .is_ok()
 }
 
+/// Renews the filer's liveness lease (see `pending.rs`) until `stop` turns true.
+pub async fn keep_alive(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
+    let every = (filer.cfg.alive_ttl / 4).max(Duration::from_millis(100));
+    loop {
+        if !filer.pending.keep_alive().await {
+            tracing::warn!("renewing this filer's liveness lease failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// How often the lease holder trims the change log.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
-
-/// How long one filer holds the collector's lease before it must renew it.
-const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// Runs until `stop` turns true. Filers sharing a store take turns through the store's
 /// `gc` lease: only its holder collects.
@@ -80,13 +91,15 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         filer.store.clone(),
         "gc",
         Lease::unique_holder("filer"),
-        LEASE_TTL,
+        // As long as a liveness lease: a dead holder's work is taken over as soon as
+        // its uploads are reclaimed.
+        filer.cfg.alive_ttl,
     );
     let mut trimmed_at: Option<std::time::Instant> = None;
     loop {
         if !lease.acquire().await {
             tokio::select! {
-                _ = tokio::time::sleep(LEASE_TTL / 4) => {}
+                _ = tokio::time::sleep(filer.cfg.alive_ttl / 4) => {}
                 _ = stop.changed() => return,
             }
             continue;
@@ -102,6 +115,11 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
                 Ok(n) => tracing::info!(events = n, "trimmed the change log"),
                 Err(e) => tracing::warn!(error = %e, "trimming the change log failed"),
             }
+        }
+        match filer.pending.reclaim().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads"),
+            Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
         }
         let pending = match filer.store.gc_pending(256).await {
             Ok(p) => p,
@@ -135,7 +153,8 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         let wait = if failed {
             Duration::from_secs(2)
         } else {
-            Duration::from_secs(30)
+            // Often enough to reclaim a dead filer's uploads soon after its lease ends.
+            Duration::from_secs(30).min(filer.cfg.alive_ttl.max(Duration::from_secs(1)))
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -26,7 +26,7 @@ fn now_ms() -> u64 {
 }
 
 /// A stored lease value: `holder \n expiry (unix ms)`.
-fn parse(v: &[u8]) -> Option<(&str, u64)> {
+pub(crate) fn parse(v: &[u8]) -> Option<(&str, u64)> {
     let text = std::str::from_utf8(v).ok()?;
     let (holder, until) = text.split_once('\n')?;
     Some((holder, until.parse().ok()?))
@@ -52,6 +52,11 @@ impl Lease {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         format!("{what}-{}-{nanos:x}", std::process::id())
+    }
+
+    /// Whether this holder wrote, and has not outlived, its claim.
+    pub fn held(&self) -> bool {
+        *self.held_until.lock().unwrap_or_else(|p| p.into_inner()) > now_ms()
     }
 
     /// Claims or renews the lease; true while this holder has it. Writes only when the

@@ -13,6 +13,7 @@ pub mod lease;
 mod lock;
 pub mod manifest;
 pub mod path;
+pub mod pending;
 pub mod read;
 pub mod store;
 

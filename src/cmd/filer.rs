@@ -55,6 +55,11 @@ pub struct Args {
     /// for ever.
     #[arg(long = "meta.retainHours", default_value_t = FilerConfig::DEFAULT_META_RETAIN_HOURS)]
     pub meta_retain_hours: u64,
+    /// Seconds this filer's liveness lease lasts (renewed every quarter of it): another
+    /// filer sharing the store, or this one restarted, reclaims the chunks of uploads
+    /// left unfinished by a filer that died this long after its last renewal.
+    #[arg(long = "aliveSeconds", default_value_t = FilerConfig::DEFAULT_ALIVE_SECS)]
+    pub alive_seconds: u64,
     /// Close a connection after this many seconds without a byte moving either way
     /// (a stalled request head or body, an idle keep-alive connection).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
@@ -153,6 +158,7 @@ impl Args {
             chunk_size: (self.max_mb.clamp(1, 1024) << 20) as usize,
             manifest_batch: self.manifest_batch.max(2),
             meta_retain: FilerConfig::retain_hours(self.meta_retain_hours),
+            alive_ttl: std::time::Duration::from_secs(self.alive_seconds.max(1)),
             limits: kelp_proto::server::Limits {
                 idle: std::time::Duration::from_secs(self.idle_timeout.max(1)),
                 ..Default::default()

@@ -104,6 +104,10 @@ pub struct Args {
     /// Keep the filer's change-log events this many hours; 0 keeps them for ever.
     #[arg(long = "filer.meta.retainHours", default_value_t = FilerConfig::DEFAULT_META_RETAIN_HOURS)]
     pub filer_meta_retain_hours: u64,
+    /// Seconds the filer's liveness lease lasts: after a crash, the chunks of uploads
+    /// it left unfinished are reclaimed this long after its last renewal.
+    #[arg(long = "filer.aliveSeconds", default_value_t = FilerConfig::DEFAULT_ALIVE_SECS)]
+    pub filer_alive_seconds: u64,
     /// Run the S3 gateway.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -158,6 +162,7 @@ impl Args {
             max_mb: self.filer_max_mb,
             manifest_batch: self.filer_manifest_batch,
             meta_retain_hours: self.filer_meta_retain_hours,
+            alive_seconds: self.filer_alive_seconds,
         }
     }
 

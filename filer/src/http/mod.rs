@@ -110,6 +110,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Alive before the first upload: another filer reclaims the uploads of a filer
+    // whose liveness lease is missing.
+    if !filer.pending.keep_alive().await {
+        tracing::warn!("cannot write this filer's liveness lease yet; uploads wait for it");
+    }
+    let alive = tokio::spawn(crate::gc::keep_alive(filer.clone(), stop_rx.clone()));
     let gc = tokio::spawn(crate::gc::run(filer.clone(), stop_rx));
     tracing::info!(store = filer.store.name(), "filer listening");
     let limits = filer.cfg.limits;
@@ -120,5 +126,6 @@ pub async fn serve(
     let res = kelp_proto::server::serve(listener, router(filer), limits, tls, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = gc.await;
+    let _ = alive.await;
     res
 }

@@ -51,6 +51,7 @@ pub async fn run_all(make: &dyn Fn() -> Arc<dyn FilerStore>) {
         refs::gc_queue_order_and_done,
         refs::requeue_after_re_reference,
         refs::failed_batches_leave_counts_alone,
+        refs::first_reference_ends_the_upload_record,
         cas::expect_guards_a_batch,
         cas::one_of_racing_writers_wins,
         cas::expect_kv_guards_a_batch,

@@ -11,9 +11,10 @@ use super::{Mutation, StoreError, codec};
 /// The first byte of every log record.
 pub const RECORD_VERSION: u8 = 1;
 
-/// Keys of the key-value space under this prefix are not logged (leases are renewed
-/// every few seconds and mean nothing to a follower).
-const UNLOGGED_KV_PREFIX: &[u8] = b"lease/";
+/// Keys of the key-value space under these prefixes are not logged: leases are renewed
+/// every few seconds, and uploads in flight are the writing filer's business; neither
+/// means anything to a follower.
+const UNLOGGED_KV_PREFIXES: [&[u8]; 2] = [b"lease/", super::PENDING_PREFIX];
 
 /// One logged batch: what one `apply` changed, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +55,9 @@ pub fn logged(m: &Mutation) -> bool {
         | Mutation::Delete(_)
         | Mutation::DeleteTree(_)
         | Mutation::Rename { .. } => true,
-        Mutation::KvPut(k, _) | Mutation::KvDelete(k) => !k.starts_with(UNLOGGED_KV_PREFIX),
+        Mutation::KvPut(k, _) | Mutation::KvDelete(k) => {
+            !UNLOGGED_KV_PREFIXES.iter().any(|p| k.starts_with(p))
+        }
         Mutation::Expect { .. } | Mutation::ExpectKv { .. } => false,
     }
 }

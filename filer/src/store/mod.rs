@@ -129,6 +129,18 @@ pub struct GcItem {
     pub fid: String,
 }
 
+/// The key-value key under which the filer records a chunk fid it is uploading to
+/// before the entry naming it lands (`filer/src/pending.rs`). A store deletes it in the
+/// transaction that first makes an entry reference the fid.
+pub fn pending_key(fid: &str) -> Vec<u8> {
+    let mut k = PENDING_PREFIX.to_vec();
+    k.extend_from_slice(fid.as_bytes());
+    k
+}
+
+/// The prefix of [`pending_key`]s.
+pub const PENDING_PREFIX: &[u8] = b"pending/";
+
 /// Where the filer keeps its namespace.
 ///
 /// The invariant every backend keeps, in the same transaction as each mutation: a
@@ -136,6 +148,8 @@ pub struct GcItem {
 /// entry counts once however often it lists the fid). A fid whose count drops to 0 is
 /// appended to a persistent GC queue; a queued fid that gets referenced again leaves the
 /// queue. So nothing referenced is ever queued, and a crash never loses a queued chunk.
+/// When a fid's count goes from 0 to 1, its [`pending_key`] is deleted in the same
+/// transaction.
 ///
 /// Paths given to a store must be normalized ([`crate::path::normalize`]); others are
 /// refused with [`StoreError::Invalid`]. The root `/` always exists (as a directory).
@@ -157,6 +171,15 @@ pub trait FilerStore: Send + Sync + 'static {
 
     /// A value of the key-value space.
     async fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `max` keys of the key-value space starting with `prefix`, after
+    /// `start_after` when given, in byte order, with their values.
+    async fn kv_scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 
     /// The oldest `max` chunk fids waiting for deletion on volume servers.
     async fn gc_pending(&self, max: usize) -> Result<Vec<GcItem>, StoreError>;

@@ -58,6 +58,8 @@ struct Sql {
     kv_put: String,
     kv_insert: String,
     kv_delete: String,
+    kv_scan: String,
+    kv_scan_open: String,
     refs_get: String,
     refs_incr: String,
     refs_decr: String,
@@ -119,7 +121,16 @@ impl Sql {
                 "UPDATE {s}.chunk_refs SET refs = refs - 1 WHERE fid = $1 RETURNING refs"
             ),
             refs_drop: format!("DELETE FROM {s}.chunk_refs WHERE fid = $1 AND refs <= 0"),
-            gc_unqueue: format!("DELETE FROM {s}.gc_queue WHERE fid = $1"),
+            // A fid's first reference also ends its upload's record (`pending_key`).
+            gc_unqueue: format!(
+                "WITH p AS (DELETE FROM {s}.kv WHERE k = $2) DELETE FROM {s}.gc_queue WHERE fid = $1"
+            ),
+            kv_scan: format!(
+                "SELECT k, v FROM {s}.kv WHERE k > $1 AND k >= $2 AND k < $3 ORDER BY k LIMIT $4"
+            ),
+            kv_scan_open: format!(
+                "SELECT k, v FROM {s}.kv WHERE k > $1 AND k >= $2 ORDER BY k LIMIT $3"
+            ),
             // A sequence, not a counter row: a counter every overwrite updates would make
             // all concurrent overwrites conflict with each other.
             gc_enqueue: format!(
@@ -423,6 +434,38 @@ impl FilerStore for PostgresStore {
             .await
             .map_err(backend)?;
         row.map(|r| r.try_get(0).map_err(backend)).transpose()
+    }
+
+    async fn kv_scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let after = start_after.unwrap_or_default();
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = match codec::prefix_end(prefix) {
+            Some(end) => {
+                client
+                    .query(&self.sql.kv_scan, &[&after, &prefix, &end, &limit])
+                    .await
+            }
+            None => {
+                client
+                    .query(&self.sql.kv_scan_open, &[&after, &prefix, &limit])
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                ))
+            })
+            .collect()
     }
 
     async fn gc_pending(&self, max: usize) -> Result<Vec<GcItem>, StoreError> {

@@ -343,7 +343,9 @@ impl<'t> Tables<'t> {
         let new_fids = distinct_fids(&e);
         let old_fids = old.as_ref().map(distinct_fids).unwrap_or_default();
         for fid in new_fids.difference(&old_fids) {
-            self.refs.incr(fid)?;
+            if self.refs.incr(fid)? {
+                self.kv.remove(super::pending_key(fid).as_slice())?;
+            }
         }
         for fid in old_fids.difference(&new_fids) {
             self.refs.decr(fid)?;
@@ -461,8 +463,9 @@ impl<'t> Tables<'t> {
 }
 
 impl Refs<'_> {
-    /// One more entry references `fid`; a queued fid leaves the GC queue.
-    fn incr(&mut self, fid: &str) -> Result<(), StoreError> {
+    /// One more entry references `fid`; a queued fid leaves the GC queue. True when
+    /// this is the fid's first reference.
+    fn incr(&mut self, fid: &str) -> Result<bool, StoreError> {
         let n = self.counts.get(fid)?.map(|g| g.value()).unwrap_or(0);
         self.counts.insert(fid, n.saturating_add(1))?;
         if n == 0 {
@@ -471,7 +474,7 @@ impl Refs<'_> {
                 self.queue.remove(seq)?;
             }
         }
-        Ok(())
+        Ok(n == 0)
     }
 
     /// One entry fewer references `fid`; at 0 it is queued for deletion.
@@ -578,6 +581,30 @@ impl FilerStore for RedbStore {
             let t = txn.open_table(KV)?;
             Ok(t.get(key)?.map(|v| v.value().to_vec()))
         })
+    }
+
+    async fn kv_scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let lower = match start_after {
+            Some(a) if a > prefix => Bound::Excluded(a.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
+        };
+        let upper = codec::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let t = txn.open_table(KV)?;
+            let mut out = Vec::new();
+            for item in t.range::<&[u8]>(bounds(&(lower, upper)))?.take(max) {
+                let (k, v) = item?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn gc_pending(&self, max: usize) -> Result<Vec<GcItem>, StoreError> {

@@ -323,3 +323,50 @@ pub(super) async fn failed_batches_leave_counts_alone(s: Arc<dyn FilerStore>) {
     );
     check_invariant(&s, &all).await;
 }
+
+pub(super) async fn first_reference_ends_the_upload_record(s: Arc<dyn FilerStore>) {
+    use crate::store::pending_key;
+    let rows = |fids: &[&str]| -> Vec<Mutation> {
+        fids.iter()
+            .map(|f| Mutation::KvPut(pending_key(f), b"holder".to_vec()))
+            .collect()
+    };
+    apply(&s, rows(&["3,01", "3,02", "3,03"]), "recording uploads").await;
+    apply(
+        &s,
+        vec![Mutation::KvPut(b"other".to_vec(), b"x".to_vec())],
+        "another key",
+    )
+    .await;
+    let scan = ok(
+        s.kv_scan(crate::store::PENDING_PREFIX, None, 10).await,
+        "kv_scan",
+    );
+    let keys: Vec<_> = scan.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            pending_key("3,01"),
+            pending_key("3,02"),
+            pending_key("3,03")
+        ],
+        "kv_scan returns the prefix's keys in order, and only those"
+    );
+    let after = ok(
+        s.kv_scan(crate::store::PENDING_PREFIX, Some(&pending_key("3,01")), 1)
+            .await,
+        "kv_scan after a key",
+    );
+    assert_eq!(after, vec![(pending_key("3,02"), b"holder".to_vec())]);
+
+    put_all(&s, vec![file("/f", &["3,01", "3,02"])]).await;
+    let scan = ok(
+        s.kv_scan(crate::store::PENDING_PREFIX, None, 10).await,
+        "kv_scan",
+    );
+    assert_eq!(
+        scan,
+        vec![(pending_key("3,03"), b"holder".to_vec())],
+        "the first reference of a fid ends its upload record"
+    );
+}

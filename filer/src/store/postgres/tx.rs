@@ -335,7 +335,10 @@ impl<'a, 't> Tx<'a, 't> {
             .await?
             .try_get(0)?;
         if refs == 1 {
-            self.t.execute(&self.sql.gc_unqueue, &[&fid]).await?;
+            let pending = crate::store::pending_key(fid);
+            self.t
+                .execute(&self.sql.gc_unqueue, &[&fid, &pending])
+                .await?;
         }
         Ok(())
     }
