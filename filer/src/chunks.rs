@@ -1,9 +1,9 @@
 //! The data path: cut an upload stream into chunks and store them on volume servers
 //! (bounded parallelism, ids assigned in batches), and read byte ranges back.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -48,6 +48,49 @@ struct Slot {
     jwt: Option<String>,
 }
 
+/// File ids assigned ahead for one-chunk uploads, already recorded as uploads in
+/// flight: one `/dir/assign` and one store write serve [`RESERVE`] small files. Kept
+/// only without a security setup (write tokens expire) and for [`RESERVE_MAX_AGE`].
+#[derive(Default)]
+pub struct Reservoir {
+    slots: std::sync::Mutex<HashMap<(String, String, String), VecDeque<(Slot, Instant)>>>,
+}
+
+/// Fids one assign reserves for small uploads.
+const RESERVE: u64 = 16;
+/// Reserved fids unused for this long are given back.
+const RESERVE_MAX_AGE: Duration = Duration::from_secs(5);
+
+impl Reservoir {
+    fn key(t: &WriteTarget) -> (String, String, String) {
+        (t.collection.clone(), t.replication.clone(), t.ttl.clone())
+    }
+
+    /// A reserved fid for `t`, and the fids that waited too long (to give back).
+    fn take(&self, t: &WriteTarget) -> (Option<Slot>, Vec<String>) {
+        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(q) = all.get_mut(&Self::key(t)) else {
+            return (None, Vec::new());
+        };
+        let mut stale = Vec::new();
+        while let Some((slot, at)) = q.pop_front() {
+            if at.elapsed() < RESERVE_MAX_AGE {
+                return (Some(slot), stale);
+            }
+            stale.push(slot.fid.to_string());
+        }
+        (None, stale)
+    }
+
+    fn put(&self, t: &WriteTarget, slots: impl IntoIterator<Item = Slot>) {
+        let now = Instant::now();
+        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(Self::key(t))
+            .or_default()
+            .extend(slots.into_iter().map(|s| (s, now)));
+    }
+}
+
 /// Hands out file ids from `/dir/assign?count=N` batches, each recorded as an upload
 /// in flight before it is handed out.
 struct FidPool<'a> {
@@ -55,6 +98,7 @@ struct FidPool<'a> {
     target: WriteTarget,
     ready: VecDeque<Slot>,
     pending: &'a crate::pending::Pending,
+    reservoir: &'a Reservoir,
 }
 
 impl FidPool<'_> {
@@ -62,7 +106,17 @@ impl FidPool<'_> {
         if let Some(f) = self.ready.pop_front() {
             return Ok(f);
         }
-        let count = want.clamp(1, 64);
+        let reserve = want <= 1 && !kelp_proto::security::current().enabled();
+        if reserve {
+            let (slot, stale) = self.reservoir.take(&self.target);
+            if !stale.is_empty() {
+                self.pending.give_back(&stale).await;
+            }
+            if let Some(s) = slot {
+                return Ok(s);
+            }
+        }
+        let count = if reserve { RESERVE } else { want.clamp(1, 64) };
         let req = AssignRequest {
             count: Some(count),
             collection: Some(self.target.collection.clone()).filter(|c| !c.is_empty()),
@@ -84,13 +138,18 @@ impl FidPool<'_> {
             .collect();
         let names: Vec<String> = fids.iter().map(ToString::to_string).collect();
         self.pending.record(&names).await?;
-        for fid in fids {
-            self.ready.push_back(Slot {
-                fid,
-                url: a.url.clone(),
-                jwt: jwt.clone(),
-            });
+        let mut slots = fids.into_iter().map(|fid| Slot {
+            fid,
+            url: a.url.clone(),
+            jwt: jwt.clone(),
+        });
+        if reserve {
+            let first = slots.next();
+            self.reservoir.put(&self.target, slots);
+            return first
+                .ok_or_else(|| FilerError::Internal("master assigned no file id".into()));
         }
+        self.ready.extend(slots);
         self.ready
             .pop_front()
             .ok_or_else(|| FilerError::Internal("master assigned no file id".into()))
@@ -168,6 +227,7 @@ pub async fn upload_stream<S, E>(
     base_offset: u64,
     size_hint: Option<u64>,
     pending: &crate::pending::Pending,
+    reservoir: &Reservoir,
 ) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -179,6 +239,7 @@ where
         target: target.clone(),
         ready: VecDeque::new(),
         pending,
+        reservoir,
     };
     let expected_chunks = size_hint
         .map(|n| n.div_ceil(chunk_size as u64))

@@ -154,6 +154,8 @@ pub struct Filer {
     pub gc_wake: Notify,
     /// Uploads in flight, recorded so a crash never leaks their chunks.
     pub pending: crate::pending::Pending,
+    /// File ids assigned and recorded ahead for small uploads.
+    pub(crate) reservoir: chunks::Reservoir,
 }
 
 /// Where the chunks of a write go: the request's collection and replication, else the filer's.
@@ -185,6 +187,7 @@ impl Filer {
             volumes: VolumeClient::new(http),
             cfg,
             gc_wake: Notify::new(),
+            reservoir: chunks::Reservoir::default(),
         }
     }
 
@@ -441,6 +444,7 @@ impl Filer {
             base,
             size_hint,
             &self.pending,
+            &self.reservoir,
         )
         .await;
         match r {

@@ -147,6 +147,19 @@ impl Pending {
         out
     }
 
+    /// Ends the records of fids that were never sent a byte (reserved, then unused).
+    pub async fn give_back(&self, fids: &[String]) {
+        let muts = fids
+            .iter()
+            .map(|f| Mutation::KvDelete(pending_key(f)))
+            .collect();
+        match self.store.apply(muts).await {
+            Ok(()) => self.forget(fids.iter().map(String::as_str)),
+            // Left to the reclaim: deleting a chunk that was never written is harmless.
+            Err(e) => tracing::debug!(error = %e, "giving back reserved file ids"),
+        }
+    }
+
     /// Forgets fids that were committed or handed to the collector.
     pub fn forget<'a>(&self, fids: impl IntoIterator<Item = &'a str>) {
         let mut fresh = self.fresh();

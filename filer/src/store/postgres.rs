@@ -20,6 +20,7 @@ use super::{FilerStore, GcItem, ListOptions, LogBounds, LogPage, Mutation, Store
 use crate::entry::Entry;
 
 mod changes;
+mod fast;
 mod tx;
 
 /// The schema format this build writes and reads.
@@ -69,6 +70,7 @@ struct Sql {
     gc_pending: String,
     gc_done: String,
     log: changes::LogSql,
+    fast_create: String,
 }
 
 impl Sql {
@@ -140,6 +142,7 @@ impl Sql {
             gc_pending: format!("SELECT seq, fid FROM {s}.gc_queue ORDER BY seq LIMIT $1"),
             gc_done: format!("DELETE FROM {s}.gc_queue WHERE seq = $1"),
             log: changes::LogSql::new(s),
+            fast_create: fast::statement(s),
         }
     }
 
@@ -373,6 +376,11 @@ impl FilerStore for PostgresStore {
             return Ok(());
         }
         let record = super::log::encode(super::log::now_ns(), &muts)?;
+        if let Some(c) = fast::Create::of(&muts)
+            && self.fast_create(&c, record.as_deref()).await?
+        {
+            return Ok(());
+        }
         let mut client = self.client().await?;
         let mut last = None;
         for attempt in 0..MAX_ATTEMPTS {
