@@ -53,8 +53,11 @@ struct Slot {
 /// only without a security setup (write tokens expire) and for [`RESERVE_MAX_AGE`].
 #[derive(Default)]
 pub struct Reservoir {
-    slots: std::sync::Mutex<HashMap<(String, String, String), VecDeque<(Slot, Instant)>>>,
+    slots: std::sync::Mutex<HashMap<TargetKey, VecDeque<(Slot, Instant)>>>,
 }
+
+/// A write target's collection, replication and TTL.
+type TargetKey = (String, String, String);
 
 /// Fids one assign reserves for small uploads.
 const RESERVE: u64 = 16;
@@ -62,7 +65,7 @@ const RESERVE: u64 = 16;
 const RESERVE_MAX_AGE: Duration = Duration::from_secs(5);
 
 impl Reservoir {
-    fn key(t: &WriteTarget) -> (String, String, String) {
+    fn key(t: &WriteTarget) -> TargetKey {
         (t.collection.clone(), t.replication.clone(), t.ttl.clone())
     }
 
@@ -146,8 +149,7 @@ impl FidPool<'_> {
         if reserve {
             let first = slots.next();
             self.reservoir.put(&self.target, slots);
-            return first
-                .ok_or_else(|| FilerError::Internal("master assigned no file id".into()));
+            return first.ok_or_else(|| FilerError::Internal("master assigned no file id".into()));
         }
         self.ready.extend(slots);
         self.ready

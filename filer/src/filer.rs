@@ -242,10 +242,37 @@ impl Filer {
 
     /// Mutations creating every missing ancestor directory of `p`.
     pub(crate) async fn parents(&self, p: &str) -> Result<Vec<Mutation>, FilerError> {
+        self.parents_from(p, None).await
+    }
+
+    /// The entry at `p` and the mutations creating its missing ancestors, reading `p`
+    /// and its parent in one store call (the usual case needs nothing more).
+    pub(crate) async fn find_with_parents(
+        &self,
+        p: &str,
+    ) -> Result<(Option<Entry>, Vec<Mutation>), FilerError> {
+        let Some(dir) = path::parent(p) else {
+            return Ok((self.store.find(p).await?, Vec::new()));
+        };
+        let mut found = self.store.find_many(&[p, dir]).await?.into_iter();
+        let (here, parent) = (found.next().flatten(), found.next().flatten());
+        Ok((here, self.parents_from(p, Some(parent)).await?))
+    }
+
+    /// [`Filer::parents`], given what is at the parent of `p` when already read.
+    async fn parents_from(
+        &self,
+        p: &str,
+        mut parent: Option<Option<Entry>>,
+    ) -> Result<Vec<Mutation>, FilerError> {
         let mut missing = Vec::new();
         let mut cur = path::parent(p);
         while let Some(dir) = cur {
-            match self.store.find(dir).await? {
+            let found = match parent.take() {
+                Some(known) => known,
+                None => self.store.find(dir).await?,
+            };
+            match found {
                 Some(e) if e.is_directory => break,
                 Some(_) => {
                     return Err(FilerError::Conflict(format!(
@@ -301,11 +328,9 @@ impl Filer {
                 "cannot write to the root directory".into(),
             ));
         }
-        let existing = self
-            .store
-            .find(&p)
-            .await?
-            .filter(|e| !e.is_expired(now_secs()));
+        let started = std::time::Instant::now();
+        let (existing, parents) = self.find_with_parents(&p).await?;
+        let existing = existing.filter(|e| !e.is_expired(now_secs()));
         if existing.as_ref().is_some_and(|e| e.is_directory) {
             return Err(FilerError::Conflict(format!("{p} is a directory")));
         }
@@ -361,7 +386,13 @@ impl Filer {
         for (k, v) in opts.extended.into_iter().chain(late) {
             entry.extended.insert(k, v);
         }
-        let mut muts = match self.parents(&p).await {
+        // Directories looked up before a long upload are looked up again.
+        let parents = if started.elapsed() < std::time::Duration::from_secs(1) {
+            Ok(parents)
+        } else {
+            self.parents(&p).await
+        };
+        let mut muts = match parents {
             Ok(m) => m,
             Err(e) => {
                 self.discard(&uploaded).await;

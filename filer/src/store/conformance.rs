@@ -223,6 +223,16 @@ async fn put_find_replace(s: Arc<dyn FilerStore>) {
         Some(f.clone()),
         "an entry reads back exactly as written"
     );
+    let many = ok(s.find_many(&["/nope", "/f", "/", "/f"]).await, "find_many");
+    assert_eq!(many.len(), 4, "find_many answers each path asked");
+    assert_eq!(
+        (&many[0], &many[1], &many[3]),
+        (&None, &Some(f.clone()), &Some(f.clone()))
+    );
+    assert!(
+        many[2].as_ref().is_some_and(|r| r.is_directory),
+        "the root always exists"
+    );
 
     let mut g = file("/f", &["3,0303"]);
     g.attr.mode = 0o600;

@@ -161,6 +161,16 @@ pub trait FilerStore: Send + Sync + 'static {
     /// The entry at `path`, if any (TTL is not applied: that is the filer's job).
     async fn find(&self, path: &str) -> Result<Option<Entry>, StoreError>;
 
+    /// The entries at several paths, in the order asked (one round trip where the
+    /// backend allows).
+    async fn find_many(&self, paths: &[&str]) -> Result<Vec<Option<Entry>>, StoreError> {
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            out.push(self.find(p).await?);
+        }
+        Ok(out)
+    }
+
     /// Children of `dir` in name order (byte order), one range scan whatever the dir
     /// size. A missing directory (or a file) has no children.
     async fn list(&self, dir: &str, opts: &ListOptions) -> Result<Vec<Entry>, StoreError>;

@@ -42,6 +42,7 @@ pub struct PostgresStore {
 struct Sql {
     schema: String,
     get: String,
+    get_many: String,
     lock: String,
     lock_shared: String,
     below: String,
@@ -78,6 +79,7 @@ impl Sql {
         Sql {
             schema: s.to_string(),
             get: format!("SELECT v FROM {s}.entries WHERE k = $1"),
+            get_many: format!("SELECT k, v FROM {s}.entries WHERE k = ANY($1::BYTEA[])"),
             lock: format!("SELECT v FROM {s}.entries WHERE k = $1 FOR UPDATE"),
             lock_shared: format!("SELECT 1 FROM {s}.entries WHERE k = $1 FOR SHARE"),
             below: format!(
@@ -341,6 +343,36 @@ impl FilerStore for PostgresStore {
             None if p == "/" => Ok(Some(Entry::new_dir("/", 0))),
             None => Ok(None),
         }
+    }
+
+    async fn find_many(&self, paths: &[&str]) -> Result<Vec<Option<Entry>>, StoreError> {
+        for p in paths {
+            check(p)?;
+        }
+        let keys: Vec<Vec<u8>> = paths.iter().map(|p| codec::entry_key(p)).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(&self.sql.get_many, &[&keys])
+            .await
+            .map_err(backend)?;
+        let mut out: Vec<Option<Entry>> = vec![None; paths.len()];
+        for r in &rows {
+            let k: &[u8] = r.try_get(0).map_err(backend)?;
+            for (i, key) in keys.iter().enumerate() {
+                if key.as_slice() == k {
+                    out[i] = Some(codec::decode_entry(
+                        paths[i].to_string(),
+                        r.try_get(1).map_err(backend)?,
+                    )?);
+                }
+            }
+        }
+        for (i, p) in paths.iter().enumerate() {
+            if *p == "/" && out[i].is_none() {
+                out[i] = Some(Entry::new_dir("/", 0));
+            }
+        }
+        Ok(out)
     }
 
     async fn list(&self, dir: &str, opts: &ListOptions) -> Result<Vec<Entry>, StoreError> {

@@ -115,7 +115,9 @@ impl PostgresStore {
         let [(a, Some(a_end)), (b, Some(b_end))] = ranges.as_slice() else {
             return Ok(false);
         };
-        let parent = path::parent(&e.path).map(codec::entry_key).unwrap_or_default();
+        let parent = path::parent(&e.path)
+            .map(codec::entry_key)
+            .unwrap_or_default();
         let fence_keys: Vec<&[u8]> = c.fence.iter().map(|(k, _)| *k).collect();
         let fence_values: Vec<&[u8]> = c.fence.iter().map(|(_, v)| *v).collect();
         let fids: Vec<String> = e
