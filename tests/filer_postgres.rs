@@ -223,3 +223,50 @@ fn copy_meta_moves_a_namespace_from_redb_to_postgres() {
     );
     f.terminate(READY);
 }
+
+/// The same settings in a filer.toml: a filer started with `-config` alone serves the
+/// namespace a filer started with the equivalent flags sees.
+#[test]
+fn filer_toml_names_the_store() {
+    let pg = PgServer::start();
+    let c = cluster().volumes(&[("", 1)]).start();
+    let file = c.root().join("filer.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "store = \"postgres\"\n[postgres]\nurl = \"{}\"\nschema = \"from_toml\"\n",
+            pg.url()
+        ),
+    )
+    .unwrap();
+    let (mut a_proc, a) = start_filer(&c, "ft", &[format!("-config={}", file.display())]);
+    let put = http("PUT", &a, "/t/hello.txt", b"from the toml").unwrap();
+    assert!(put.status < 300, "{}", put.status);
+    let (mut b_proc, b) = start_filer(
+        &c,
+        "fflags",
+        &[
+            "-store=postgres".into(),
+            format!("-postgres.url={}", pg.url()),
+            "-postgres.schema=from_toml".into(),
+        ],
+    );
+    let got = http("GET", &b, "/t/hello.txt", b"").unwrap();
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"from the toml"[..])
+    );
+    b_proc.terminate(READY);
+    a_proc.terminate(READY);
+
+    std::fs::write(&file, "store = \"postgres\"\n[postgres]\nulr = \"x\"\n").unwrap();
+    let dir = format!("-dir={}", c.root().join("bad").display());
+    let (code, _, err) = run_kelp(&[
+        "filer",
+        "-port=0",
+        &dir,
+        &format!("-config={}", file.display()),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ulr"), "{err}");
+}

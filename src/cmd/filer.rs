@@ -25,9 +25,14 @@ pub struct Args {
     /// Masters as host:port,...
     #[arg(long, default_value = "127.0.0.1:9333")]
     pub master: String,
-    /// Metadata store.
-    #[arg(long, default_value = "redb", value_parser = ["redb", "postgres"])]
-    pub store: String,
+    /// Metadata store: redb (embedded, the default) or postgres.
+    #[arg(long, value_parser = ["redb", "postgres"])]
+    pub store: Option<String>,
+    /// A filer.toml with the store settings (store, [postgres] url, schema); default:
+    /// the first of ./filer.toml, $HOME/.kelp/filer.toml and /etc/kelp/filer.toml that
+    /// exists. Flags given here win over it. `kelp scaffold -config=filer` prints one.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Directory of the embedded store (and of this filer's lock file).
     #[arg(long, default_value = "./filer")]
     pub dir: PathBuf,
@@ -36,9 +41,10 @@ pub struct Args {
     /// password off the command line.
     #[arg(long = "postgres.url", default_value = "")]
     pub postgres_url: String,
-    /// Schema that holds kelp's tables in that database (created if missing).
-    #[arg(long = "postgres.schema", default_value = "kelp")]
-    pub postgres_schema: String,
+    /// Schema that holds kelp's tables in that database (created if missing); default
+    /// kelp.
+    #[arg(long = "postgres.schema")]
+    pub postgres_schema: Option<String>,
     /// Serve the S3 API too.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -229,17 +235,41 @@ pub async fn start(
     })
 }
 
-/// Opens the store `-store` names.
+/// Opens the store `-store` (or the filer.toml) names.
 async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn FilerStore>> {
-    if args.store == "postgres" {
+    // `-store=redb` (and `kelp server`) need nothing from a filer.toml.
+    let (file, from) = if args.store.as_deref() == Some("redb") && args.config.is_none() {
+        Default::default()
+    } else {
+        super::filer_toml::load(args.config.as_deref())?
+    };
+    if let Some(p) = &from {
+        tracing::info!(file = %p.display(), "filer settings read");
+    }
+    let store = args
+        .store
+        .clone()
+        .or(file.store)
+        .unwrap_or_else(|| "redb".into());
+    if store == "postgres" {
         let url = match args.postgres_url.as_str() {
-            "" => std::env::var("KELP_POSTGRES_URL").unwrap_or_default(),
+            "" => file
+                .postgres
+                .url
+                .unwrap_or_else(|| std::env::var("KELP_POSTGRES_URL").unwrap_or_default()),
             u => u.to_string(),
         };
         if url.is_empty() {
-            anyhow::bail!("-store=postgres needs -postgres.url or KELP_POSTGRES_URL");
+            anyhow::bail!(
+                "-store=postgres needs -postgres.url, [postgres] url in filer.toml, or KELP_POSTGRES_URL"
+            );
         }
-        let store = PostgresStore::open(&url, &args.postgres_schema)
+        let schema = args
+            .postgres_schema
+            .clone()
+            .or(file.postgres.schema)
+            .unwrap_or_else(|| "kelp".into());
+        let store = PostgresStore::open(&url, &schema)
             .await
             .context("cannot open the PostgreSQL filer store")?;
         return Ok(Arc::new(store));

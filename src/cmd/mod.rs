@@ -4,6 +4,7 @@ pub mod benchmark;
 pub mod common;
 pub mod copy_meta;
 pub mod filer;
+pub mod filer_toml;
 pub mod follow;
 pub mod master;
 pub mod scaffold;

@@ -3,7 +3,7 @@
 /// Flags of `kelp scaffold`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Which template: security.
+    /// Which template: security or filer.
     #[arg(long, default_value = "security")]
     pub config: String,
 }
@@ -11,19 +11,37 @@ pub struct Args {
 /// The security file template, with every key explained.
 pub const SECURITY_TEMPLATE: &str = include_str!("templates/security.toml");
 
+/// The filer.toml template.
+pub const FILER_TEMPLATE: &str = include_str!("templates/filer.toml");
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.config.as_str() {
         "security" => {
             print!("{SECURITY_TEMPLATE}");
             Ok(())
         }
-        other => anyhow::bail!("no template named {other:?}; there is: security"),
+        "filer" => {
+            print!("{FILER_TEMPLATE}");
+            Ok(())
+        }
+        other => anyhow::bail!("no template named {other:?}; there are: security, filer"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filer_template_is_a_valid_filer_toml() {
+        #![allow(clippy::unwrap_used)]
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("filer.toml");
+        std::fs::write(&f, FILER_TEMPLATE).unwrap();
+        let (t, _) = crate::cmd::filer_toml::load(Some(&f)).unwrap();
+        assert_eq!(t.store.as_deref(), Some("redb"));
+        assert_eq!(t.postgres.schema.as_deref(), Some("kelp"));
+    }
 
     #[test]
     fn the_template_parses_once_a_key_is_filled_in() {
