@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::{Target, json};
 use crate::entry::Entry;
@@ -28,7 +27,7 @@ pub(crate) async fn get(
         .await?
         .ok_or_else(|| FilerError::NotFound(p.clone()))?;
     if t.flag("metadata") {
-        return Ok(axum::Json(json::entry(&entry)).into_response());
+        return Ok(axum::Json(json::EntryJson(&entry)).into_response());
     }
     if entry.is_directory {
         let wants_json = req
@@ -263,7 +262,7 @@ async fn list(
             )
             .await?;
         let exhausted = page.len() <= limit;
-        for e in page.iter() {
+        for e in page {
             let name = e.name();
             cursor = Some(name.to_string());
             if pattern.as_deref().is_some_and(|p| !glob(p, name))
@@ -275,7 +274,7 @@ async fn list(
                 more = true;
                 break;
             }
-            out.push(e.clone());
+            out.push(e);
         }
         if more || exhausted {
             break;
@@ -283,17 +282,36 @@ async fn list(
     }
     let last = out.last().map(|e| e.name().to_string()).unwrap_or_default();
     if wants_json {
-        let entries: Vec<serde_json::Value> = out.iter().map(json::entry).collect();
-        return Ok(axum::Json(json!({
-            "Version": kelp_proto::VERSION,
-            "Path": dir.path,
-            "Entries": if entries.is_empty() { serde_json::Value::Null } else { serde_json::Value::Array(entries) },
-            "Limit": limit,
-            "LastFileName": last,
-            "ShouldDisplayLoadMore": more,
-            "EmptyFolder": out.is_empty() && t.query.get("lastFileName").is_none_or(|l| l.is_empty()),
-        }))
-        .into_response());
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Listing<'a> {
+            version: &'a str,
+            path: &'a str,
+            entries: json::EntriesJson<'a>,
+            limit: usize,
+            last_file_name: String,
+            should_display_load_more: bool,
+            empty_folder: bool,
+        }
+        let listing = Listing {
+            version: kelp_proto::VERSION,
+            path: &dir.path,
+            entries: json::EntriesJson(&out),
+            limit,
+            last_file_name: last,
+            should_display_load_more: more,
+            empty_folder: out.is_empty()
+                && t.query.get("lastFileName").is_none_or(|l| l.is_empty()),
+        };
+        // Sized once for the usual entry (about 600 bytes), not grown by copying.
+        let mut body = Vec::with_capacity(256 + out.len() * 640);
+        serde_json::to_writer(&mut body, &listing)
+            .map_err(|e| FilerError::Internal(format!("rendering the listing: {e}")))?;
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response());
     }
     Ok(axum::response::Html(html_page(
         &dir.path,
