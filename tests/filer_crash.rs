@@ -48,7 +48,37 @@ fn kill_9_during_uploads_loses_nothing_acknowledged_and_leaks_nothing() {
         .filer(true)
         .filer_args(&["-maxMB=1", "-aliveSeconds=5"])
         .start();
+    kill_during_uploads(&mut c, None);
+}
+
+/// Two filers on one PostgreSQL store: the one killed stays down, and the other
+/// reclaims and collects what it left unfinished.
+#[test]
+fn a_filer_sharing_postgres_cleans_up_after_a_killed_one() {
+    let pg = PgServer::start();
+    let args = [
+        "-store=postgres".to_string(),
+        format!("-postgres.url={}", pg.url()),
+        "-maxMB=1".into(),
+        "-aliveSeconds=5".into(),
+    ];
+    let mut c = cluster()
+        .volumes(&[("", 1)])
+        .filer(true)
+        .filer_args(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .start();
+    let survivor = start_filer(&c, "survivor", &args);
+    kill_during_uploads(&mut c, Some(survivor));
+}
+
+/// Uploads through the cluster's filer, `kill -9` it mid-upload, then checks through
+/// `survivor` (or the restarted filer) that nothing acknowledged is lost, no entry is
+/// dangling, and the unfinished upload's chunks are collected.
+fn kill_during_uploads(c: &mut Cluster, survivor: Option<(KelpProcess, String)>) {
     let a = c.filer_addr().to_string();
+    let r = survivor
+        .as_ref()
+        .map_or(a.clone(), |(_, addr)| addr.clone());
     let volume = c.volumes[0].addr.clone();
 
     // Rounds of: writers uploading, kill -9 while an upload has stored chunks that no
@@ -94,10 +124,18 @@ fn kill_9_during_uploads_loses_nothing_acknowledged_and_leaks_nothing() {
         for w in writers {
             w.join().unwrap();
         }
-        filer.proc.restart();
-        filer.proc.wait_http_ok(&a, "/", READY);
-        // Measured at once: the dead filer's liveness lease (5 s) has not run out yet.
-        leaked = live_needles(&volume) > referenced(&a, "/up").0;
+        if survivor.is_none() {
+            filer.proc.restart();
+            filer.proc.wait_http_ok(&a, "/", READY);
+        }
+        // Measured at once, before the dead filer's liveness lease (5 s) runs out, and
+        // through the survivor when there is one: the killed filer then stays down
+        // unless another round is needed.
+        leaked = live_needles(&volume) > referenced(&r, "/up").0;
+        if !leaked && survivor.is_some() {
+            filer.proc.restart();
+            filer.proc.wait_http_ok(&a, "/", READY);
+        }
         acked_all.extend(acked.lock().unwrap().iter().copied());
         if leaked {
             break;
@@ -109,21 +147,21 @@ fn kill_9_during_uploads_loses_nothing_acknowledged_and_leaks_nothing() {
     );
 
     for i in &acked_all {
-        let got = http("GET", &a, &format!("/up/f{i:05}"), b"").unwrap();
+        let got = http("GET", &r, &format!("/up/f{i:05}"), b"").unwrap();
         assert_eq!(got.status, 200, "acknowledged f{i:05} is gone");
         assert!(got.body == body(*i), "acknowledged f{i:05} differs");
     }
-    let (_, files) = referenced(&a, "/up");
+    let (_, files) = referenced(&r, "/up");
     for f in &files {
         // Any entry, acknowledged or not, reads whole: none points at a missing chunk.
-        let got = http("GET", &a, f, b"").unwrap();
+        let got = http("GET", &r, f, b"").unwrap();
         assert_eq!(got.status, 200, "{f} does not read back");
     }
 
     // The dead filer's unfinished uploads are reclaimed and collected.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let (chunks, _) = referenced(&a, "/up");
+        let (chunks, _) = referenced(&r, "/up");
         let live = live_needles(&volume);
         if live == chunks {
             break;
@@ -133,5 +171,8 @@ fn kill_9_during_uploads_loses_nothing_acknowledged_and_leaks_nothing() {
             "{live} needles on the volume but {chunks} chunks referenced: leaked chunks"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+    if let Some((mut p, _)) = survivor {
+        p.terminate(READY);
     }
 }

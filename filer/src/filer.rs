@@ -156,6 +156,11 @@ pub struct Filer {
     pub pending: crate::pending::Pending,
     /// File ids assigned and recorded ahead for small uploads.
     pub(crate) reservoir: chunks::Reservoir,
+    /// Store call latencies (the store above is wrapped to measure them).
+    pub store_timings: crate::store::measured::Timings,
+    /// Chunks the collector deleted, and unfinished uploads' chunks it reclaimed.
+    pub collected: std::sync::atomic::AtomicU64,
+    pub reclaimed: std::sync::atomic::AtomicU64,
 }
 
 /// Where the chunks of a write go: the request's collection and replication, else the filer's.
@@ -180,7 +185,15 @@ pub(crate) fn now_secs() -> i64 {
 impl Filer {
     pub fn new(store: Arc<dyn FilerStore>, cfg: FilerConfig) -> Filer {
         let http = kelp_proto::client::http_client();
+        let store_timings = crate::store::measured::Timings::default();
+        let store: Arc<dyn FilerStore> = Arc::new(crate::store::measured::Measured::new(
+            store,
+            store_timings.clone(),
+        ));
         Filer {
+            store_timings,
+            collected: Default::default(),
+            reclaimed: Default::default(),
             pending: crate::pending::Pending::new(store.clone(), cfg.alive_ttl),
             store,
             master: Arc::new(MasterClient::with_http(cfg.masters.clone(), http.clone())),

@@ -118,7 +118,12 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         }
         match filer.pending.reclaim().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads"),
+            Ok(n) => {
+                filer
+                    .reclaimed
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads");
+            }
             Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
         }
         let pending = match filer.store.gc_pending(256).await {
@@ -142,6 +147,9 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
             }
         }
         if !done.is_empty() {
+            filer
+                .collected
+                .fetch_add(done.len() as u64, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(count = done.len(), "chunks collected");
             if let Err(e) = filer.store.gc_done(&done).await {
                 tracing::warn!(error = %e, "recording collected chunks failed");

@@ -7,6 +7,7 @@ pub mod client;
 pub mod id;
 pub mod master_api;
 pub mod meta_export;
+pub mod metrics;
 pub mod mime;
 pub mod name;
 pub mod placement;

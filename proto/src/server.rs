@@ -340,10 +340,15 @@ impl Acceptor {
         limits: Limits,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Acceptor {
+        let max = limits.max_connections.max(1);
+        let slots = Arc::new(Semaphore::new(max));
+        if let Ok(a) = listener.local_addr() {
+            crate::metrics::listening(a.port(), slots.clone(), max);
+        }
         Acceptor {
             listener,
             limits,
-            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            slots,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
         }
     }

@@ -258,9 +258,18 @@ impl IamAccess {
     }
 }
 
+/// Names the request's S3 operation for the metrics (see `kelp_proto::metrics::OpName`).
+fn name_op(cx: &mut S3AccessContext<'_>) {
+    let name = kelp_proto::metrics::intern(cx.s3_op().name());
+    if let Some(n) = cx.extensions_mut().get::<kelp_proto::metrics::OpName>() {
+        n.set(name);
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for IamAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        name_op(cx);
         // A request the outer service verified and re-dispatched (range.rs).
         let verified = cx
             .extensions_mut()

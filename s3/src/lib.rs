@@ -22,6 +22,7 @@ mod list;
 mod meta;
 mod multipart;
 mod object;
+mod opname;
 mod ownership;
 mod policy;
 mod range;

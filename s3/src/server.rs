@@ -132,7 +132,13 @@ pub async fn serve_with_identities(
     if tls.is_some() {
         tracing::info!(%addr, "S3 gateway speaks HTTPS");
     }
+    let metrics = {
+        let mut b = kelp_proto::metrics::Metrics::builder("s3", classify);
+        kelp_proto::metrics::Metrics::connections_gauge(&mut b, addr.port());
+        b.build()
+    };
     let front = Arc::new(Front {
+        metrics,
         pinned: cfg.pin_region.then(|| cfg.region.clone()),
         service,
         inner,
@@ -147,8 +153,16 @@ pub async fn serve_with_identities(
     run(listener, front, cfg_limits, tls, shutdown).await
 }
 
+/// Unused by the gateway, which names requests with `opname::of` (it needs the
+/// headers) or the access check.
+fn classify(_: &http::Method, _: &http::Uri) -> &'static str {
+    "Unidentified"
+}
+
 /// What every connection's requests go through: CORS, then the s3s service.
 struct Front {
+    /// Requests by S3 operation and status, latencies, bytes.
+    metrics: Arc<kelp_proto::metrics::Metrics>,
     /// `-s3.region`, when pinned.
     pinned: Option<String>,
     service: S3Service,
@@ -216,8 +230,25 @@ async fn run(
         let front = front.clone();
         spawn_connection(c, graceful.watcher(), move |req| {
             let front = front.clone();
-            let req = req.map(s3s::Body::http_body_unsync);
-            async move { Ok::<_, Infallible>(handle(&front, req).await) }
+            let mut req = req.map(s3s::Body::http_body_unsync);
+            async move {
+                let started = std::time::Instant::now();
+                let m = front.metrics.clone();
+                let _in_flight = m.in_flight();
+                let named = kelp_proto::metrics::OpName::default();
+                req.extensions_mut().insert(named.clone());
+                let fallback = crate::opname::of(&req);
+                let received = req
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let resp = handle(&front, req).await;
+                let sent = http_body::Body::size_hint(resp.body()).exact();
+                let op = named.get().unwrap_or(fallback);
+                m.observe(op, resp.status().as_u16(), started, received, sent);
+                Ok::<_, Infallible>(resp)
+            }
         });
     }
     drop(acceptor);

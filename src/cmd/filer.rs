@@ -70,6 +70,11 @@ pub struct Args {
     /// (a stalled request head or body, an idle keep-alive connection).
     #[arg(long = "idleTimeout", default_value_t = kelp_proto::server::DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout: u64,
+    /// Serve Prometheus metrics (this filer's and its S3 gateway's; in `kelp server`,
+    /// every role's) at /metrics on this port; 0: not served. Masters and volume
+    /// servers also answer /metrics on their own ports.
+    #[arg(long = "metricsPort", default_value_t = 0)]
+    pub metrics_port: u16,
     #[command(flatten)]
     pub security: common::SecurityFlags,
 }
@@ -179,6 +184,8 @@ pub struct Started {
     pub listener: tokio::net::TcpListener,
     pub filer: Arc<Filer>,
     pub s3: Option<(tokio::net::TcpListener, S3Config, kelp_s3::Identities)>,
+    /// The `-metricsPort` listener.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Binds the filer's (and S3's) ports and opens its store. `local`: the volume server
@@ -191,6 +198,10 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     let store = open_store(args).await?;
     let listener = common::bind("filer", bind_host, args.port).await?;
+    let metrics = match args.metrics_port {
+        0 => None,
+        p => Some(common::bind("metrics", bind_host, p).await?),
+    };
     let s3 = match args.s3 {
         true => {
             let l = common::bind("S3 gateway", bind_host, args.s3_flags.s3_port).await?;
@@ -223,6 +234,7 @@ pub async fn start(
         false => None,
     };
     Ok(Started {
+        metrics,
         listener,
         filer: Arc::new({
             let mut f = Filer::new(store, args.config());
@@ -288,6 +300,9 @@ pub async fn serve<F>(started: Started, stopped: impl Fn() -> F) -> anyhow::Resu
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    if let Some(l) = started.metrics {
+        tokio::spawn(kelp_proto::metrics::serve_all(l, stopped()));
+    }
     let s3 = started.s3.map(|(l, cfg, ids)| {
         tokio::spawn(kelp_s3::serve_with_identities(
             l,

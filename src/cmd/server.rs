@@ -101,6 +101,10 @@ pub struct Args {
     /// Data chunks a filer entry holds before they are folded into a manifest chunk.
     #[arg(long = "filer.manifestBatch", default_value_t = FilerConfig::DEFAULT_MANIFEST_BATCH)]
     pub filer_manifest_batch: usize,
+    /// Serve every role's Prometheus metrics at /metrics on this port; 0: not served
+    /// (the master and volume ports answer /metrics anyway).
+    #[arg(long = "metricsPort", default_value_t = 0)]
+    pub metrics_port: u16,
     /// Keep the filer's change-log events this many hours; 0 keeps them for ever.
     #[arg(long = "filer.meta.retainHours", default_value_t = FilerConfig::DEFAULT_META_RETAIN_HOURS)]
     pub filer_meta_retain_hours: u64,
@@ -164,6 +168,7 @@ impl Args {
             manifest_batch: self.filer_manifest_batch,
             meta_retain_hours: self.filer_meta_retain_hours,
             alive_seconds: self.filer_alive_seconds,
+            metrics_port: self.metrics_port,
         }
     }
 

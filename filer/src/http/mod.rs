@@ -103,6 +103,62 @@ fn check_token(req: &Request) -> Result<(), kelp_proto::security::TokenError> {
     kelp_proto::security::current().check_filer(write, token.as_deref(), certified)
 }
 
+/// The operation of a filer request, for metrics labels.
+fn classify(method: &Method, uri: &axum::http::Uri) -> &'static str {
+    let q = uri.query().unwrap_or("");
+    let has = |k: &str| {
+        q.split('&')
+            .any(|p| p == k || p.starts_with(&format!("{k}=")))
+    };
+    let op = q
+        .split('&')
+        .find_map(|p| p.strip_prefix("op="))
+        .unwrap_or("");
+    match *method {
+        Method::GET | Method::HEAD => match op {
+            "meta.events" => "meta_events",
+            "meta.head" => "meta_head",
+            "meta.export" => "meta_export",
+            _ if has("metadata") => "metadata",
+            _ if uri.path().ends_with('/') => "list",
+            _ => "read",
+        },
+        Method::PUT => "write",
+        Method::POST if op == "meta.import" => "meta_import",
+        Method::POST if has("mv.from") => "rename",
+        Method::POST if has("cp.from") => "copy",
+        Method::POST => "write",
+        Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
+/// The filer's metrics: its REST API, its store's latencies, the chunk collector.
+fn filer_metrics(filer: &Arc<Filer>, port: u16) -> Arc<kelp_proto::metrics::Metrics> {
+    use kelp_proto::metrics::Metrics;
+    use std::sync::atomic::Ordering;
+    let mut b = Metrics::builder("filer", classify);
+    Metrics::connections_gauge(&mut b, port);
+    filer
+        .store_timings
+        .register(&mut b, "store_duration", "Filer store calls, by operation");
+    let f = filer.clone();
+    b.counter(
+        "chunks_collected",
+        "Chunks the collector deleted from volume servers",
+        None,
+        move || f.collected.load(Ordering::Relaxed) as f64,
+    );
+    let f = filer.clone();
+    b.counter(
+        "uploads_reclaimed",
+        "Chunks of uploads left unfinished (a filer died) sent to the collector",
+        None,
+        move || f.reclaimed.load(Ordering::Relaxed) as f64,
+    );
+    b.build()
+}
+
 /// Serves the filer on `listener` until `shutdown`, running the chunk collector meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -123,7 +179,9 @@ pub async fn serve(
         .https
         .as_ref()
         .and_then(|h| h.server(kelp_proto::security::Role::Filer));
-    let res = kelp_proto::server::serve(listener, router(filer), limits, tls, shutdown).await;
+    let metrics = filer_metrics(&filer, listener.local_addr()?.port());
+    let app = metrics.layer(router(filer));
+    let res = kelp_proto::server::serve(listener, app, limits, tls, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = gc.await;
     let _ = alive.await;

@@ -11,6 +11,7 @@ use crate::entry::Entry;
 pub mod codec;
 pub mod conformance;
 pub mod log;
+pub mod measured;
 pub mod postgres;
 pub mod redb;
 pub mod walk;

@@ -146,7 +146,12 @@ pub async fn serve(
         tokio::spawn(vacuum_loop(master.clone())),
     ];
     tracing::info!(addr = %master.cfg.addr(), peers = ?master.cfg.peers, "master listening");
-    let app = router(master.clone(), http);
+    let metrics = master_metrics(&master, listener.local_addr()?.port());
+    let answer = metrics.clone();
+    let app = metrics.layer(router(master.clone(), http)).route(
+        "/metrics",
+        axum::routing::get(move || async move { answer.answer() }),
+    );
     let limits = master.cfg.limits;
     let tls = kelp_proto::security::current()
         .https
@@ -160,6 +165,91 @@ pub async fn serve(
         tracing::warn!(error = %e, "raft shutdown");
     }
     res
+}
+
+/// The operation of a master request, for metrics labels.
+fn classify(_: &axum::http::Method, uri: &axum::http::Uri) -> &'static str {
+    match uri.path() {
+        "/dir/assign" => "assign",
+        "/dir/lookup" => "lookup",
+        "/dir/status" => "dir_status",
+        "/submit" => "submit",
+        "/heartbeat" => "heartbeat",
+        "/vol/grow" => "grow",
+        "/vol/vacuum" => "vacuum",
+        "/vol/status" => "vol_status",
+        "/col/delete" => "collection_delete",
+        "/cluster/status" => "cluster_status",
+        "/cluster/lock" => "lock",
+        "/cluster/unlock" => "unlock",
+        "/healthz" => "healthz",
+        p if p.starts_with("/raft/") => "raft",
+        p if p.len() > 1 && !p[1..].contains('/') => "redirect",
+        _ => "other",
+    }
+}
+
+/// The master's metrics: its HTTP API, Raft's state and the topology it sees.
+fn master_metrics(master: &Arc<Master>, port: u16) -> Arc<kelp_proto::metrics::Metrics> {
+    use kelp_proto::metrics::Metrics;
+    let mut b = Metrics::builder("master", classify);
+    Metrics::connections_gauge(&mut b, port);
+    let m = master.clone();
+    b.gauge(
+        "raft_term",
+        "The Raft term this master is in",
+        None,
+        move || m.raft.metrics().current_term as f64,
+    );
+    let m = master.clone();
+    b.gauge(
+        "raft_is_leader",
+        "1 on the Raft leader, else 0",
+        None,
+        move || f64::from(u8::from(m.raft.is_leader())),
+    );
+    let m = master.clone();
+    b.gauge(
+        "raft_last_log_index",
+        "Index of the last Raft log entry here",
+        None,
+        move || m.raft.metrics().last_log_index.unwrap_or(0) as f64,
+    );
+    let m = master.clone();
+    b.gauge(
+        "raft_applied_index",
+        "Index of the last Raft log entry applied here",
+        None,
+        move || m.raft.metrics().last_applied.map_or(0, |l| l.index) as f64,
+    );
+    let m = master.clone();
+    b.gauge(
+        "volume_servers",
+        "Volume servers that sent heartbeats recently",
+        None,
+        move || m.topology.node_count() as f64,
+    );
+    let m = master.clone();
+    b.gauge(
+        "volumes",
+        "Volumes (each counted once, whatever its replicas)",
+        None,
+        move || m.topology.volumes().len() as f64,
+    );
+    let m = master.clone();
+    b.gauge(
+        "free_volume_slots",
+        "Volumes that could still be created on the servers",
+        None,
+        move || {
+            m.topology
+                .nodes()
+                .iter()
+                .map(|n| f64::from(n.free_slots()))
+                .sum()
+        },
+    );
+    b.build()
 }
 
 async fn sweep_loop(master: Arc<Master>) {

@@ -199,6 +199,89 @@ fn check_token(req: &axum::extract::Request) -> Result<(), kelp_proto::security:
 
 /// Serves the volume API on `listener` until `shutdown` resolves, heartbeating to
 /// the masters meanwhile; in-flight requests finish, then the store is synced.
+/// The operation of a volume server request, for metrics labels.
+fn classify(method: &axum::http::Method, uri: &axum::http::Uri) -> &'static str {
+    use axum::http::Method;
+    let p = uri.path();
+    if let Some(admin) = p.strip_prefix("/admin/") {
+        return match admin {
+            a if a.starts_with("ec/") => "admin_ec",
+            a if a.starts_with("vacuum/") => "admin_vacuum",
+            _ => "admin",
+        };
+    }
+    match (p, method) {
+        ("/status", _) => "status",
+        ("/healthz", _) => "healthz",
+        (_, &Method::GET | &Method::HEAD) => "read",
+        (_, &Method::PUT | &Method::POST) => "write",
+        (_, &Method::DELETE) => "delete",
+        _ => "other",
+    }
+}
+
+/// The volume server's metrics: its HTTP API, volumes, EC shards and disks.
+fn volume_metrics(state: &Arc<AppState>, port: u16) -> Arc<kelp_proto::metrics::Metrics> {
+    use kelp_proto::metrics::Metrics;
+    use kelp_proto::metrics::Unit;
+    let mut b = Metrics::builder("volume", classify);
+    Metrics::connections_gauge(&mut b, port);
+    let s = state.clone();
+    b.gauge("volumes", "Volumes on this server", None, move || {
+        s.store.volumes().len() as f64
+    });
+    let s = state.clone();
+    b.gauge(
+        "free_volume_slots",
+        "Volumes this server could still create",
+        None,
+        move || s.store.free_slots() as f64,
+    );
+    let s = state.clone();
+    b.gauge(
+        "used",
+        "Bytes of the volumes' data files",
+        Some(Unit::Bytes),
+        move || s.store.volume_infos().iter().map(|v| v.size as f64).sum(),
+    );
+    let s = state.clone();
+    b.gauge(
+        "garbage",
+        "Bytes of deleted needles not yet vacuumed",
+        Some(Unit::Bytes),
+        move || {
+            s.store
+                .volume_infos()
+                .iter()
+                .map(|v| v.deleted_byte_count as f64)
+                .sum()
+        },
+    );
+    let s = state.clone();
+    b.gauge("files", "Live needles in the volumes", None, move || {
+        s.store
+            .volume_infos()
+            .iter()
+            .map(|v| v.file_count.saturating_sub(v.delete_count) as f64)
+            .sum()
+    });
+    let s = state.clone();
+    b.gauge(
+        "ec_volumes",
+        "Erasure-coded volumes with shards here",
+        None,
+        move || s.ec.len() as f64,
+    );
+    let s = state.clone();
+    b.gauge(
+        "disk_free",
+        "Free bytes on the disks holding volumes",
+        Some(Unit::Bytes),
+        move || s.store.disk_statuses().iter().map(|d| d.free as f64).sum(),
+    );
+    b.build()
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<Store>,
@@ -223,7 +306,12 @@ pub async fn serve(
     let journals = tokio::spawn(ec::journal::run(state.clone(), stop_rx));
     tracing::info!(url = %state.cfg.url(), volumes = store.volumes().len(), ec_volumes = state.ec.len(), "volume server listening");
     let limits = state.cfg.limits;
-    let app = router(state);
+    let metrics = volume_metrics(&state, listener.local_addr()?.port());
+    let answer = metrics.clone();
+    let app = metrics.layer(router(state)).route(
+        "/metrics",
+        axum::routing::get(move || async move { answer.answer() }),
+    );
     let tls = kelp_proto::security::current()
         .https
         .as_ref()
