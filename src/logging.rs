@@ -15,9 +15,87 @@ const DEFAULT_FILTER: &str = "info,s3s::http::de=off";
 /// The longest a logged field value may be, in bytes.
 const MAX_FIELD: usize = 2048;
 
-pub fn init() {
+/// One JSON object per line: `ts` (RFC 3339, UTC), `level`, `target`, `message` and
+/// the event's other fields, every value cut as in the text format.
+struct JsonLines;
+
+/// Collects an event's fields as JSON values.
+#[derive(Default)]
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        self.0
+            .insert(field.name().to_string(), cut(&text).into_owned().into());
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0
+            .insert(field.name().to_string(), cut(value).into_owned().into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let mut line = serde_json::Map::new();
+        line.insert("ts".into(), now_rfc3339().into());
+        line.insert("level".into(), meta.level().as_str().into());
+        line.insert("target".into(), meta.target().into());
+        line.extend(fields.0);
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Now as RFC 3339 in UTC with milliseconds.
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (y, mo, day, h, mi, s) = kelp_proto::civil::utc(d.as_secs() as i64);
+    format!(
+        "{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        d.subsec_millis()
+    )
+}
+
+/// Sets up logging; `json`: one JSON object per line (`-logFormat=json`).
+pub fn init(json: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    if json {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .event_format(JsonLines)
+            .with_writer(std::io::stderr)
+            .try_init();
+        return;
+    }
     let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
@@ -51,6 +129,16 @@ fn cut(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{t}"
+        );
+    }
 
     #[test]
     fn long_values_are_cut_on_a_character_boundary() {

@@ -29,6 +29,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (the default) or as one JSON object per line.
+    #[arg(long = "logFormat", global = true, default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
         println!("ok");
         return ExitCode::SUCCESS;
     }
-    logging::init();
+    logging::init(cli.log_format == "json");
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Master(a) => cmd::master::run(a),

@@ -22,6 +22,10 @@ fn top_level_help_lists_every_command() {
             "filer",
             "shell",
             "benchmark",
+            "filer.copy.meta",
+            "filer.meta.tail",
+            "filer.backup",
+            "scaffold",
             "version",
         ] {
             assert!(out.contains(cmd), "{cmd} missing from:\n{out}");
@@ -186,4 +190,39 @@ fn a_repeated_flag_overrides_the_earlier_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `-logFormat=json`: every log line of a running server is one JSON object.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = common::scratch();
+    let mut ports = common::reserve_ports(1);
+    let (addr, port) = (ports.addr(0), ports.port(0));
+    ports.release(port);
+    let args = [
+        "master".to_string(),
+        "-logFormat=json".into(),
+        "-ip=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-mdir={}", dir.path().join("m").display()),
+    ];
+    let mut p = common::start_kelp("master", dir.path(), &args);
+    p.wait_http_ok(&addr, "/cluster/status", common::READY);
+    p.terminate(common::READY);
+    let log = p.log();
+    // The log holds stdout too, where servers print their addresses ("master: http://…").
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains(": http://"))
+        .collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"));
+        for k in ["ts", "level", "target"] {
+            assert!(v.get(k).is_some(), "{k} missing: {l}");
+        }
+    }
+    let (code, _, err) = run_kelp(&["master", "-logFormat=xml"]);
+    assert_eq!(code, 2, "{err}");
 }
