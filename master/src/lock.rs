@@ -40,6 +40,17 @@ impl AdminLock {
         Ok(())
     }
 
+    /// Who holds the lock now, and for how much longer.
+    pub fn holder(&self) -> Option<HeldByOther> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref()
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(owner, until)| HeldByOther {
+                owner: owner.clone(),
+                left: until.saturating_duration_since(Instant::now()),
+            })
+    }
+
     /// Frees the lock if `owner` holds it; true when it did.
     pub fn release(&self, owner: &str) -> bool {
         let mut h = self.held.lock().unwrap_or_else(|p| p.into_inner());

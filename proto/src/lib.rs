@@ -5,6 +5,7 @@
 
 pub mod civil;
 pub mod client;
+pub mod html;
 pub mod id;
 pub mod master_api;
 pub mod meta_export;

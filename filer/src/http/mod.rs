@@ -5,6 +5,7 @@ mod events;
 mod json;
 mod meta;
 mod read;
+mod ui;
 mod write;
 
 use std::collections::HashMap;
@@ -79,6 +80,7 @@ async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
         Method::GET if op == Some("meta.events") => events::events(&filer, target).await,
         Method::GET if op == Some("meta.head") => events::head(&filer).await,
         Method::POST if op == Some("meta.import") => meta::import(&filer, req).await,
+        Method::POST if target.has("ui") => ui::post(&filer, target, req).await,
         Method::GET | Method::HEAD => read::get(&filer, target, req).await,
         Method::PUT => write::put(&filer, target, req).await,
         Method::POST => write::post(&filer, target, req).await,
@@ -125,6 +127,7 @@ fn classify(method: &Method, uri: &axum::http::Uri) -> &'static str {
         },
         Method::PUT => "write",
         Method::POST if op == "meta.import" => "meta_import",
+        Method::POST if has("ui") => "ui",
         Method::POST if has("mv.from") => "rename",
         Method::POST if has("cp.from") => "copy",
         Method::POST => "write",

@@ -313,65 +313,13 @@ async fn list(
         )
             .into_response());
     }
-    Ok(axum::response::Html(html_page(
+    Ok(axum::response::Html(super::ui::listing(
         &dir.path,
         &out,
         more.then_some(last.as_str()),
         limit,
     ))
     .into_response())
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn href(p: &str) -> String {
-    percent_encoding::utf8_percent_encode(p, percent_encoding::NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2F", "/")
-}
-
-fn html_page(dir: &str, entries: &[Entry], more_after: Option<&str>, limit: usize) -> String {
-    let mut rows = String::new();
-    if dir != "/" {
-        let up = path::parent(dir).unwrap_or("/");
-        rows.push_str(&format!(
-            "<tr><td><a href=\"{}\">..</a></td><td></td><td></td></tr>\n",
-            href(up)
-        ));
-    }
-    for e in entries {
-        let name = e.name();
-        let (link, size) = if e.is_directory {
-            (format!("{}/", href(&e.path)), "-".to_string())
-        } else {
-            (href(&e.path), e.attr.file_size.to_string())
-        };
-        let suffix = if e.is_directory { "/" } else { "" };
-        rows.push_str(&format!(
-            "<tr><td><a href=\"{link}\">{}{suffix}</a></td><td class=\"n\">{size}</td><td>{}</td></tr>\n",
-            esc(name),
-            json::rfc3339(e.attr.mtime)
-        ));
-    }
-    let more = more_after
-        .map(|last| {
-            format!(
-                "<p><a href=\"?limit={limit}&amp;lastFileName={}\">more entries</a></p>",
-                href(last)
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 12px}}.n{{text-align:right}}</style></head>\
-         <body><h1>{t}</h1><table><tr><th>name</th><th>size</th><th>modified</th></tr>\n{rows}</table>{more}</body></html>\n",
-        t = esc(dir)
-    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod admin;
 mod dir;
 pub mod error;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
         .route("/dir/lookup", any(dir::lookup))
         .route("/dir/status", any(dir::status))
         .route("/healthz", get(|| async { StatusCode::OK }))
+        .route("/", get(ui::status_page))
         .route("/{fid}", get(dir::redirect))
         .with_state(state.clone())
         .merge(admin.with_state(state))
@@ -183,6 +185,7 @@ fn classify(_: &axum::http::Method, uri: &axum::http::Uri) -> &'static str {
         "/cluster/lock" => "lock",
         "/cluster/unlock" => "unlock",
         "/healthz" => "healthz",
+        "/" => "ui",
         p if p.starts_with("/raft/") => "raft",
         p if p.len() > 1 && !p[1..].contains('/') => "redirect",
         _ => "other",

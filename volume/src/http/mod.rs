@@ -9,6 +9,7 @@ pub mod error;
 mod heartbeat;
 pub mod path;
 mod read;
+mod ui;
 mod write;
 
 pub(crate) use write::{INLINE_WRITE_MAX, storable_mime};
@@ -148,6 +149,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/status", get(admin::status))
         .route("/healthz", get(admin::healthz))
+        .route("/ui", get(ui::status_page))
         .merge(admin_routes())
         .fallback(needle_request)
         // Upload size is checked against -fileSizeLimitMB by the handlers themselves.
@@ -213,6 +215,7 @@ fn classify(method: &axum::http::Method, uri: &axum::http::Uri) -> &'static str 
     match (p, method) {
         ("/status", _) => "status",
         ("/healthz", _) => "healthz",
+        ("/ui", _) => "ui",
         (_, &Method::GET | &Method::HEAD) => "read",
         (_, &Method::PUT | &Method::POST) => "write",
         (_, &Method::DELETE) => "delete",
