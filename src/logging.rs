@@ -15,8 +15,9 @@ const DEFAULT_FILTER: &str = "info,s3s::http::de=off";
 /// The longest a logged field value may be, in bytes.
 const MAX_FIELD: usize = 2048;
 
-/// One JSON object per line: `ts` (RFC 3339, UTC), `level`, `target`, `message` and
-/// the event's other fields, every value cut as in the text format.
+/// One JSON object per line: `ts` (RFC 3339, UTC), `level`, `target`, `message`, the
+/// fields of the spans it is in (`request_id`) and the event's other fields, every
+/// value cut as in the text format.
 struct JsonLines;
 
 /// Collects an event's fields as JSON values.
@@ -56,7 +57,7 @@ where
 {
     fn format_event(
         &self,
-        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
@@ -67,6 +68,25 @@ where
         line.insert("ts".into(), now_rfc3339().into());
         line.insert("level".into(), meta.level().as_str().into());
         line.insert("target".into(), meta.target().into());
+        // The request id of the filer's or the S3 gateway's request span the event is
+        // in, from the `key=value` text the default field formatter wrote (other
+        // crates' spans are left out: their values are not so simple).
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope
+                .from_root()
+                .filter(|s| matches!(s.name(), "filer" | "s3"))
+            {
+                let ext = span.extensions();
+                let Some(f) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>() else {
+                    continue;
+                };
+                for pair in f.fields.split(' ') {
+                    if let Some((k, v)) = pair.split_once('=') {
+                        line.insert(k.to_string(), cut(v).into_owned().into());
+                    }
+                }
+            }
+        }
         line.extend(fields.0);
         writeln!(writer, "{}", serde_json::Value::Object(line))
     }
@@ -91,6 +111,7 @@ pub fn init(json: bool) {
     if json {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(false)
             .event_format(JsonLines)
             .with_writer(std::io::stderr)
             .try_init();

@@ -243,7 +243,10 @@ async fn run(
                     .get(http::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok());
-                let resp = handle(&front, req).await;
+                // Every log line of the request carries its id, as its answer does.
+                let id = new_request_id();
+                let span = tracing::info_span!("s3", request_id = %id);
+                let resp = tracing::Instrument::instrument(handle(&front, req, &id), span).await;
                 let sent = http_body::Body::size_hint(resp.body()).exact();
                 let op = named.get().unwrap_or(fallback);
                 m.observe(op, resp.status().as_u16(), started, received, sent);
@@ -273,19 +276,22 @@ fn expects_continue<B>(req: &Request<B>) -> (bool, bool) {
     (expects, expects && empty)
 }
 
-async fn handle(front: &Front, req: Request<s3s::Body>) -> Response<s3s::Body> {
+async fn handle(front: &Front, req: Request<s3s::Body>, id: &str) -> Response<s3s::Body> {
     if crate::cors::is_preflight(&req) {
-        return with_request_id(front.cors.preflight(&req).await);
+        return with_request_id(front.cors.preflight(&req).await, id);
     }
     if let Some(pinned) = &front.pinned
         && let Some(region) = crate::sigv4::scope_region(&req)
         && region != *pinned
     {
-        return with_request_id(early_error(
-            StatusCode::BAD_REQUEST,
-            "AuthorizationHeaderMalformed",
-            &format!("the region '{region}' is wrong; expecting '{pinned}'"),
-        ));
+        return with_request_id(
+            early_error(
+                StatusCode::BAD_REQUEST,
+                "AuthorizationHeaderMalformed",
+                &format!("the region '{region}' is wrong; expecting '{pinned}'"),
+            ),
+            id,
+        );
     }
     let (expects, empty) = expects_continue(&req);
     let asked = front.cors.asked(&req);
@@ -300,14 +306,19 @@ async fn handle(front: &Front, req: Request<s3s::Body>) -> Response<s3s::Body> {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    with_request_id(resp)
+    with_request_id(resp, id)
 }
 
 /// Gives every answer an `x-amz-request-id` (and `x-amz-id-2`), and every S3 error
 /// document the same id as `<RequestId>`, so a client's error report can be matched
 /// with the server log.
-fn with_request_id(mut resp: Response<s3s::Body>) -> Response<s3s::Body> {
-    let id = format!("{:016X}", rand::random::<u64>());
+/// A new request id: 16 hex digits, as S3's.
+fn new_request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+/// Puts the request id in the answer's headers and in an S3 error body.
+fn with_request_id(mut resp: Response<s3s::Body>, id: &str) -> Response<s3s::Body> {
     if resp.status().as_u16() >= 400
         && let Some(body) = resp.body_mut().take_bytes()
     {
@@ -323,7 +334,7 @@ fn with_request_id(mut resp: Response<s3s::Body>) -> Response<s3s::Body> {
         *resp.body_mut() = s3s::Body::from(patched);
         tracing::debug!(request_id = %id, status = %resp.status(), "S3 error answered");
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert("x-amz-id-2", v.clone());
         resp.headers_mut().insert("x-amz-request-id", v);
     }

@@ -15,6 +15,7 @@ mod flags;
 mod lock;
 pub mod maintenance;
 mod meta;
+mod progress;
 mod topo;
 
 use kelp_proto::security::Authorize;
@@ -94,6 +95,10 @@ static TO_LOG: AtomicBool = AtomicBool::new(false);
 pub(crate) fn say(msg: impl std::fmt::Display) {
     if TO_LOG.load(Ordering::Relaxed) {
         tracing::info!(target: "kelp::maintenance", "{msg}");
+        return;
+    }
+    let msg = msg.to_string();
+    if progress::above_bar(&msg) {
         return;
     }
     let mut out = std::io::stdout().lock();

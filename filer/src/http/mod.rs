@@ -67,6 +67,37 @@ pub fn router(filer: Arc<Filer>) -> Router {
 }
 
 async fn dispatch(State(filer): State<Arc<Filer>>, req: Request) -> Response {
+    // Every answer carries the request's id (the client's own `X-Request-Id` when it
+    // sent a sane one), and so does every log line written while handling it.
+    let id = request_id(&req);
+    let span = tracing::info_span!("filer", request_id = %id);
+    let mut resp = tracing::Instrument::instrument(handle(filer, req), span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// The client's `X-Request-Id` if it is up to 64 letters, digits, `-` and `_`; else a
+/// new one (16 hex digits).
+fn request_id(req: &Request) -> String {
+    let theirs = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    match theirs {
+        Some(v) => v.to_string(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+async fn handle(filer: Arc<Filer>, req: Request) -> Response {
     if let Err(e) = check_token(&req) {
         return kelp_proto::security::unauthorized(&e);
     }

@@ -15,7 +15,9 @@ pub(crate) async fn balance(shell: &Shell, flags: &Flags) -> Result<(), ShellErr
     let c = cluster(shell).await?;
     let ids = targets(flags, c.ec_volumes().into_iter())?;
     let (mut moved, mut dups) = (0, 0);
-    for vid in &ids {
+    let progress = crate::progress::Progress::new("ec.balance", ids.len());
+    for (step, vid) in ids.iter().enumerate() {
+        progress.at(step);
         let (d, m) = balance_one(shell, *vid).await?;
         dups += d;
         moved += m;

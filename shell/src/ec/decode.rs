@@ -15,7 +15,9 @@ pub(crate) async fn decode(shell: &Shell, flags: &Flags) -> Result<(), ShellErro
     let c = cluster(shell).await?;
     let ids = targets(flags, c.ec_volumes().into_iter())?;
     let mut done = 0;
-    for vid in &ids {
+    let progress = crate::progress::Progress::new("ec.decode", ids.len());
+    for (step, vid) in ids.iter().enumerate() {
+        progress.at(step);
         let start = Instant::now();
         let holders = live_holders(shell, &c, *vid).await;
         let Some(target) = holders

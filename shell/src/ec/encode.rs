@@ -106,7 +106,9 @@ pub(crate) async fn encode(shell: &Shell, flags: &Flags) -> Result<(), ShellErro
         ids
     };
     let start = Instant::now();
-    for vid in &ids {
+    let progress = crate::progress::Progress::new("ec.encode", ids.len());
+    for (step, vid) in ids.iter().enumerate() {
+        progress.at(step);
         encode_one(shell, *vid, (data, parity)).await?;
     }
     say(format!(

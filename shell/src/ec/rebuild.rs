@@ -16,7 +16,9 @@ pub(crate) async fn rebuild(shell: &Shell, flags: &Flags) -> Result<(), ShellErr
     let c = cluster(shell).await?;
     let ids = targets(flags, c.ec_volumes().into_iter())?;
     let (mut rebuilt_total, mut volumes) = (0usize, 0usize);
-    for vid in ids {
+    let progress = crate::progress::Progress::new("ec.rebuild", ids.len());
+    for (step, vid) in ids.into_iter().enumerate() {
+        progress.at(step);
         let holders = live_holders(shell, &c, vid).await;
         if holders.is_empty() && flags.get("volumeId").is_none() {
             say(format!("volume {vid}: no ec shards any more, skipped"));

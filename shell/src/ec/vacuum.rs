@@ -22,7 +22,9 @@ pub(crate) async fn vacuum(shell: &Shell, flags: &Flags) -> Result<(), ShellErro
     let c = cluster(shell).await?;
     let ids = targets(flags, c.ec_volumes().into_iter())?;
     let (mut done, mut before, mut after) = (0usize, 0u64, 0u64);
-    for vid in &ids {
+    let progress = crate::progress::Progress::new("ec.vacuum", ids.len());
+    for (step, vid) in ids.iter().enumerate() {
+        progress.at(step);
         if let Some((b, a)) = vacuum_one(shell, &c, *vid, threshold).await? {
             done += 1;
             before += b;
