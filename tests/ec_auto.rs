@@ -120,6 +120,33 @@ fn master_encodes_quiet_volumes_by_itself() {
         c.masters[0].proc.log().contains("maintenance"),
         "the master logs its maintenance rounds"
     );
+    // And counts them, shows them on its page; the volume servers count their encodes.
+    let metrics = http("GET", &master, "/metrics", b"").unwrap().text();
+    let rounds = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kelp_master_maintenance_rounds_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(rounds >= 1.0, "{metrics}");
+    let page = http("GET", &master, "/", b"").unwrap().text();
+    assert!(
+        page.contains("Maintenance rounds") && page.contains("<td>"),
+        "{page}"
+    );
+    let encodes: f64 = c
+        .volumes
+        .iter()
+        .map(|v| {
+            http("GET", &v.addr, "/metrics", b"")
+                .unwrap()
+                .text()
+                .lines()
+                .find_map(|l| l.strip_prefix("kelp_volume_ec_encodes_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert!(encodes >= 1.0, "no volume server counted an EC encode");
     for vid in &keep {
         let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
         assert!(

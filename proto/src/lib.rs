@@ -14,6 +14,7 @@ pub mod mime;
 pub mod name;
 pub mod placement;
 mod query;
+pub mod runs;
 pub mod security;
 pub mod server;
 pub mod ttl;

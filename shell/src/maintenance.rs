@@ -56,7 +56,18 @@ impl Maintenance {
                 if !is_leader() {
                     continue;
                 }
+                let started = std::time::Instant::now();
+                let started_unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
                 let failed = run_logged(vec![me.clone()], &self.lines).await;
+                kelp_proto::runs::record(kelp_proto::runs::Round {
+                    started: started_unix,
+                    took: started.elapsed(),
+                    commands: self.lines.len(),
+                    failed,
+                });
                 if failed > 0 {
                     tracing::warn!(
                         target: "kelp::maintenance",

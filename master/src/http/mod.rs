@@ -239,6 +239,25 @@ fn master_metrics(master: &Arc<Master>, port: u16) -> Arc<kelp_proto::metrics::M
         None,
         move || m.topology.volumes().len() as f64,
     );
+    b.counter(
+        "maintenance_rounds",
+        "Rounds of the maintenance scripts this master ran",
+        None,
+        || kelp_proto::runs::totals().0 as f64,
+    );
+    b.counter(
+        "maintenance_failed_rounds",
+        "Rounds of the maintenance scripts with a failed command",
+        None,
+        || kelp_proto::runs::totals().1 as f64,
+    );
+    let m = master.clone();
+    b.gauge(
+        "readonly_volumes",
+        "Volumes marked read-only",
+        None,
+        move || m.topology.volumes().iter().filter(|v| v.read_only).count() as f64,
+    );
     let m = master.clone();
     b.gauge(
         "free_volume_slots",

@@ -54,6 +54,28 @@ pub(crate) async fn status_page(State(state): State<Arc<AppState>>) -> Html<Stri
         None => body.push_str("<p>Admin lock: free.</p>\n"),
     }
 
+    let rounds = kelp_proto::runs::recent();
+    body.push_str("<h2>Maintenance rounds</h2>\n");
+    if rounds.is_empty() {
+        body.push_str("<p>None run by this master (see <code>-maintenance.scripts</code>).</p>\n");
+    } else {
+        let rows: Vec<Vec<String>> = rounds
+            .iter()
+            .map(|r| {
+                vec![
+                    kelp_proto::civil::rfc3339(r.started),
+                    format!("{:.1} s", r.took.as_secs_f64()),
+                    num(r.commands),
+                    num(r.failed),
+                ]
+            })
+            .collect();
+        body.push_str(&table(
+            &["started (UTC)", "took", "commands", "failed"],
+            &rows,
+        ));
+    }
+
     let topo = m.topology.status(m.cfg.size_limit());
     body.push_str(&format!(
         "<h2>Topology</h2>\n<p>{} volume slots, {} free.</p>\n<div class=\"tree\"><ul>\n",

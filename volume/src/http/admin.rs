@@ -121,6 +121,9 @@ pub(crate) async fn vacuum_commit(
 ) -> ApiResult<Json<Value>> {
     let v = local_volume(&state, req.volume)?;
     tokio::task::spawn_blocking(move || v.commit_compaction()).await??;
+    state
+        .vacuums
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.volume_changed();
     Ok(Json(json!({})))
 }

@@ -107,6 +107,9 @@ pub(crate) struct AppState {
     pub ec: EcStore,
     /// Where the other shards of those volumes are, for reads.
     pub ec_holders: ec::ShardHolders,
+    /// Vacuums committed and volumes erasure-coded here since start (for metrics).
+    pub vacuums: AtomicU64,
+    pub ec_encodes: AtomicU64,
 }
 
 impl AppState {
@@ -277,6 +280,33 @@ fn volume_metrics(state: &Arc<AppState>, port: u16) -> Arc<kelp_proto::metrics::
     );
     let s = state.clone();
     b.gauge(
+        "needle_map_memory",
+        "Heap bytes of the volumes' in-memory needle maps",
+        Some(Unit::Bytes),
+        move || {
+            s.store
+                .volumes()
+                .iter()
+                .map(|v| v.map_heap_bytes() as f64)
+                .sum()
+        },
+    );
+    let s = state.clone();
+    b.counter(
+        "vacuums",
+        "Volume vacuums committed on this server",
+        None,
+        move || s.vacuums.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    let s = state.clone();
+    b.counter(
+        "ec_encodes",
+        "Volumes erasure-coded on this server",
+        None,
+        move || s.ec_encodes.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    let s = state.clone();
+    b.gauge(
         "disk_free",
         "Free bytes on the disks holding volumes",
         Some(Unit::Bytes),
@@ -303,6 +333,8 @@ pub async fn serve(
         size_limit: AtomicU64::new(0),
         ec: EcStore::load(store.clone()),
         ec_holders: ec::ShardHolders::default(),
+        vacuums: AtomicU64::new(0),
+        ec_encodes: AtomicU64::new(0),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hb = tokio::spawn(heartbeat::run(state.clone(), stop_rx.clone()));

@@ -77,6 +77,9 @@ pub(crate) async fn encode(
         "volume encoded"
     );
     changed(&state, vid);
+    state
+        .ec_encodes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut st = status_of(vid.0, &v);
     st.seconds = report.seconds;
     Ok(Json(st))
