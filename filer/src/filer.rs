@@ -161,6 +161,8 @@ pub struct Filer {
     /// Chunks the collector deleted, and unfinished uploads' chunks it reclaimed.
     pub collected: std::sync::atomic::AtomicU64,
     pub reclaimed: std::sync::atomic::AtomicU64,
+    /// Chunks waiting in the collection queue, as the collector last counted them.
+    pub gc_queued: std::sync::atomic::AtomicU64,
 }
 
 /// Where the chunks of a write go: the request's collection and replication, else the filer's.
@@ -194,6 +196,7 @@ impl Filer {
             store_timings,
             collected: Default::default(),
             reclaimed: Default::default(),
+            gc_queued: Default::default(),
             pending: crate::pending::Pending::new(store.clone(), cfg.alive_ttl),
             store,
             master: Arc::new(MasterClient::with_http(cfg.masters.clone(), http.clone())),

@@ -126,6 +126,11 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
         }
+        if let Ok(n) = filer.store.gc_queue_len().await {
+            filer
+                .gc_queued
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let pending = match filer.store.gc_pending(256).await {
             Ok(p) => p,
             Err(e) => {

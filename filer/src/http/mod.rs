@@ -184,6 +184,13 @@ fn filer_metrics(filer: &Arc<Filer>, port: u16) -> Arc<kelp_proto::metrics::Metr
         move || f.collected.load(Ordering::Relaxed) as f64,
     );
     let f = filer.clone();
+    b.gauge(
+        "gc_queue",
+        "Chunks waiting for the collector (counted by the collecting filer each round)",
+        None,
+        move || f.gc_queued.load(Ordering::Relaxed) as f64,
+    );
+    let f = filer.clone();
     b.counter(
         "uploads_reclaimed",
         "Chunks of uploads left unfinished (a filer died) sent to the collector",

@@ -71,6 +71,10 @@ impl FilerStore for Measured {
         self.timed("gc_pending", self.inner.gc_pending(max)).await
     }
 
+    async fn gc_queue_len(&self) -> Result<u64, StoreError> {
+        self.timed("gc_queue_len", self.inner.gc_queue_len()).await
+    }
+
     async fn gc_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
         self.timed("gc_done", self.inner.gc_done(seqs)).await
     }

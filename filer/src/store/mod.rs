@@ -195,6 +195,9 @@ pub trait FilerStore: Send + Sync + 'static {
     /// The oldest `max` chunk fids waiting for deletion on volume servers.
     async fn gc_pending(&self, max: usize) -> Result<Vec<GcItem>, StoreError>;
 
+    /// How many chunks wait in the GC queue.
+    async fn gc_queue_len(&self) -> Result<u64, StoreError>;
+
     /// Forget GC items once their chunks are deleted (unknown seqs are ignored).
     async fn gc_done(&self, seqs: &[u64]) -> Result<(), StoreError>;
 

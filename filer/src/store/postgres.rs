@@ -70,6 +70,7 @@ struct Sql {
     gc_enqueue: String,
     gc_pending: String,
     gc_done: String,
+    gc_len: String,
     log: changes::LogSql,
     fast_create: String,
 }
@@ -143,6 +144,7 @@ impl Sql {
             ),
             gc_pending: format!("SELECT seq, fid FROM {s}.gc_queue ORDER BY seq LIMIT $1"),
             gc_done: format!("DELETE FROM {s}.gc_queue WHERE seq = $1"),
+            gc_len: format!("SELECT count(*) FROM {s}.gc_queue"),
             log: changes::LogSql::new(s),
             fast_create: fast::statement(s),
         }
@@ -525,6 +527,16 @@ impl FilerStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn gc_queue_len(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&self.sql.gc_len, &[])
+            .await
+            .map_err(backend)?;
+        let n: i64 = row.try_get(0).map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn gc_done(&self, seqs: &[u64]) -> Result<(), StoreError> {

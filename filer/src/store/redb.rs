@@ -10,6 +10,7 @@ use std::sync::Arc;
 use ::redb::Database;
 use ::redb::ReadableDatabase;
 use ::redb::ReadableTable;
+use ::redb::ReadableTableMetadata;
 use ::redb::Table;
 use ::redb::TableDefinition;
 use ::redb::WriteTransaction;
@@ -622,6 +623,13 @@ impl FilerStore for RedbStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn gc_queue_len(&self) -> Result<u64, StoreError> {
+        self.read_now(|db| {
+            let txn = db.begin_read()?;
+            Ok(txn.open_table(GC_QUEUE)?.len()?)
+        })
     }
 
     async fn gc_done(&self, seqs: &[u64]) -> Result<(), StoreError> {

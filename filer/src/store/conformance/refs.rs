@@ -14,6 +14,11 @@ async fn refs(s: &Arc<dyn FilerStore>, fid: &str) -> u64 {
 
 async fn pending(s: &Arc<dyn FilerStore>) -> Vec<GcItem> {
     let items = ok(s.gc_pending(usize::MAX).await, "gc_pending");
+    assert_eq!(
+        ok(s.gc_queue_len().await, "gc_queue_len"),
+        items.len() as u64,
+        "gc_queue_len counts the queue"
+    );
     for w in items.windows(2) {
         assert!(
             w[0].seq < w[1].seq,
