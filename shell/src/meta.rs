@@ -2,7 +2,7 @@
 //! the chunk data) to a checked export file and back, through the filer's
 //! `?op=meta.export` / `?op=meta.import` (format: `kelp_proto::meta_export`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kelp_proto::client::base_url;
@@ -55,8 +55,7 @@ pub(crate) async fn save(shell: &Shell, flags: &Flags) -> Result<(), ShellError>
         .map_err(|e| failed(format!("cannot create {}: {e}", tmp.display())))?;
     let mut resp = resp;
     let mut written = 0u64;
-    let mut shown = 0u64;
-    let terminal = std::io::stderr().is_terminal();
+    let saving = crate::progress::Progress::bytes("fs.meta.save");
     loop {
         let piece = match resp.chunk().await {
             Ok(Some(p)) => p,
@@ -71,14 +70,9 @@ pub(crate) async fn save(shell: &Shell, flags: &Flags) -> Result<(), ShellError>
             return Err(failed(format!("writing {}: {e}", tmp.display())));
         }
         written += piece.len() as u64;
-        if terminal && written - shown >= 1 << 20 {
-            shown = written;
-            eprint!("\rsaved {:.1} MiB", written as f64 / (1 << 20) as f64);
-        }
+        saving.at(written as usize);
     }
-    if terminal {
-        eprintln!();
-    }
+    drop(saving);
     let checked = std::fs::read(&tmp)
         .map_err(|e| failed(format!("reading back {}: {e}", tmp.display())))
         .and_then(|b| {
@@ -119,6 +113,7 @@ pub(crate) async fn load(shell: &Shell, file: &str, flags: &Flags) -> Result<(),
         .map_err(|e| failed(format!("{file}: {e}; nothing was loaded")))?
         .len();
     let url = format!("{}/?op=meta.import", filer(flags));
+    let loading = crate::progress::Progress::spinner("fs.meta.load");
     let resp = shell
         .http
         .post(&url)
@@ -132,6 +127,7 @@ pub(crate) async fn load(shell: &Shell, file: &str, flags: &Flags) -> Result<(),
         })?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
+    drop(loading);
     if !status.is_success() {
         return Err(failed(format!("{url} answered {status}: {}", text.trim())));
     }

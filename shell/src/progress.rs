@@ -36,6 +36,34 @@ impl Progress {
         Progress(Some(bar))
     }
 
+    /// A spinner with the time taken, for one long call whose steps are not seen.
+    pub(crate) fn spinner(what: &str) -> Progress {
+        Self::styled(what, "{prefix} {spinner} {elapsed}", None)
+    }
+
+    /// A byte count, for a transfer of unknown length.
+    pub(crate) fn bytes(what: &str) -> Progress {
+        Self::styled(what, "{prefix} {bytes} {bytes_per_sec} {elapsed}", None)
+    }
+
+    fn styled(what: &str, template: &str, total: Option<u64>) -> Progress {
+        let to_log = crate::TO_LOG.load(Ordering::Relaxed);
+        if to_log || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::no_length(),
+        }
+        .with_style(style)
+        .with_prefix(what.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        *current() = Some(bar.clone());
+        Progress(Some(bar))
+    }
+
     /// `done` steps are finished.
     pub(crate) fn at(&self, done: usize) {
         if let Some(b) = &self.0 {

@@ -145,9 +145,11 @@ pub(crate) async fn volume_vacuum(shell: &Shell, flags: &Flags) -> Result<(), Sh
         "vacuuming volumes with over {:.0}% garbage...",
         t * 100.0
     ));
+    let waiting = crate::progress::Progress::spinner("volume.vacuum");
     let _: DirStatus = shell
         .master_get(&format!("/vol/vacuum?garbageThreshold={t}"))
         .await?;
+    drop(waiting);
     say("volume.vacuum done");
     Ok(())
 }

@@ -168,12 +168,7 @@ fn multipart(data: &[u8]) -> (String, Vec<u8>) {
 
 fn progress(name: &str, done: u64, total: u64, start: Instant) {
     let secs = start.elapsed().as_secs_f64().max(1e-9);
-    let line = format!("{name}: {done}/{total} ({:.0} req/s)", done as f64 / secs);
-    if std::io::stderr().is_terminal() {
-        eprint!("\r{line}   ");
-    } else {
-        eprintln!("{line}");
-    }
+    eprintln!("{name}: {done}/{total} ({:.0} req/s)", done as f64 / secs);
     let _ = std::io::stderr().flush();
 }
 
@@ -193,12 +188,31 @@ where
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    // A bar on a terminal; elsewhere a plain line a second.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:32}] {pos}/{len} {per_sec} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        indicatif::ProgressBar::new(n)
+            .with_style(style)
+            .with_prefix(name)
+    });
     let ticker = {
-        let done = done.clone();
+        let (done, bar) = (done.clone(), bar.clone());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                progress(name, done.load(Ordering::Relaxed), n, start);
+                match &bar {
+                    Some(b) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        b.set_position(done.load(Ordering::Relaxed));
+                    }
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        progress(name, done.load(Ordering::Relaxed), n, start);
+                    }
+                }
             }
         })
     };
@@ -251,6 +265,9 @@ where
         .zip(cpu.total())
         .map(|(a, b)| b.saturating_sub(a));
     ticker.abort();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     progress(name, done.load(Ordering::Relaxed), n, start);
     phase
 }
