@@ -157,14 +157,7 @@ impl MetricsBuilder {
         unit: Option<Unit>,
         read: impl Fn() -> f64 + Send + Sync + 'static,
     ) -> &mut Self {
-        self.sampled.0.push(Sampled {
-            name: name.to_string(),
-            help: help.to_string(),
-            unit,
-            counter: false,
-            read: Box::new(read),
-        });
-        self
+        self.sampled(false, name, help, unit, Box::new(read))
     }
 
     /// A counter read from `read` at each scrape (it must never go down).
@@ -175,12 +168,23 @@ impl MetricsBuilder {
         unit: Option<Unit>,
         read: impl Fn() -> f64 + Send + Sync + 'static,
     ) -> &mut Self {
+        self.sampled(true, name, help, unit, Box::new(read))
+    }
+
+    fn sampled(
+        &mut self,
+        counter: bool,
+        name: &str,
+        help: &str,
+        unit: Option<Unit>,
+        read: Box<dyn Fn() -> f64 + Send + Sync>,
+    ) -> &mut Self {
         self.sampled.0.push(Sampled {
             name: name.to_string(),
             help: help.to_string(),
             unit,
-            counter: true,
-            read: Box::new(read),
+            counter,
+            read,
         });
         self
     }
@@ -446,34 +450,24 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn record(State(m): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
+async fn record(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let classified = (m.classify)(req.method(), req.uri());
-    let named = OpName::default();
-    req.extensions_mut().insert(named.clone());
-    if let Some(n) = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        m.http.received.inc_by(n);
-    }
-    m.http.in_flight.inc();
+    let op = (m.classify)(req.method(), req.uri());
+    let received = content_length(req.headers());
+    // A guard, so a request whose client went away (its future dropped) leaves too.
+    let _in_flight = m.in_flight();
     let resp = next.run(req).await;
-    m.http.in_flight.dec();
-    let op = named.0.get().copied().unwrap_or(classified);
-    let status = resp.status().as_u16();
-    m.http
-        .requests
-        .get_or_create(&OpStatus { op, status })
-        .inc();
-    m.http
-        .duration
-        .get_or_create(&Op { op })
-        .observe(start.elapsed().as_secs_f64());
-    if let Some(n) = http_body::Body::size_hint(resp.body()).exact() {
-        m.http.sent.inc_by(n);
-    }
+    let sent = http_body::Body::size_hint(resp.body()).exact();
+    m.observe(op, resp.status().as_u16(), start, received, sent);
     resp
+}
+
+/// A request's declared body length.
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }

@@ -238,11 +238,7 @@ async fn run(
                 let named = kelp_proto::metrics::OpName::default();
                 req.extensions_mut().insert(named.clone());
                 let fallback = crate::opname::of(&req);
-                let received = req
-                    .headers()
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok());
+                let received = kelp_proto::metrics::content_length(req.headers());
                 // Every log line of the request carries its id, as its answer does.
                 let id = new_request_id();
                 let span = tracing::info_span!("s3", request_id = %id);
