@@ -64,6 +64,9 @@ enum Command {
     /// Keep a second filer store up to date from a filer's change log.
     #[command(name = "filer.backup", args_override_self = true)]
     FilerBackup(cmd::follow::BackupArgs),
+    /// List, create and rotate the S3 gateway's SSE-S3/SSE-KMS master keys.
+    #[command(name = "s3.keys", args_override_self = true)]
+    S3Keys(cmd::s3_keys::Args),
     /// Print a commented configuration template (-config=security).
     #[command(args_override_self = true)]
     Scaffold(cmd::scaffold::Args),
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Shell(a) => cmd::shell::run(a),
         Command::Benchmark(a) => cmd::benchmark::run(a),
         Command::Scaffold(a) => cmd::scaffold::run(a),
+        Command::S3Keys(a) => cmd::s3_keys::run(a),
         Command::FilerCopyMeta(a) => cmd::copy_meta::run(a),
         Command::FilerMetaTail(a) => cmd::follow::run_tail(a),
         Command::FilerBackup(a) => cmd::follow::run_backup(a),

@@ -24,6 +24,9 @@ pub struct WriteTarget {
     pub replication: String,
     pub ttl: String,
     pub fsync: bool,
+    /// Seal every chunk with this key before it leaves the filer (encryption at rest;
+    /// see `cipher`). Chunk sizes and offsets stay those of the plaintext.
+    pub cipher: Option<Arc<crate::cipher::ChunkKey>>,
 }
 
 /// What an upload produced.
@@ -167,6 +170,10 @@ async fn put_chunk(
     target: WriteTarget,
 ) -> Result<FileChunk, FilerError> {
     let size = data.len() as u64;
+    let data = match &target.cipher {
+        None => data,
+        Some(key) => Bytes::from(seal(key.clone(), data).await?),
+    };
     let opts = UploadOptions {
         ttl: Some(target.ttl.clone()).filter(|t| !t.is_empty()),
         fsync: target.fsync,
@@ -191,6 +198,16 @@ async fn put_chunk(
         etag,
         is_manifest: false,
     })
+}
+
+/// Seals a chunk; off the async threads when it is big enough to take a while.
+async fn seal(key: Arc<crate::cipher::ChunkKey>, data: Bytes) -> Result<Vec<u8>, FilerError> {
+    if data.len() < 256 << 10 {
+        return key.seal(&data);
+    }
+    tokio::task::spawn_blocking(move || key.seal(&data))
+        .await
+        .map_err(|e| FilerError::Internal(format!("sealing task: {e}")))?
 }
 
 /// A `contentMd5` value (base64 of 16 bytes) as lower-case hex; `None` if malformed or
@@ -380,8 +397,11 @@ impl ChunkBody {
     }
 }
 
-/// Fetches `len` bytes at `offset` of chunk `fid`, trying each server holding it (the
-/// one in this process without HTTP).
+/// A [`read_chunk_range`] length meaning "to the end of the chunk".
+pub const WHOLE: u64 = u64::MAX;
+
+/// Fetches `len` bytes at `offset` of chunk `fid` ([`WHOLE`]: the rest of it), trying
+/// each server holding it (the one in this process without HTTP).
 pub async fn read_chunk_range(
     master: &MasterClient,
     volumes: &VolumeClient,
@@ -392,7 +412,11 @@ pub async fn read_chunk_range(
     let fid: FileId = fid
         .parse()
         .map_err(|e| FilerError::Internal(format!("entry holds a bad chunk id {fid:?}: {e}")))?;
-    let range = format!("bytes={}-{}", offset, offset + len.max(1) - 1);
+    let range = if len == WHOLE {
+        format!("bytes={offset}-")
+    } else {
+        format!("bytes={}-{}", offset, offset.saturating_add(len.max(1)) - 1)
+    };
     let mut last: Option<ClientError> = None;
     for attempt in 0..2 {
         let locations = match master.lookup(fid.volume).await {

@@ -146,6 +146,23 @@ pub fn describes_content(key: &str) -> bool {
     key.starts_with("X-Kelp-S3-")
 }
 
+/// Extended attribute: the entry's chunks are sealed (see `cipher`) with a key the
+/// filer does not hold; the value names the scheme (the S3 gateway's SSE kinds). The
+/// filer's own API refuses to serve or append to such an entry.
+pub const SEALED_KEY: &str = "X-Kelp-S3-Sse";
+
+/// Refuses an entry whose chunks are sealed: the filer cannot serve or extend it.
+pub fn check_unsealed(e: &Entry) -> Result<(), crate::FilerError> {
+    match e.extended.get(SEALED_KEY) {
+        None => Ok(()),
+        Some(kind) => Err(crate::FilerError::Conflict(format!(
+            "{} is encrypted by the S3 gateway ({}): read it through S3 with its key",
+            e.path,
+            String::from_utf8_lossy(kind)
+        ))),
+    }
+}
+
 /// Extended attribute: unix seconds (decimal) before which an entry may not be removed
 /// or replaced by any filer operation (write-once retention; S3 object lock sets it).
 pub const RETAIN_UNTIL_KEY: &str = "X-Kelp-Retain-Until";

@@ -352,6 +352,9 @@ impl Filer {
         }
         if let Some(e) = &existing {
             crate::lock::check_unlocked(e)?;
+            if append {
+                crate::entry::check_unsealed(e)?;
+            }
         }
         let base = if append {
             existing.as_ref().map(|e| e.attr.file_size).unwrap_or(0)

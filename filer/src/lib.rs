@@ -3,6 +3,7 @@
 
 mod batch;
 pub mod chunks;
+pub mod cipher;
 pub mod entry;
 pub mod error;
 pub mod events;

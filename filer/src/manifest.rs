@@ -58,9 +58,14 @@ impl Filer {
                 .max()
                 .unwrap_or(start);
             let newest = group.iter().map(|c| c.modified_ts_ns).max().unwrap_or(0);
+            // Manifests list chunk ids, not content: they are never sealed.
+            let plain = WriteTarget {
+                cipher: None,
+                ..target.clone()
+            };
             let up = self
                 .upload(
-                    target.clone(),
+                    plain,
                     stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(blob))]),
                     0,
                     Some(1),

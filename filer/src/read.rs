@@ -10,6 +10,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::task::JoinHandle;
 
 use crate::chunks;
+use crate::cipher::ChunkKey;
 use crate::entry::{Entry, visible_intervals};
 use crate::error::FilerError;
 use crate::filer::Filer;
@@ -70,11 +71,9 @@ impl Drop for Ahead {
 }
 
 impl Ahead {
-    fn start(filer: &Arc<Filer>, index: usize, fid: &str, offset: u64, len: u64) -> Ahead {
-        let (filer, fid) = (filer.clone(), fid.to_string());
-        let task = tokio::spawn(async move {
-            chunks::read_chunk_range(&filer.master, &filer.volumes, &fid, offset, len).await
-        });
+    fn start(r: &Reader, index: usize, fid: &str, offset: u64, len: u64) -> Ahead {
+        let (r, fid) = (r.clone(), fid.to_string());
+        let task = tokio::spawn(async move { r.fetch(&fid, offset, len).await });
         Ahead { index, task }
     }
 
@@ -82,6 +81,51 @@ impl Ahead {
         (&mut self.task)
             .await
             .map_err(|e| FilerError::Internal(format!("chunk read task: {e}")))?
+    }
+}
+
+/// Where a read's chunks come from, and the key that opens them if they are sealed.
+#[derive(Clone)]
+struct Reader {
+    filer: Arc<Filer>,
+    key: Option<Arc<ChunkKey>>,
+}
+
+impl Reader {
+    /// `len` bytes at `offset` of chunk `fid`. A sealed chunk is fetched whole, opened
+    /// (which checks it) and cut to the range: no unauthenticated byte is served.
+    async fn fetch(
+        &self,
+        fid: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<chunks::ChunkBody, FilerError> {
+        let f = &self.filer;
+        let Some(key) = &self.key else {
+            return chunks::read_chunk_range(&f.master, &f.volumes, fid, offset, len).await;
+        };
+        let sealed = chunks::read_chunk_range(&f.master, &f.volumes, fid, 0, chunks::WHOLE)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| FilerError::Unavailable(format!("reading chunk {fid}: {e}")))?;
+        let key = key.clone();
+        let plain = if sealed.len() < 256 << 10 {
+            key.open(&sealed)
+        } else {
+            tokio::task::spawn_blocking(move || key.open(&sealed))
+                .await
+                .map_err(|e| FilerError::Internal(format!("opening task: {e}")))?
+        }
+        .map_err(|e| FilerError::Internal(format!("chunk {fid}: {e}")))?;
+        let plain = Bytes::from(plain);
+        let s = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(plain.len());
+        let t = usize::try_from(offset.saturating_add(len))
+            .unwrap_or(usize::MAX)
+            .min(plain.len());
+        Ok(chunks::ChunkBody::Local(Some(plain.slice(s..t))))
     }
 }
 
@@ -94,13 +138,33 @@ impl Filer {
         start: u64,
         end: u64,
     ) -> impl Stream<Item = Item> + Send + 'static {
+        self.read_stream_with(e, start, end, None)
+    }
+
+    /// [`Filer::read_stream`] of a file whose chunks were sealed with `key` (`None`:
+    /// plain chunks).
+    pub fn read_stream_with(
+        self: &Arc<Self>,
+        e: Entry,
+        start: u64,
+        end: u64,
+        key: Option<Arc<ChunkKey>>,
+    ) -> impl Stream<Item = Item> + Send + 'static {
         let filer = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Item>(STREAM_DEPTH);
         if !e.content.is_empty() {
-            let c = Bytes::from(e.content);
-            let s = (start as usize).min(c.len());
-            let t = (end as usize).min(c.len());
-            let _ = tx.try_send(Ok(c.slice(s..t)));
+            let c = match &key {
+                None => Ok(Bytes::from(e.content)),
+                Some(k) => k.open(&e.content).map(Bytes::from),
+            };
+            let item = c
+                .map(|c| {
+                    let s = (start as usize).min(c.len());
+                    let t = (end as usize).min(c.len());
+                    c.slice(s..t)
+                })
+                .map_err(|err| std::io::Error::other(err.to_string()));
+            let _ = tx.try_send(item);
         } else {
             tokio::spawn(async move {
                 let mut e = e;
@@ -113,7 +177,8 @@ impl Filer {
                         }
                     }
                 }
-                stream_pieces(&filer, &plan(&e, start, end), &tx).await
+                let reader = Reader { filer, key };
+                stream_pieces(&reader, &plan(&e, start, end), &tx).await
             });
         }
         futures::stream::unfold(rx, |mut rx| async move {
@@ -134,7 +199,7 @@ fn next_chunk(pieces: &[Piece], from: usize) -> Option<(usize, &str, u64, u64)> 
         })
 }
 
-async fn stream_pieces(filer: &Arc<Filer>, pieces: &[Piece], tx: &Sender<Item>) {
+async fn stream_pieces(reader: &Reader, pieces: &[Piece], tx: &Sender<Item>) {
     let mut ahead: Option<Ahead> = None;
     for (i, piece) in pieces.iter().enumerate() {
         let (fid, offset, len) = match piece {
@@ -148,9 +213,9 @@ async fn stream_pieces(filer: &Arc<Filer>, pieces: &[Piece], tx: &Sender<Item>) 
         };
         let resp = match ahead.take() {
             Some(a) if a.index == i => a.response().await,
-            _ => chunks::read_chunk_range(&filer.master, &filer.volumes, fid, offset, len).await,
+            _ => reader.fetch(fid, offset, len).await,
         };
-        ahead = next_chunk(pieces, i + 1).map(|(j, f, o, l)| Ahead::start(filer, j, f, o, l));
+        ahead = next_chunk(pieces, i + 1).map(|(j, f, o, l)| Ahead::start(reader, j, f, o, l));
         let mut resp = match resp {
             Ok(r) => r,
             Err(err) => {

@@ -4,8 +4,10 @@
 //! [`reference_chunks`] gives UploadPartCopy the chunks of a byte range
 //! when the range starts on chunk boundaries.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kelp_filer::cipher::ChunkKey;
 use kelp_filer::entry::{Entry, FileChunk, visible_intervals};
 use md5::{Digest, Md5};
 use s3s::dto::*;
@@ -114,6 +116,7 @@ impl Gateway {
     async fn recompute_checksum(
         &self,
         src: &Entry,
+        src_key: Option<Arc<ChunkKey>>,
         dst: &mut Entry,
         alg: &ChecksumAlgorithm,
     ) -> GatewayResult<()> {
@@ -121,7 +124,9 @@ impl Gateway {
         if checksum::stored(src).is_some_and(|(c, _)| algo.field(&c).is_some()) {
             return Ok(());
         }
-        let bytes = self.filer.read_stream(src.clone(), 0, meta::size(src));
+        let bytes = self
+            .filer
+            .read_stream_with(src.clone(), 0, meta::size(src), src_key);
         let value = checksum::compute_over(algo, Box::pin(bytes)).await?;
         let full = ChecksumType::from(ChecksumType::FULL_OBJECT.to_owned());
         checksum::replace(dst, algo, value, &full);
@@ -156,7 +161,9 @@ impl Gateway {
             .tagging_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-        if src.path == dst.path && !replace_meta && !replace_tags {
+        let asked = crate::sse::asked_of!(i);
+        let reencrypt = asked.sse.is_some() || asked.customer_key.is_some();
+        if src.path == dst.path && !replace_meta && !replace_tags && !reencrypt {
             return Err(GatewayError::InvalidRequest(
                 "this copy request is illegal because it is trying to copy an object to itself \
                  without changing the object's metadata"
@@ -214,15 +221,58 @@ impl Gateway {
                     .map(|(k, v)| (format!("{TAG_PREFIX}{k}"), v.into_bytes())),
             );
         }
+        let (src_key, _) = self
+            .opening(&src, crate::sse::customer_of!(i, copy)?.as_ref())
+            .await?;
+        let sealing = self.seal_new(&self.wanted(&asked, &bucket)?).await?;
+        crate::sse::strip(&mut e.extended);
+        e.extended.extend(sealing.attrs.iter().cloned());
         if let Some(alg) = &i.checksum_algorithm {
-            self.recompute_checksum(&src, &mut e, alg).await?;
+            self.recompute_checksum(&src, src_key.clone(), &mut e, alg)
+                .await?;
         }
+        // Sealed bytes on either side are copied: opened with the source's key, sealed
+        // with the copy's own.
+        let copied = if src_key.is_some() || sealing.key.is_some() {
+            let bytes = self
+                .filer
+                .read_stream_with(src.clone(), 0, meta::size(&src), src_key);
+            let opts = kelp_filer::WriteOptions {
+                size_hint: Some(meta::size(&src)),
+                keeps_replaced: state.is_versioned(),
+                target: kelp_filer::chunks::WriteTarget {
+                    cipher: sealing.key.clone(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let up = self
+                .filer
+                .upload_new(&dst.path, Box::pin(bytes), opts)
+                .await?;
+            e.chunks = up.chunks.clone();
+            e.attr.file_size = up.attr.file_size;
+            e.attr.md5 = up.attr.md5;
+            e.content.clear();
+            Some(up.chunks)
+        } else {
+            None
+        };
         let now = now_secs();
         e.attr.mtime = now;
         e.attr.crtime = now;
-        let (e, version_id) = self
+        let committed = self
             .commit_object(&i.bucket, state, &i.key, &dst, e, None)
-            .await?;
+            .await;
+        let (e, version_id) = match committed {
+            Ok(done) => done,
+            Err(err) => {
+                if let Some(chunks) = copied {
+                    self.filer.discard(&chunks).await;
+                }
+                return Err(err);
+            }
+        };
         let mut result = CopyObjectResult {
             e_tag: Some(meta::etag_dto(&e)),
             last_modified: Some(meta::last_modified(&e)),
@@ -233,12 +283,15 @@ impl Gateway {
             checksum::set_checksums!(result, c);
             result.checksum_type = Some(t);
         }
-        Ok(S3Response::new(CopyObjectOutput {
+        let mut out = CopyObjectOutput {
             copy_object_result: Some(result),
             version_id,
             copy_source_version_id: crate::versions::shown_id(&src),
+            ssekms_encryption_context: sealing.echo.context.clone(),
             ..Default::default()
-        }))
+        };
+        crate::sse::echo_into!(out, &sealing.echo);
+        Ok(S3Response::new(out))
     }
 }
 

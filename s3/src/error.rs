@@ -99,6 +99,9 @@ pub enum GatewayError {
     Conflict(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// SSE-KMS named a key the key service does not have.
+    #[error("{0}")]
+    KmsKeyNotFound(String),
     /// A bucket setting kelp never has (CORS, policy, lifecycle, ...): `code` is the
     /// S3 error for "not configured", answered with 404.
     #[error("{msg}")]
@@ -204,6 +207,7 @@ impl From<GatewayError> for S3Error {
             G::Conflict(_) => custom("PathConflict", StatusCode::CONFLICT, msg),
             G::NotConfigured { code, .. } => custom(code, StatusCode::NOT_FOUND, msg),
             G::NotImplemented(_) => err(C::NotImplemented, msg),
+            G::KmsKeyNotFound(_) => custom("KMS.NotFoundException", StatusCode::BAD_REQUEST, msg),
             G::Filer(f) => match f {
                 FilerError::NotFound(_) => err(C::NoSuchKey, msg),
                 FilerError::BadRequest(_) => err(C::InvalidArgument, msg),

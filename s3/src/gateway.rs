@@ -21,6 +21,8 @@ pub struct Gateway {
     pub region: String,
     /// Identities are configured: every request carries a checked [`Caller`].
     pub auth: bool,
+    /// Keys for server-side encryption.
+    pub sse: crate::sse::SseConfig,
 }
 
 /// The owner of what an open gateway made, and of anything written before owners
@@ -250,24 +252,42 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        let b = &req.input.bucket;
-        ok(self
-            .not_configured(b, "NoSuchLifecycleConfiguration", "lifecycle configuration")
-            .await)
+        ok(self.get_bucket_lifecycle_configuration(req).await)
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        ok(self.put_bucket_lifecycle_configuration(req).await)
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        ok(self.delete_bucket_lifecycle(req).await)
     }
 
     async fn get_bucket_encryption(
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        let b = &req.input.bucket;
-        ok(self
-            .not_configured(
-                b,
-                "ServerSideEncryptionConfigurationNotFoundError",
-                "server-side encryption configuration",
-            )
-            .await)
+        ok(self.get_bucket_encryption(req).await)
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        ok(self.put_bucket_encryption(req).await)
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        ok(self.delete_bucket_encryption(req).await)
     }
 
     async fn get_bucket_tagging(

@@ -18,6 +18,7 @@ mod delete;
 mod error;
 mod gateway;
 mod keys;
+mod lifecycle;
 mod list;
 mod meta;
 mod multipart;
@@ -30,6 +31,7 @@ mod retention;
 mod server;
 mod settings;
 mod sigv4;
+pub mod sse;
 mod versions;
 mod vhost;
 mod walk;
@@ -64,6 +66,14 @@ pub struct S3Config {
     /// HTTPS for the S3 listener (`-s3.cert.file`/`-s3.key.file`); without it the
     /// security file's `[https]` (role `s3`) applies, if any.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The key file of SSE-S3 and SSE-KMS master keys (`-s3.keyFile`), created with
+    /// fresh keys on first start. `None`: those requests are refused.
+    pub key_file: Option<PathBuf>,
+    /// Accept SSE-C over plain HTTP (`-s3.allowInsecureSSE`), for TLS ended in front.
+    pub allow_insecure_sse: bool,
+    /// Seconds in a lifecycle-rule day, and between lifecycle runs (86400; tests
+    /// shorten it, as Ceph's `rgw_lc_debug_interval`).
+    pub lifecycle_day_secs: u64,
 }
 
 impl S3Config {
@@ -86,6 +96,9 @@ impl Default for S3Config {
             domains: Vec::new(),
             limits: kelp_proto::server::Limits::default(),
             tls: None,
+            key_file: None,
+            allow_insecure_sse: false,
+            lifecycle_day_secs: 86_400,
         }
     }
 }

@@ -126,6 +126,9 @@ impl Gateway {
         )?);
         let sum =
             checksum::upload_checksum(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
+        let sealing = self
+            .seal_new(&self.wanted(&crate::sse::asked_of!(i), &bucket)?)
+            .await?;
         let id = format!("{:032x}", rand::random::<u128>());
         let mut e = Entry::new_dir(self.paths.upload(&i.bucket, &id)?, now_secs());
         e.attr.mime = m.content_type.clone().unwrap_or_default();
@@ -142,8 +145,10 @@ impl Gateway {
                 checksum::encode_upload_checksum(*a, t),
             );
         }
+        // The upload keeps how its parts are sealed; the object inherits it.
+        e.extended.extend(sealing.attrs);
         self.filer.put_entry(e).await?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
+        let mut out = CreateMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             upload_id: Some(id),
@@ -151,8 +156,11 @@ impl Gateway {
                 .as_ref()
                 .map(|(a, _)| ChecksumAlgorithm::from_static(a.name())),
             checksum_type: sum.map(|(_, t)| t),
+            ssekms_encryption_context: sealing.echo.context.clone(),
             ..Default::default()
-        }))
+        };
+        crate::sse::echo_into!(out, &sealing.echo);
+        Ok(S3Response::new(out))
     }
 
     pub async fn upload_part(
@@ -163,6 +171,10 @@ impl Gateway {
         let i = req.input;
         check_part_number(i.part_number)?;
         let dir = self.upload_dir(&i.bucket, &i.key, &i.upload_id).await?;
+        // Every part is sealed with the upload's data key (SSE-C: the same customer key).
+        let (key, echo) = self
+            .opening(&dir, crate::sse::customer_of!(i)?.as_ref())
+            .await?;
         let expect_md5 = i.content_md5.as_deref().map(decode_md5).transpose()?;
         let given = checksums_of!(i);
         let mut want = checksum::requested(&given, i.checksum_algorithm.as_ref(), &req.headers)?;
@@ -191,6 +203,11 @@ impl Gateway {
             expect_md5,
             size_hint: i.content_length.and_then(|n| u64::try_from(n).ok()),
             late_extended: late,
+            extended: crate::sse::part_marker(&dir).into_iter().collect(),
+            target: kelp_filer::chunks::WriteTarget {
+                cipher: key,
+                ..Default::default()
+            },
             ..WriteOptions::default()
         };
         let path = format!("{}/{:04}", dir.path, i.part_number);
@@ -199,6 +216,7 @@ impl Gateway {
             e_tag: Some(meta::etag_dto(&e)),
             ..Default::default()
         };
+        crate::sse::echo_into!(out, &echo);
         if let Some((c, _)) = checksum::stored(&e) {
             set_checksums!(out, c);
         }
@@ -225,7 +243,18 @@ impl Gateway {
             None => (0, size),
         };
         let path = format!("{}/{:04}", dir.path, i.part_number);
-        let e = match reference_chunks(&src, start, end) {
+        let (src_key, _) = self
+            .opening(&src, crate::sse::customer_of!(i, copy)?.as_ref())
+            .await?;
+        let (key, echo) = self
+            .opening(&dir, crate::sse::customer_of!(i)?.as_ref())
+            .await?;
+        let shared = if src_key.is_none() && key.is_none() {
+            reference_chunks(&src, start, end)
+        } else {
+            None
+        };
+        let e = match shared {
             Some(chunks) => {
                 let mut e = Entry::new_file(path, now_secs());
                 e.attr.md5 = if (start, end) == (0, size) && src.attr.md5.len() == 16 {
@@ -238,23 +267,31 @@ impl Gateway {
                 self.filer.put_entry(e).await?
             }
             None => {
-                // The range starts inside a chunk: copy those bytes.
-                let body = self.filer.read_stream(src, start, end);
+                // The range starts inside a chunk, or bytes are sealed on either side:
+                // copy them (opened with the source's key, sealed with the upload's).
+                let body = self.filer.read_stream_with(src, start, end, src_key);
                 let opts = WriteOptions {
                     size_hint: Some(end - start),
+                    extended: crate::sse::part_marker(&dir).into_iter().collect(),
+                    target: kelp_filer::chunks::WriteTarget {
+                        cipher: key,
+                        ..Default::default()
+                    },
                     ..WriteOptions::default()
                 };
                 self.filer.write_fresh(&path, Box::pin(body), opts).await?
             }
         };
-        Ok(S3Response::new(UploadPartCopyOutput {
+        let mut out = UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(meta::etag_dto(&e)),
                 last_modified: Some(meta::last_modified(&e)),
                 ..Default::default()
             }),
             ..Default::default()
-        }))
+        };
+        crate::sse::echo_into!(out, &echo);
+        Ok(S3Response::new(out))
     }
 
     pub async fn complete_multipart_upload(
@@ -394,6 +431,10 @@ impl Gateway {
             version_id,
             ..Default::default()
         };
+        let echo = crate::sse::stored_echo(&dir);
+        out.server_side_encryption = echo.sse;
+        out.ssekms_key_id = echo.kms_key_id;
+        out.bucket_key_enabled = echo.bucket_key;
         if let Some((algo, v, t)) = object_sum {
             set_checksums!(out, checksum::one(algo, v));
             out.checksum_type = Some(t);

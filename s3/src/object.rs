@@ -201,8 +201,11 @@ impl Gateway {
                 ..Default::default()
             }));
         }
+        let wanted = self.wanted(&crate::sse::asked_of!(i), &bucket)?;
+        let sealing = self.seal_new(&wanted).await?;
         let mut extended = meta.extended();
         extended.extend(lock);
+        extended.extend(sealing.attrs);
         let opts = WriteOptions {
             mime: meta.content_type.clone().unwrap_or_default(),
             extended,
@@ -211,6 +214,10 @@ impl Gateway {
             late_extended: late,
             precondition,
             keeps_replaced: state.is_versioned(),
+            target: kelp_filer::chunks::WriteTarget {
+                cipher: sealing.key,
+                ..Default::default()
+            },
             ..WriteOptions::default()
         };
         let (e, version_id) = if state.is_versioned() {
@@ -234,8 +241,10 @@ impl Gateway {
             e_tag: Some(meta::etag_dto(&e)),
             size: i64::try_from(e.attr.file_size).ok(),
             version_id,
+            ssekms_encryption_context: sealing.echo.context.clone(),
             ..Default::default()
         };
+        crate::sse::echo_into!(out, &sealing.echo);
         if let Some((c, t)) = checksum::stored(&e) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);
@@ -401,10 +410,13 @@ impl Gateway {
                 i.part_number,
             )
             .await?;
+        let (key, echo) = self
+            .opening(&e, crate::sse::customer_of!(i)?.as_ref())
+            .await?;
         let (start, end) = v.range.unwrap_or((0, v.size));
         let lock = LockView::of(&e);
         let body = (end > start)
-            .then(|| StreamingBlob::wrap(self.filer.read_stream(e.clone(), start, end)));
+            .then(|| StreamingBlob::wrap(self.filer.read_stream_with(e.clone(), start, end, key)));
         let mut out = GetObjectOutput {
             body,
             content_length: i64::try_from(end - start).ok(),
@@ -428,6 +440,7 @@ impl Gateway {
             object_lock_legal_hold_status: lock.legal_hold,
             ..Default::default()
         };
+        crate::sse::echo_into!(out, &echo);
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);
@@ -456,6 +469,9 @@ impl Gateway {
                 i.part_number,
             )
             .await?;
+        let (_, echo) = self
+            .opening(&e, crate::sse::customer_of!(i)?.as_ref())
+            .await?;
         let (start, end) = v.range.unwrap_or((0, v.size));
         let lock = LockView::of(&e);
         let mut out = HeadObjectOutput {
@@ -479,6 +495,7 @@ impl Gateway {
             parts_count: v.parts_count,
             ..Default::default()
         };
+        crate::sse::echo_into!(out, &echo);
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);

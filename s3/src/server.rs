@@ -41,6 +41,35 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }
 
+/// The encryption setup: the key file opened (created with fresh keys on first start),
+/// and whether SSE-C is allowed on this listener.
+fn sse_config(cfg: &S3Config, tls: bool) -> io::Result<crate::sse::SseConfig> {
+    let kms: Option<Arc<dyn crate::sse::kms::Kms>> = match &cfg.key_file {
+        None => None,
+        Some(path) => {
+            let (kms, created) = crate::sse::kms::LocalKms::open_or_create(path)
+                .map_err(|e| invalid(format!("-s3.keyFile: {e}")))?;
+            if created {
+                tracing::warn!(
+                    file = %path.display(),
+                    "created the S3 key file with new master keys: back it up and keep it \
+                     secret; without it no SSE-S3 or SSE-KMS object can be read"
+                );
+            }
+            Some(Arc::new(kms))
+        }
+    };
+    if cfg.allow_insecure_sse && !tls {
+        tracing::warn!(
+            "SSE-C accepted over plain HTTP (-s3.allowInsecureSSE): customer keys cross the network in clear"
+        );
+    }
+    Ok(crate::sse::SseConfig {
+        kms,
+        secure: tls || cfg.allow_insecure_sse,
+    })
+}
+
 /// Serves the S3 API for `filer` on `listener` until `shutdown` resolves. Identities
 /// come from `cfg.identities_file` and the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 /// environment variables; with none the gateway is open (and says so loudly).
@@ -73,11 +102,19 @@ pub async fn serve_with_identities(
         tracing::warn!(dir = %paths.root(), error = %e, "cannot create the buckets directory yet");
     }
     let open = ids.is_open();
+    let tls = cfg.tls.clone().or_else(|| {
+        kelp_proto::security::current()
+            .https
+            .as_ref()
+            .and_then(|h| h.server(kelp_proto::security::Role::S3))
+    });
+    let sse = sse_config(&cfg, tls.is_some())?;
     let gateway = Gateway {
         filer,
         paths,
         region: cfg.region.clone(),
         auth: !open,
+        sse,
     };
     let domains = crate::vhost::Domains::new(&cfg.domains).map_err(invalid)?;
     if !domains.is_empty() {
@@ -123,12 +160,6 @@ pub async fn serve_with_identities(
         tracing::info!(%addr, identities = n, admin, "S3 gateway requires signed requests");
     }
     let service = builder.build();
-    let tls = cfg.tls.clone().or_else(|| {
-        kelp_proto::security::current()
-            .https
-            .as_ref()
-            .and_then(|h| h.server(kelp_proto::security::Role::S3))
-    });
     if tls.is_some() {
         tracing::info!(%addr, "S3 gateway speaks HTTPS");
     }

@@ -105,6 +105,21 @@ pub struct S3Flags {
     /// PEM private key of -s3.cert.file.
     #[arg(long = "s3.key.file", default_value = "")]
     pub s3_key_file: String,
+    /// Key file of the SSE-S3 and SSE-KMS master keys, created with fresh keys on
+    /// first start (back it up: without it encrypted objects cannot be read). Manage
+    /// keys with `kelp s3.keys`. Default: s3-keys.json in the filer's -dir.
+    #[arg(long = "s3.keyFile", default_value = "")]
+    pub s3_keys_file: String,
+    /// Accept SSE-C (customer-provided keys) over plain HTTP, for TLS ended in front
+    /// of kelp. Without it SSE-C needs the S3 port to speak HTTPS.
+    #[arg(long = "s3.allowInsecureSSE", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub s3_allow_insecure_sse: bool,
+    /// Seconds in a lifecycle-rule "day" (rules say Days: N), and how often the
+    /// lifecycle worker runs. Lower it only to test rules.
+    #[arg(long = "s3.lifecycle.daySeconds", default_value_t = 86_400)]
+    pub s3_lifecycle_day_seconds: u64,
 }
 
 impl S3Flags {
@@ -119,7 +134,8 @@ impl S3Flags {
     }
 
     /// The gateway's config, checked: domain names well formed, identities file readable.
-    pub fn config(&self) -> anyhow::Result<S3Config> {
+    /// `dir`: the filer's directory, where the key file is by default.
+    pub fn config(&self, dir: &std::path::Path) -> anyhow::Result<S3Config> {
         let tls = match (self.s3_cert_file.as_str(), self.s3_key_file.as_str()) {
             ("", "") => None,
             ("", _) | (_, "") => {
@@ -141,6 +157,13 @@ impl S3Flags {
             domains: common::split_list(&self.s3_domain_name),
             tls,
             pin_region: !self.s3_region.is_empty(),
+            key_file: Some(if self.s3_keys_file.is_empty() {
+                dir.join("s3-keys.json")
+            } else {
+                PathBuf::from(&self.s3_keys_file)
+            }),
+            allow_insecure_sse: self.s3_allow_insecure_sse,
+            lifecycle_day_secs: self.s3_lifecycle_day_seconds.max(1),
             ..Default::default()
         };
         let cfg = if self.s3_region.is_empty() {
@@ -205,7 +228,7 @@ pub async fn start(
     let s3 = match args.s3 {
         true => {
             let l = common::bind("S3 gateway", bind_host, args.s3_flags.s3_port).await?;
-            let mut cfg = args.s3_flags.config()?;
+            let mut cfg = args.s3_flags.config(&args.dir)?;
             cfg.limits = args.config().limits;
             // Read now, so a bad identities file stops start-up instead of the gateway.
             let file = cfg

@@ -7,6 +7,7 @@ pub mod filer;
 pub mod filer_toml;
 pub mod follow;
 pub mod master;
+pub mod s3_keys;
 pub mod scaffold;
 pub mod server;
 pub mod shell;

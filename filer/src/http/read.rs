@@ -66,6 +66,7 @@ fn file(
     req: &HeaderMap,
     head_only: bool,
 ) -> Result<Response, FilerError> {
+    crate::entry::check_unsealed(e)?;
     let etag = json::etag(e);
     let mut h = HeaderMap::new();
     put(&mut h, header::ETAG, &format!("\"{etag}\""));

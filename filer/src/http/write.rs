@@ -119,6 +119,7 @@ fn options(
                 ttl.to_string()
             },
             fsync: t.flag("fsync"),
+            cipher: None,
         },
         extended: extended_headers(h),
         expect_md5: content_md5(h)?,

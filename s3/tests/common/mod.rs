@@ -77,6 +77,12 @@ impl Stack {
     }
 
     pub fn start(ids: Identities) -> Stack {
+        Stack::start_with(ids, |_| {})
+    }
+
+    /// A stack whose gateway config `tweak` adjusts (by default it has a key file in
+    /// its filer dir and accepts SSE-C over plain HTTP).
+    pub fn start_with(ids: Identities, tweak: impl FnOnce(&mut S3Config)) -> Stack {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -144,10 +150,13 @@ impl Stack {
             let endpoint = format!("http://{}", sl.local_addr().unwrap());
             let filer_endpoint = format!("http://{}", fl.local_addr().unwrap());
             // Virtual-hosted style on a test domain; path style (127.0.0.1) still works.
-            let cfg = S3Config {
+            let mut cfg = S3Config {
                 domains: vec![VHOST_DOMAIN.into()],
+                key_file: Some(root.join("filer").join("s3-keys.json")),
+                allow_insecure_sse: true,
                 ..S3Config::default()
             };
+            tweak(&mut cfg);
             let tasks = vec![
                 tokio::spawn(kelp_master::http::serve(ml, master, stopped())),
                 tokio::spawn(kelp_volume::http::serve(

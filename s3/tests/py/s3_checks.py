@@ -392,7 +392,8 @@ def objects(s3):
     for fn, kw in [
         (s3.put_bucket_tagging, dict(Bucket=b, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})),
         (s3.put_bucket_lifecycle_configuration, dict(Bucket=b, LifecycleConfiguration={
-            "Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]})),
+            "Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""},
+                       "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}]})),
     ]:
         assert fails("NotImplemented", fn, **kw) == 501
     # A policy without statements is malformed, not unsupported.
@@ -598,6 +599,11 @@ def main():
         import conditional_checks
 
         getattr(conditional_checks, scenario)(endpoint, ak, sk)
+    elif scenario in ("sse_c", "sse_c_needs_tls", "sse_s3_kms", "rotated_keys_still_read",
+                      "no_plaintext_at_rest"):
+        import sse_checks
+
+        getattr(sse_checks, scenario)(endpoint, ak, sk, *sys.argv[5:])
     elif scenario in ("checksums", "trailers", "virtual_host", "post_form"):
         import compat_checks
 
