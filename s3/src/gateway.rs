@@ -23,6 +23,8 @@ pub struct Gateway {
     pub auth: bool,
     /// Keys for server-side encryption.
     pub sse: crate::sse::SseConfig,
+    /// Seconds in a lifecycle-rule day (86400 but in tests).
+    pub lifecycle_day: u64,
 }
 
 /// The owner of what an open gateway made, and of anything written before owners

@@ -74,6 +74,9 @@ pub struct S3Config {
     /// Seconds in a lifecycle-rule day, and between lifecycle runs (86400; tests
     /// shorten it, as Ceph's `rgw_lc_debug_interval`).
     pub lifecycle_day_secs: u64,
+    /// Failpoint for tests: abort the process once a fresh lifecycle run has expired
+    /// this many objects (its next run resumes from the checkpoint).
+    pub lifecycle_crash_after: Option<u64>,
 }
 
 impl S3Config {
@@ -99,6 +102,7 @@ impl Default for S3Config {
             key_file: None,
             allow_insecure_sse: false,
             lifecycle_day_secs: 86_400,
+            lifecycle_crash_after: None,
         }
     }
 }

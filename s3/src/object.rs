@@ -242,6 +242,7 @@ impl Gateway {
             size: i64::try_from(e.attr.file_size).ok(),
             version_id,
             ssekms_encryption_context: sealing.echo.context.clone(),
+            expiration: self.expiration_of(&bucket, &i.key, &e).await,
             ..Default::default()
         };
         crate::sse::echo_into!(out, &sealing.echo);
@@ -441,6 +442,7 @@ impl Gateway {
             ..Default::default()
         };
         crate::sse::echo_into!(out, &echo);
+        out.expiration = self.current_expiration(&i.bucket, &i.key, &e).await;
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);
@@ -496,6 +498,7 @@ impl Gateway {
             ..Default::default()
         };
         crate::sse::echo_into!(out, &echo);
+        out.expiration = self.current_expiration(&i.bucket, &i.key, &e).await;
         if let Some((c, t)) = returned_checksum(&e, &v, i.checksum_mode.as_ref()) {
             set_checksums!(out, c);
             out.checksum_type = Some(t);

@@ -41,6 +41,15 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }
 
+/// Aborts a background task when the gateway stops serving.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The encryption setup: the key file opened (created with fresh keys on first start),
 /// and whether SSE-C is allowed on this listener.
 fn sse_config(cfg: &S3Config, tls: bool) -> io::Result<crate::sse::SseConfig> {
@@ -115,7 +124,14 @@ pub async fn serve_with_identities(
         region: cfg.region.clone(),
         auth: !open,
         sse,
+        lifecycle_day: cfg.lifecycle_day_secs.max(1),
     };
+    // Runs as long as the gateway serves.
+    let _lifecycle = AbortOnDrop(tokio::spawn(crate::lifecycle::worker::run(
+        gateway.clone(),
+        cfg.lifecycle_day_secs,
+        cfg.lifecycle_crash_after,
+    )));
     let domains = crate::vhost::Domains::new(&cfg.domains).map_err(invalid)?;
     if !domains.is_empty() {
         tracing::info!(domains = ?cfg.domains, "S3 accepts virtual-hosted-style requests");

@@ -1,7 +1,10 @@
 //! The S3 gateway driven by boto3 (`tests/py/s3_checks.py`): listing order and
 //! pagination over 2,500 keys, objects (metadata, conditionals, ranges, Content-MD5,
 //! awkward keys, directory markers, copies), DeleteObjects, multipart rules and errors,
-//! additional checksums (headers and trailers), and authorization with an s3.json.
+//! additional checksums (headers and trailers), authorization with an s3.json,
+//! server-side encryption (SSE-C, SSE-S3, SSE-KMS, bucket defaults) and lifecycle rules.
+
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -210,4 +213,35 @@ fn boto3_sse_no_plaintext_at_rest() {
     let s = Stack::with_auth();
     let volumes = s.dir.path().join("volume");
     s.python("no_plaintext_at_rest", &[AK, SK, volumes.to_str().unwrap()]);
+}
+
+/// A stack whose lifecycle "day" is 2 seconds.
+fn lifecycle_stack() -> Stack {
+    let ids = kelp_s3::Identities::from_json(&identities_json()).unwrap();
+    Stack::start_with(ids, |c| c.lifecycle_day_secs = 2)
+}
+
+/// Lifecycle expiration by prefix, tag and size (`And`), `x-amz-expiration` on PUT,
+/// GET and HEAD, and expired bytes really gone: the chunk deleted, the volume
+/// vacuumed smaller.
+#[test]
+fn boto3_lifecycle_expiration() {
+    let s = lifecycle_stack();
+    let (filer, master) = (s.filer_endpoint.clone(), s.master_endpoint.clone());
+    s.python("expiration", &[AK, SK, &filer, &master]);
+}
+
+/// NoncurrentVersionExpiration with NewerNoncurrentVersions, and lone delete markers
+/// removed (ExpiredObjectDeleteMarker).
+#[test]
+fn boto3_lifecycle_versions() {
+    let s = lifecycle_stack();
+    s.python("versions", &[AK, SK]);
+}
+
+/// AbortIncompleteMultipartUpload: a stale upload under the prefix goes, another stays.
+#[test]
+fn boto3_lifecycle_aborts() {
+    let s = lifecycle_stack();
+    s.python("aborts", &[AK, SK]);
 }

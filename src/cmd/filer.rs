@@ -120,6 +120,9 @@ pub struct S3Flags {
     /// lifecycle worker runs. Lower it only to test rules.
     #[arg(long = "s3.lifecycle.daySeconds", default_value_t = 86_400)]
     pub s3_lifecycle_day_seconds: u64,
+    /// Test failpoint: abort once a fresh lifecycle run has expired this many objects.
+    #[arg(long = "s3.lifecycle.crashAfter", hide = true)]
+    pub s3_lifecycle_crash_after: Option<u64>,
 }
 
 impl S3Flags {
@@ -164,6 +167,7 @@ impl S3Flags {
             }),
             allow_insecure_sse: self.s3_allow_insecure_sse,
             lifecycle_day_secs: self.s3_lifecycle_day_seconds.max(1),
+            lifecycle_crash_after: self.s3_lifecycle_crash_after,
             ..Default::default()
         };
         let cfg = if self.s3_region.is_empty() {

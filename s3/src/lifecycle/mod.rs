@@ -5,6 +5,7 @@
 //! uploads fall due.
 
 pub mod rules;
+pub mod worker;
 
 use kelp_filer::entry::Entry;
 use s3s::dto::{

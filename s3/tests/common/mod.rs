@@ -49,6 +49,8 @@ pub struct Stack {
     pub endpoint: String,
     /// `http://127.0.0.1:<port>` of the filer's REST API (for comparisons).
     pub filer_endpoint: String,
+    /// `http://127.0.0.1:<port>` of the master.
+    pub master_endpoint: String,
     pub filer: Arc<Filer>,
     rt: Option<tokio::runtime::Runtime>,
     stop: watch::Sender<bool>,
@@ -98,7 +100,7 @@ impl Stack {
             }
         };
         let root = dir.path().to_path_buf();
-        let (endpoint, filer_endpoint, filer, tasks) = rt.block_on(async move {
+        let (endpoint, filer_endpoint, master_endpoint, filer, tasks) = rt.block_on(async move {
             let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
             let (ml, vl, fl, sl) = (bind().await, bind().await, bind().await, bind().await);
             let mport = ml.local_addr().unwrap().port();
@@ -149,6 +151,7 @@ impl Stack {
             ));
             let endpoint = format!("http://{}", sl.local_addr().unwrap());
             let filer_endpoint = format!("http://{}", fl.local_addr().unwrap());
+            let master_endpoint = format!("http://127.0.0.1:{mport}");
             // Virtual-hosted style on a test domain; path style (127.0.0.1) still works.
             let mut cfg = S3Config {
                 domains: vec![VHOST_DOMAIN.into()],
@@ -198,12 +201,13 @@ impl Stack {
                 },
             )
             .await;
-            (endpoint, filer_endpoint, filer, tasks)
+            (endpoint, filer_endpoint, master_endpoint, filer, tasks)
         });
         Stack {
             dir,
             endpoint,
             filer_endpoint,
+            master_endpoint,
             filer,
             rt: Some(rt),
             stop,

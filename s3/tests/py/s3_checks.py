@@ -604,6 +604,10 @@ def main():
         import sse_checks
 
         getattr(sse_checks, scenario)(endpoint, ak, sk, *sys.argv[5:])
+    elif scenario in ("expiration", "versions", "aborts", "many", "many_gone"):
+        import lifecycle_checks
+
+        getattr(lifecycle_checks, scenario)(endpoint, ak, sk, *sys.argv[5:])
     elif scenario in ("checksums", "trailers", "virtual_host", "post_form"):
         import compat_checks
 
