@@ -118,7 +118,6 @@ impl Reader {
                 .map_err(|e| FilerError::Internal(format!("opening task: {e}")))?
         }
         .map_err(|e| FilerError::Internal(format!("chunk {fid}: {e}")))?;
-        let plain = Bytes::from(plain);
         let s = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(plain.len());
@@ -155,7 +154,7 @@ impl Filer {
         if !e.content.is_empty() {
             let c = match &key {
                 None => Ok(Bytes::from(e.content)),
-                Some(k) => k.open(&e.content).map(Bytes::from),
+                Some(k) => k.open(&e.content),
             };
             let item = c
                 .map(|c| {

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 
 /// The key SSE-S3 wraps its data keys with.
@@ -349,20 +348,19 @@ impl LocalKms {
     fn wrap(&self, name: &str, plain: &[u8; 32], context: &[u8]) -> Result<Vec<u8>, KmsError> {
         let (version, master) = self.key(name, None)?;
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let sealed = Aes256Gcm::new((&master).into())
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &wrap_aad(name, context),
-                },
-            )
-            .map_err(|_| KmsError::Unavailable("wrapping a data key failed".into()))?;
         let mut out = Vec::with_capacity(WRAPPED_LEN);
         out.extend_from_slice(WRAP_MAGIC);
         out.extend_from_slice(&version.to_be_bytes());
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(plain);
+        let tag = aead(&master)?
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(wrap_aad(name, context)),
+                &mut out[6 + NONCE_LEN..],
+            )
+            .map_err(|_| KmsError::Unavailable("wrapping a data key failed".into()))?;
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
@@ -372,14 +370,14 @@ impl LocalKms {
         }
         let version = u32::from_be_bytes([wrapped[2], wrapped[3], wrapped[4], wrapped[5]]);
         let (_, master) = self.key(name, Some(version))?;
-        let nonce = &wrapped[6..6 + NONCE_LEN];
-        let plain = Aes256Gcm::new((&master).into())
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: &wrapped[6 + NONCE_LEN..],
-                    aad: &wrap_aad(name, context),
-                },
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&wrapped[6..6 + NONCE_LEN]);
+        let mut buf = wrapped[6 + NONCE_LEN..].to_vec();
+        let plain = aead(&master)?
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(wrap_aad(name, context)),
+                &mut buf,
             )
             .map_err(|_| {
                 KmsError::Invalid(format!(
@@ -387,9 +385,15 @@ impl LocalKms {
                      (a different key file, or a changed encryption context)"
                 ))
             })?;
-        <[u8; 32]>::try_from(plain.as_slice())
+        <[u8; 32]>::try_from(&*plain)
             .map_err(|_| KmsError::Invalid("the stored data key has the wrong length".into()))
     }
+}
+
+fn aead(master: &[u8; 32]) -> Result<LessSafeKey, KmsError> {
+    UnboundKey::new(&AES_256_GCM, master)
+        .map(LessSafeKey::new)
+        .map_err(|_| KmsError::Invalid("AES-256-GCM refused a master key".into()))
 }
 
 #[async_trait::async_trait]

@@ -394,7 +394,7 @@ impl Gateway {
                 dk.plain
             }
         };
-        s.key = Some(Arc::new(ChunkKey::new(&data_key)));
+        s.key = Some(Arc::new(ChunkKey::new(&data_key)?));
         Ok(s)
     }
 
@@ -469,7 +469,7 @@ impl Gateway {
                 )));
             }
         };
-        Ok((Some(Arc::new(ChunkKey::new(&data_key))), echo))
+        Ok((Some(Arc::new(ChunkKey::new(&data_key)?)), echo))
     }
 }
 

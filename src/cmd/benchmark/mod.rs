@@ -67,6 +67,10 @@ pub struct Args {
     /// need -s3.accessKey and -s3.secretKey.
     #[arg(long = "s3.payload", value_enum, default_value = "anonymous")]
     pub s3_payload: s3::Payload,
+    /// Server-side encryption of the S3 PUTs (`AES256` or `aws:kms`, sent as
+    /// x-amz-server-side-encryption); empty: none.
+    #[arg(long = "s3.sse", default_value = "", value_parser = ["", "AES256", "aws:kms"])]
+    pub s3_sse: String,
     /// Access key for signed S3 requests.
     #[arg(long = "s3.accessKey", default_value = "")]
     pub s3_access_key: String,

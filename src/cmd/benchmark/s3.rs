@@ -133,8 +133,14 @@ pub(super) async fn benchmark(
     }
     let authorize: super::Authorizer = {
         let (root, host) = (root.clone(), host.clone());
+        let sse = args.s3_sse.clone();
         Arc::new(move |rb: reqwest::RequestBuilder, write: bool, url: &str| {
             let path = url.strip_prefix(root.as_str()).unwrap_or(url);
+            let rb = if write && !sse.is_empty() {
+                rb.header("x-amz-server-side-encryption", sse.as_str())
+            } else {
+                rb
+            };
             let (method, sha) = if write {
                 ("PUT", body_sha.as_str())
             } else {
