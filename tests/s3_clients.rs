@@ -1,6 +1,7 @@
 //! The S3 gateway of a real `kelp server` driven by rclone and restic (also on a
 //! versioned bucket), s5cmd, s3cmd with its default configuration (which signs for the
-//! region `US`) and the AWS SDK for JavaScript v3 (with identities).
+//! region `US`), the AWS SDK for JavaScript v3 (with identities), and the aws cli's
+//! server-side encryption options (with `kelp s3.keys`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -481,4 +482,145 @@ fn kelp_benchmark_signs_its_s3_requests() {
     let (code, out, err) = run_kelp(&args);
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("SignatureDoesNotMatch"), "{err}");
+}
+
+/// Server-side encryption from the aws cli against `kelp server`: SSE-S3, SSE-KMS with
+/// a key made by `kelp s3.keys`, SSE-C (upload, download, a wrong key refused), and a
+/// rotation of the key between writes.
+#[test]
+fn aws_cli_server_side_encryption() {
+    let c = cluster()
+        .servers(&[("", 1)])
+        .s3(true)
+        .server_args(&["-s3.allowInsecureSSE"])
+        .start();
+    let endpoint = format!("http://{}", c.s3_addr());
+    let keys = c.servers[0].dir.join("filer").join("s3-keys.json");
+    let keys_arg = format!("-file={}", keys.display());
+    let (code, out, err) = run_kelp(&["s3.keys", &keys_arg, "-create=backups"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("backups") && out.contains("sse-s3"), "{out}");
+    let aws = |args: &[&str]| {
+        Command::new("aws")
+            .env_remove("AWS_CA_BUNDLE")
+            .env("AWS_ACCESS_KEY_ID", "kelpkey")
+            .env("AWS_SECRET_ACCESS_KEY", "kelpsecret")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .args(["--endpoint-url", &endpoint])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = aws(args);
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let root = c.root().to_path_buf();
+    let src = root.join("plain.bin");
+    let body: Vec<u8> = (0..(9 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(&src, &body).unwrap();
+    let ssec_key = root.join("customer.key");
+    std::fs::write(&ssec_key, [42u8; 32]).unwrap();
+    let ssec_arg = format!("fileb://{}", ssec_key.display());
+    let src_s = src.to_str().unwrap();
+    ok(&["s3", "mb", "s3://enc"]);
+    ok(&["s3", "cp", src_s, "s3://enc/s3.bin", "--sse", "AES256"]);
+    ok(&[
+        "s3",
+        "cp",
+        src_s,
+        "s3://enc/kms.bin",
+        "--sse",
+        "aws:kms",
+        "--sse-kms-key-id",
+        "backups",
+    ]);
+    ok(&[
+        "s3",
+        "cp",
+        src_s,
+        "s3://enc/c.bin",
+        "--sse-c",
+        "AES256",
+        "--sse-c-key",
+        &ssec_arg,
+    ]);
+    let head = ok(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "enc",
+        "--key",
+        "kms.bin",
+    ]);
+    assert!(
+        head.contains("aws:kms") && head.contains("backups"),
+        "{head}"
+    );
+    let head = ok(&["s3api", "head-object", "--bucket", "enc", "--key", "s3.bin"]);
+    assert!(head.contains("AES256"), "{head}");
+    // Rotate the KMS key while the server runs; old and new objects both read.
+    let (code, out, err) = run_kelp(&["s3.keys", &keys_arg, "-rotate=backups"]);
+    assert_eq!(code, 0, "{out}{err}");
+    ok(&[
+        "s3",
+        "cp",
+        src_s,
+        "s3://enc/kms2.bin",
+        "--sse",
+        "aws:kms",
+        "--sse-kms-key-id",
+        "backups",
+    ]);
+    for (key, extra) in [
+        ("s3.bin", vec![]),
+        ("kms.bin", vec![]),
+        ("kms2.bin", vec![]),
+        (
+            "c.bin",
+            vec!["--sse-c", "AES256", "--sse-c-key", ssec_arg.as_str()],
+        ),
+    ] {
+        let dst = root.join(format!("back-{key}"));
+        let mut args = vec!["s3", "cp", &*format!("s3://enc/{key}")]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        args.push(dst.to_str().unwrap().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&refs);
+        assert_eq!(std::fs::read(&dst).unwrap(), body, "{key}");
+    }
+    // SSE-C without its key, or with another, is refused.
+    let other = root.join("other.key");
+    std::fs::write(&other, [7u8; 32]).unwrap();
+    let other_arg = format!("fileb://{}", other.display());
+    let dst = root.join("never.bin");
+    let dst_s = dst.to_str().unwrap();
+    assert!(!aws(&["s3", "cp", "s3://enc/c.bin", dst_s]).status.success());
+    let out = aws(&[
+        "s3",
+        "cp",
+        "s3://enc/c.bin",
+        dst_s,
+        "--sse-c",
+        "AES256",
+        "--sse-c-key",
+        &other_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
