@@ -25,6 +25,8 @@ pub struct Gateway {
     pub sse: crate::sse::SseConfig,
     /// Seconds in a lifecycle-rule day (86400 but in tests).
     pub lifecycle_day: u64,
+    /// Buckets' lifecycle rules, for `x-amz-expiration` on reads.
+    pub lifecycle_cache: Arc<crate::lifecycle::ConfigCache>,
 }
 
 /// The owner of what an open gateway made, and of anything written before owners

@@ -125,6 +125,7 @@ pub async fn serve_with_identities(
         auth: !open,
         sse,
         lifecycle_day: cfg.lifecycle_day_secs.max(1),
+        lifecycle_cache: Arc::default(),
     };
     // Runs as long as the gateway serves.
     let _lifecycle = AbortOnDrop(tokio::spawn(crate::lifecycle::worker::run(

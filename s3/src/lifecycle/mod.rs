@@ -7,6 +7,10 @@
 pub mod rules;
 pub mod worker;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use kelp_filer::entry::Entry;
 use s3s::dto::{
     DeleteBucketLifecycleInput, DeleteBucketLifecycleOutput, GetBucketLifecycleConfigurationInput,
@@ -30,6 +34,50 @@ pub fn config_of(bucket: &Entry) -> Option<rules::Config> {
         .and_then(|v| serde_json::from_slice(v).ok())
 }
 
+/// Lifecycle configurations of buckets, each read from the store at most once a
+/// second, so GET and HEAD (which answer `x-amz-expiration`) pay no store read per
+/// request for it.
+#[derive(Default)]
+pub struct ConfigCache {
+    map: std::sync::Mutex<HashMap<String, (Instant, Option<Arc<rules::Config>>)>>,
+}
+
+/// How long a cached configuration is used.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+/// Buckets remembered at most (the cache starts over beyond).
+const CACHE_MAX: usize = 10_000;
+
+impl ConfigCache {
+    /// Forgets `bucket`'s rules (they were just changed through this gateway).
+    pub fn forget(&self, bucket: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(bucket);
+    }
+
+    /// The lifecycle rules of `bucket` (`None`: none, or no such bucket).
+    pub async fn get(&self, gw: &Gateway, bucket: &str) -> Option<Arc<rules::Config>> {
+        if let Some((at, c)) = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(bucket)
+            && at.elapsed() < CACHE_FOR
+        {
+            return c.clone();
+        }
+        let entry = gw.filer.find(&gw.paths.bucket(bucket)).await.ok()??;
+        let config = config_of(&entry).map(Arc::new);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(bucket.to_string(), (Instant::now(), config.clone()));
+        config
+    }
+}
+
 impl Gateway {
     /// Checks the rules as S3 does and replaces the bucket's configuration with them.
     pub async fn put_bucket_lifecycle_configuration(
@@ -47,6 +95,7 @@ impl Gateway {
         self.filer
             .set_extended(&bucket.path, vec![(LIFECYCLE_KEY.to_string(), json)], None)
             .await?;
+        self.lifecycle_cache.forget(&i.bucket);
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
         ))
@@ -82,6 +131,7 @@ impl Gateway {
                 Some(vec![LIFECYCLE_KEY.to_string()]),
             )
             .await?;
+        self.lifecycle_cache.forget(&req.input.bucket);
         Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
     }
 }

@@ -580,26 +580,24 @@ impl Gateway {
     }
 
     /// [`Gateway::expiration_of`] for the object `e` read at `bucket`/`key`: only a
-    /// current version expires.
+    /// current version expires. The bucket's rules come from the gateway's cache.
     pub async fn current_expiration(&self, bucket: &str, key: &str, e: &Entry) -> Option<String> {
         let path = self.paths.object(bucket, key).ok()?.path;
         if e.path != path {
             return None;
         }
-        let b = self.filer.find(&self.paths.bucket(bucket)).await.ok()??;
-        self.expiration_of(&b, key, e).await
+        let cfg = self.lifecycle_cache.get(self, bucket).await?;
+        expiration_by(&cfg, key, e, self.lifecycle_day)
     }
 
     /// The `x-amz-expiration` of an object, when a rule of its bucket expires it.
     pub async fn expiration_of(&self, bucket: &Entry, key: &str, e: &Entry) -> Option<String> {
-        let cfg = config_of(bucket)?;
-        let (at, rule) = cfg.current_expiry(
-            key,
-            meta::size(e),
-            &meta::tags(e),
-            e.attr.mtime,
-            self.lifecycle_day,
-        )?;
-        Some(super::rules::expiration_header(at, &rule))
+        expiration_by(&config_of(bucket)?, key, e, self.lifecycle_day)
     }
+}
+
+/// The `x-amz-expiration` value `cfg` gives the current object `e` at `key`.
+fn expiration_by(cfg: &Config, key: &str, e: &Entry, day: u64) -> Option<String> {
+    let (at, rule) = cfg.current_expiry(key, meta::size(e), &meta::tags(e), e.attr.mtime, day)?;
+    Some(super::rules::expiration_header(at, &rule))
 }

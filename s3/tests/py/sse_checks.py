@@ -228,6 +228,23 @@ def sse_s3_kms(endpoint, ak, sk):
     s3.delete_bucket_encryption(Bucket=b)
     assert "ServerSideEncryption" not in s3.put_object(Bucket=b, Key="d3", Body=b"x")
     assert read(s3, b, "by-default") == b"defaulted"
+    versioned(s3)
+
+
+def versioned(s3):
+    """Encrypted versions of one key, each readable by its version id."""
+    b = "ssever"
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    k = new_key()
+    v1 = s3.put_object(Bucket=b, Key="k", Body=b"one", ServerSideEncryption="AES256")
+    v2 = s3.put_object(Bucket=b, Key="k", Body=b"two", ServerSideEncryption="aws:kms")
+    v3 = s3.put_object(Bucket=b, Key="k", Body=b"three", **ssec(k))
+    assert read(s3, b, "k", **ssec(k)) == b"three"
+    assert read(s3, b, "k", VersionId=v1["VersionId"]) == b"one"
+    g = s3.get_object(Bucket=b, Key="k", VersionId=v2["VersionId"])
+    assert g["ServerSideEncryption"] == "aws:kms" and g["Body"].read() == b"two", g
+    fails("InvalidRequest", s3.get_object, Bucket=b, Key="k", VersionId=v3["VersionId"])
 
 
 def rotated_keys_still_read(endpoint, ak, sk):
