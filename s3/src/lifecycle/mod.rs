@@ -39,8 +39,11 @@ pub fn config_of(bucket: &Entry) -> Option<rules::Config> {
 /// request for it.
 #[derive(Default)]
 pub struct ConfigCache {
-    map: std::sync::Mutex<HashMap<String, (Instant, Option<Arc<rules::Config>>)>>,
+    map: std::sync::Mutex<HashMap<String, Cached>>,
 }
+
+/// When a bucket's rules were read, and what they were.
+type Cached = (Instant, Option<Arc<rules::Config>>);
 
 /// How long a cached configuration is used.
 const CACHE_FOR: Duration = Duration::from_secs(1);
