@@ -279,6 +279,140 @@ pub struct EcRebuildRequest {
     pub missing: ShardIds,
 }
 
+/// `/admin/volume/sizes?volume=N`: a consistent snapshot of a normal volume's files for
+/// copying. Every `.idx` entry within the first `idx` bytes points at a record that ends
+/// at or below `dat`, so pulling `.idx` up to `idx` and `.dat` up to `dat` gives a whole
+/// volume even while writes go on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSizes {
+    pub volume: u32,
+    #[serde(default)]
+    pub collection: String,
+    /// Bytes of the `.idx` (whole entries).
+    pub idx: u64,
+    /// Bytes of the `.dat`.
+    pub dat: u64,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// The files of a normal volume `/admin/volume/file` serves.
+pub const VOLUME_FILE_EXTS: [&str; 3] = [".dat", ".idx", ".vif"];
+
+/// `/admin/volume/file?volume=N&ext=.dat|.idx|.vif[&upto=BYTES]`: the first `upto` bytes
+/// (all when absent) of one file of a normal volume (for copies).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeFileRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub ext: String,
+    #[serde(
+        default,
+        with = "crate::query::opt_num",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upto: Option<u64>,
+}
+
+impl VolumeFileRequest {
+    /// The extension must be `.dat`, `.idx` or `.vif` (never a path).
+    pub fn validate(&self) -> Result<(), String> {
+        if VOLUME_FILE_EXTS.contains(&self.ext.as_str()) {
+            Ok(())
+        } else {
+            Err(format!("bad ext {:?}: .dat, .idx or .vif", self.ext))
+        }
+    }
+}
+
+/// `/admin/volume/copy?volume=N&collection=C&from=host:port[&maxMBps=M]`: pull volume N
+/// from `from`, throttled to `M` MiB/s (0 or absent: unlimited).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeCopyRequest {
+    pub volume: VolumeId,
+    #[serde(default)]
+    pub collection: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(
+        rename = "maxMBps",
+        default,
+        with = "crate::query::opt_num",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_mbps: Option<u64>,
+}
+
+impl VolumeCopyRequest {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.volume.0 == 0 {
+            return Err("volume 0 does not exist".into());
+        }
+        if self.from.is_empty() {
+            return Err("missing parameter from".into());
+        }
+        Ok(())
+    }
+
+    /// The throttle in bytes per second; `None` for unlimited.
+    pub fn bytes_per_sec(&self) -> Option<u64> {
+        self.max_mbps
+            .filter(|m| *m > 0)
+            .map(|m| m.saturating_mul(1 << 20))
+    }
+}
+
+/// The answer of `/admin/volume/copy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeCopied {
+    pub volume: u32,
+    /// Bytes pulled (`.vif` + `.idx` + `.dat`).
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// `/admin/volume/needles?volume=N`: every key of a normal volume held here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NeedleList {
+    pub volume: u32,
+    /// `[key, Size field]` of every live needle, by key (decimal numbers; fids print the
+    /// same key in hex).
+    #[serde(default)]
+    pub live: Vec<[u64; 2]>,
+    /// Keys whose latest `.idx` entry is a deletion (and that are not live), by key.
+    #[serde(default)]
+    pub deleted: Vec<u64>,
+}
+
+/// `/admin/volume/needle?volume=N&key=K` and `/admin/volume/needle/delete?volume=N&key=K`:
+/// one needle of a normal volume. `key` is the needle key in **decimal** (as
+/// [`NeedleList`] lists it); a fid shows it in hex (`3,01637037d6`: key 0x01 = 1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NeedleRequest {
+    pub volume: VolumeId,
+    pub key: u64,
+}
+
+/// The answer of `POST /admin/volume/needle` (a raw record appended).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NeedleRawStored {
+    pub key: u64,
+    /// The record's `Size` field.
+    pub size: u32,
+    /// Byte offset of the record in the `.dat`.
+    pub offset: u64,
+}
+
+/// The answer of `POST /admin/volume/needle/delete`: whether the key was live here.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NeedleDeleted {
+    pub deleted: bool,
+}
+
 /// One data directory in `/status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DiskStatus {
@@ -483,6 +617,71 @@ mod tests {
         assert!(r.geometry(32).unwrap_err().contains("Shards"));
         r.data_shards = Some(0);
         assert!(r.geometry(32).is_err());
+    }
+
+    #[test]
+    fn volume_copy_requests_keep_their_wire_names() {
+        let copy = VolumeCopyRequest {
+            volume: VolumeId(3),
+            collection: "c".into(),
+            from: "a:1".into(),
+            max_mbps: Some(20),
+        };
+        assert_eq!(wire(&copy), "volume=3&collection=c&from=a%3A1&maxMBps=20");
+        assert_eq!(copy.bytes_per_sec(), Some(20 << 20));
+        let unlimited = VolumeCopyRequest {
+            max_mbps: Some(0),
+            ..copy.clone()
+        };
+        assert_eq!(unlimited.bytes_per_sec(), None);
+        assert!(unlimited.validate().is_ok());
+        assert!(
+            VolumeCopyRequest {
+                from: String::new(),
+                ..copy.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        let file = VolumeFileRequest {
+            volume: VolumeId(3),
+            ext: ".idx".into(),
+            upto: Some(34),
+        };
+        assert_eq!(wire(&file), "volume=3&ext=.idx&upto=34");
+        assert!(file.validate().is_ok());
+        for bad in ["", ".ecx", ".dat/../x", "/etc/passwd", ".note"] {
+            let f = VolumeFileRequest {
+                ext: bad.into(),
+                ..file.clone()
+            };
+            assert!(f.validate().is_err(), "{bad}");
+        }
+        let n = NeedleRequest {
+            volume: VolumeId(3),
+            key: 255,
+        };
+        assert_eq!(wire(&n), "volume=3&key=255");
+        let list = NeedleList {
+            volume: 3,
+            live: vec![[1, 10], [5, 0]],
+            deleted: vec![2],
+        };
+        assert_eq!(
+            serde_json::to_value(&list).unwrap(),
+            serde_json::json!({"volume":3,"live":[[1,10],[5,0]],"deleted":[2]})
+        );
+        let sizes = VolumeSizes {
+            volume: 3,
+            collection: "c".into(),
+            idx: 34,
+            dat: 96,
+            read_only: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&sizes).unwrap(),
+            serde_json::json!({"volume":3,"collection":"c","idx":34,"dat":96,"readOnly":true})
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub enum VolumeError {
     #[error("needle {key}: cookie does not match")]
     CookieMismatch { key: NeedleKey },
 
+    /// A raw needle sent to repair a replica names a key that is live here already.
+    #[error("needle {key} is already stored here")]
+    NeedleExists { key: NeedleKey },
+
     #[error("needle {key} was deleted")]
     Deleted { key: NeedleKey },
 

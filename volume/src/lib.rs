@@ -2,9 +2,10 @@
 //!
 //! Layers, bottom up: [`needle`] (the record format), [`superblock`], [`idx`] and [`vif`]
 //! (the other files of a volume), [`needle_map`] (the in-memory index), [`volume`] (append,
-//! read, delete, fsync), [`recovery`] (repair on open), [`vacuum`] (compaction) and
-//! [`store`] (all volumes of a server). The formats are described in
-//! `docs/formats/volume.md`. None of those knows about HTTP: the API lives in [`http`].
+//! read, delete, fsync), [`recovery`] (repair on open), [`vacuum`] (compaction),
+//! [`verify`] (checking a received copy) and [`store`] (all volumes of a server). The
+//! formats are described in `docs/formats/volume.md`. None of those knows about HTTP: the
+//! API lives in [`http`].
 
 pub mod ec;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod recovery;
 pub mod store;
 pub mod superblock;
 pub mod vacuum;
+pub mod verify;
 pub mod vif;
 pub mod volume;
 

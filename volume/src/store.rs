@@ -17,8 +17,11 @@ use crate::error::{IoContext, Result, VolumeError};
 use crate::fsutil::{remove_if_exists, sync_dir};
 use crate::volume::{Volume, VolumeOptions, base_name, lock, read, write};
 
+mod copy;
 #[cfg(test)]
 mod tests;
+
+pub use copy::{COPYING_SUFFIX, IncomingVolume, StagedFile};
 
 /// One data directory and how many volumes it may hold (0 = derive from free space).
 #[derive(Debug, Clone)]
@@ -67,6 +70,8 @@ pub struct Store {
     volumes: RwLock<BTreeMap<u32, Slot>>,
     /// Serializes allocation and deletion (slot accounting and file creation).
     admin: Mutex<()>,
+    /// Volumes being copied in from another server: id -> location (a slot each).
+    copying: Mutex<BTreeMap<u32, usize>>,
     load_errors: Vec<(PathBuf, String)>,
 }
 
@@ -98,6 +103,7 @@ impl Store {
         let mut load_errors = Vec::new();
         for (li, loc) in locations.iter().enumerate() {
             fs::create_dir_all(&loc.dir).ctx(|| format!("creating {}", loc.dir.display()))?;
+            copy::remove_leftovers(&loc.dir)?;
             let mut found = Vec::new();
             for entry in fs::read_dir(&loc.dir).ctx(|| format!("listing {}", loc.dir.display()))? {
                 let entry = entry.ctx(|| format!("listing {}", loc.dir.display()))?;
@@ -139,6 +145,7 @@ impl Store {
             options,
             volumes: RwLock::new(volumes),
             admin: Mutex::new(()),
+            copying: Mutex::new(BTreeMap::new()),
             load_errors,
         })
     }
@@ -168,11 +175,32 @@ impl Store {
             .collect()
     }
 
+    /// Volumes in `location`, those being copied in included.
     fn count_in(&self, location: usize) -> usize {
+        let copying = lock(&self.copying)
+            .values()
+            .filter(|l| **l == location)
+            .count();
         read(&self.volumes)
             .values()
             .filter(|s| s.location == location)
             .count()
+            + copying
+    }
+
+    /// True when volume `vid` is loaded or being copied in.
+    fn holds(&self, vid: VolumeId) -> bool {
+        read(&self.volumes).contains_key(&vid.0) || lock(&self.copying).contains_key(&vid.0)
+    }
+
+    /// The location with the most free slots (the first of equals).
+    fn roomiest_location(&self) -> Result<usize> {
+        (0..self.locations.len())
+            .map(|i| (i, self.max_volumes_in(i).saturating_sub(self.count_in(i))))
+            .filter(|&(_, free)| free > 0)
+            .max_by_key(|&(i, free)| (free, usize::MAX - i))
+            .map(|(i, _)| i)
+            .ok_or(VolumeError::NoFreeSlot)
     }
 
     /// How many volumes `location` may hold now: its `-max`, or with `-max=0` the
@@ -222,15 +250,10 @@ impl Store {
     ) -> Result<Arc<Volume>> {
         kelp_proto::name::check_collection(collection)?;
         let _admin = lock(&self.admin);
-        if read(&self.volumes).contains_key(&vid.0) {
+        if self.holds(vid) {
             return Err(VolumeError::VolumeExists(vid));
         }
-        let best = (0..self.locations.len())
-            .map(|i| (i, self.max_volumes_in(i).saturating_sub(self.count_in(i))))
-            .filter(|&(_, free)| free > 0)
-            .max_by_key(|&(i, free)| (free, usize::MAX - i))
-            .map(|(i, _)| i)
-            .ok_or(VolumeError::NoFreeSlot)?;
+        let best = self.roomiest_location()?;
         let v = Arc::new(Volume::create(
             &self.locations[best].dir,
             collection,
@@ -274,7 +297,7 @@ impl Store {
     /// directories) and starts serving them, e.g. after an EC volume was decoded there.
     pub fn mount_volume(&self, dir: &Path, collection: &str, vid: VolumeId) -> Result<Arc<Volume>> {
         let _admin = lock(&self.admin);
-        if read(&self.volumes).contains_key(&vid.0) {
+        if self.holds(vid) {
             return Err(VolumeError::VolumeExists(vid));
         }
         let location = self
@@ -282,6 +305,17 @@ impl Store {
             .iter()
             .position(|l| l.dir == dir)
             .ok_or(VolumeError::VolumeNotFound(vid))?;
+        self.mount_locked(location, collection, vid)
+    }
+
+    /// Opens and registers a volume; the caller holds the admin lock.
+    fn mount_locked(
+        &self,
+        location: usize,
+        collection: &str,
+        vid: VolumeId,
+    ) -> Result<Arc<Volume>> {
+        let dir = &self.locations[location].dir;
         let v = Arc::new(Volume::open(dir, collection, vid, &self.options.volume)?);
         write(&self.volumes).insert(
             vid.0,

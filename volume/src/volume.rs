@@ -6,6 +6,7 @@
 //! for fsync joins a group commit: one `fsync` covers every write made before it started.
 
 mod open;
+mod replica;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -528,11 +529,22 @@ impl Volume {
     /// Deletes a live needle: appends a tombstone (carrying the old CRC) and an `.idx`
     /// entry of size `0xFFFFFFFF`. Returns the deleted needle's `Size` field.
     pub fn delete(&self, key: NeedleKey, cookie: Cookie) -> Result<u32> {
+        self.delete_checked(key, Some(cookie), false)
+    }
+
+    /// [`Self::delete`], checking the cookie only when one is given and the read-only
+    /// flag only unless `repair` (a replica repair may delete from a read-only volume).
+    pub(crate) fn delete_checked(
+        &self,
+        key: NeedleKey,
+        cookie: Option<Cookie>,
+        repair: bool,
+    ) -> Result<u32> {
         self.check_open()?;
         let end = {
             let mut w = lock(&self.writer);
             self.check_open()?;
-            if self.is_read_only() && !lock(&self.vif).read_only_can_delete {
+            if !repair && self.is_read_only() && !lock(&self.vif).read_only_can_delete {
                 return Err(VolumeError::ReadOnly(self.id));
             }
             let (old, dat, _) = self.lookup(key).ok_or(VolumeError::NotFound { key })?;
@@ -548,10 +560,10 @@ impl Volume {
                 )
                 .at(&self.dat_path, at));
             }
-            if h.cookie != cookie {
+            if cookie.is_some_and(|c| c != h.cookie) {
                 return Err(VolumeError::CookieMismatch { key });
             }
-            let mut t = Needle::tombstone(key, cookie, old_crc);
+            let mut t = Needle::tombstone(key, h.cookie, old_crc);
             t.append_at_ns = Self::next_append_ns(&w);
             let bytes = t.encode(self.version)?;
             self.check_room(&w, bytes.len() as u64, u64::MAX)?;

@@ -12,8 +12,9 @@ use crate::id::FileId;
 use crate::master_api::DeleteCollectionRequest;
 use crate::security::Authorize;
 use crate::volume_api::{
-    AllocateVolumeRequest, DeleteResult, ReadonlyRequest, UploadResult, VacuumCheck, VolumeRequest,
-    VolumeServerStatus,
+    AllocateVolumeRequest, DeleteResult, NeedleDeleted, NeedleList, NeedleRawStored, NeedleRequest,
+    ReadonlyRequest, UploadResult, VacuumCheck, VolumeCopied, VolumeCopyRequest, VolumeFileRequest,
+    VolumeRequest, VolumeServerStatus, VolumeSizes,
 };
 
 /// The query of the admin calls that name one volume.
@@ -272,6 +273,134 @@ impl VolumeClient {
         self.admin::<serde_json::Value, _>(server, "vacuum/cleanup", &one(vid))
             .await
             .map(|_| ())
+    }
+
+    /// `GET /admin/<path>?<query>` on `server`, the JSON answer.
+    async fn admin_get<T: serde::de::DeserializeOwned, Q: serde::Serialize + ?Sized>(
+        &self,
+        server: &str,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}/admin/{path}", base_url(server));
+        let resp = self
+            .http
+            .get(&url)
+            .admin()
+            .query(query)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await;
+        json_reply(&url, resp).await
+    }
+
+    /// A consistent snapshot of the sizes of normal volume `vid`'s `.idx` and `.dat` on
+    /// `server`, for copying it.
+    pub async fn volume_sizes(&self, server: &str, vid: u32) -> Result<VolumeSizes, ClientError> {
+        self.admin_get(server, "volume/sizes", &one(vid)).await
+    }
+
+    /// The first `upto` bytes (all when `None`) of the `ext` file (`.dat`, `.idx`,
+    /// `.vif`) of normal volume `vid` on `server`, its body not yet read: copies stream
+    /// it to disk.
+    pub async fn volume_file(
+        &self,
+        server: &str,
+        vid: u32,
+        ext: &str,
+        upto: Option<u64>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}/admin/volume/file", base_url(server));
+        let query = VolumeFileRequest {
+            volume: VolumeId(vid),
+            ext: ext.to_string(),
+            upto,
+        };
+        check(&url, self.http.get(&url).admin().query(&query).send().await).await
+    }
+
+    /// Makes `server` pull normal volume `vid` of `collection` from `from` (a volume
+    /// server the masters know), at most `max_mbps` MiB/s (0: unlimited), verify it and
+    /// mount it. No timeout: a large volume takes as long as it takes.
+    pub async fn volume_copy(
+        &self,
+        server: &str,
+        vid: u32,
+        collection: &str,
+        from: &str,
+        max_mbps: u64,
+    ) -> Result<VolumeCopied, ClientError> {
+        let url = format!("{}/admin/volume/copy", base_url(server));
+        let query = VolumeCopyRequest {
+            volume: VolumeId(vid),
+            collection: collection.to_string(),
+            from: from.to_string(),
+            max_mbps: (max_mbps > 0).then_some(max_mbps),
+        };
+        let resp = self.http.post(&url).admin().query(&query).send().await;
+        json_reply(&url, resp).await
+    }
+
+    /// Every live key (with its `Size` field) and every deleted key of normal volume
+    /// `vid` on `server`.
+    pub async fn volume_needles(&self, server: &str, vid: u32) -> Result<NeedleList, ClientError> {
+        self.admin_get(server, "volume/needles", &one(vid)).await
+    }
+
+    /// The raw record of live needle `key` of volume `vid` on `server`, exactly as stored
+    /// in its `.dat` (header, body, checksum, timestamp, padding).
+    pub async fn needle_raw(&self, server: &str, vid: u32, key: u64) -> Result<Bytes, ClientError> {
+        let url = format!("{}/admin/volume/needle", base_url(server));
+        let query = NeedleRequest {
+            volume: VolumeId(vid),
+            key,
+        };
+        let resp = self.http.get(&url).admin().query(&query).send().await;
+        let resp = check(&url, resp).await?;
+        resp.bytes().await.map_err(|e| ClientError::Transport {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Appends a raw record (as [`Self::needle_raw`] returns it) to volume `vid` on
+    /// `server` only: CRC-checked there, stored as is, not replicated. A 409 when the
+    /// key is live there already.
+    pub async fn needle_put_raw(
+        &self,
+        server: &str,
+        vid: u32,
+        record: Bytes,
+    ) -> Result<NeedleRawStored, ClientError> {
+        let url = format!("{}/admin/volume/needle", base_url(server));
+        let resp = self
+            .http
+            .post(&url)
+            .admin()
+            .query(&one(vid))
+            .header("Content-Type", "application/octet-stream")
+            .body(record)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await;
+        json_reply(&url, resp).await
+    }
+
+    /// Deletes needle `key` of volume `vid` on `server` only (a tombstone; no cookie
+    /// check, no replication). `false` when it was not live there.
+    pub async fn needle_delete_local(
+        &self,
+        server: &str,
+        vid: u32,
+        key: u64,
+    ) -> Result<bool, ClientError> {
+        let query = NeedleRequest {
+            volume: VolumeId(vid),
+            key,
+        };
+        self.admin::<NeedleDeleted, _>(server, "volume/needle/delete", &query)
+            .await
+            .map(|d| d.deleted)
     }
 
     pub async fn status(&self, server: &str) -> Result<VolumeServerStatus, ClientError> {

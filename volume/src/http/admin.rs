@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::{ApiError, ApiQuery, ApiResult};
 use crate::volume::Volume;
 
-fn local_volume(state: &AppState, vid: VolumeId) -> ApiResult<Arc<Volume>> {
+pub(super) fn local_volume(state: &AppState, vid: VolumeId) -> ApiResult<Arc<Volume>> {
     state
         .store
         .volume(vid)

@@ -79,7 +79,7 @@ fn storage_status(e: &VolumeError) -> StatusCode {
         | EcNotHere(_)
         | EcFileMissing { .. } => StatusCode::NOT_FOUND,
         InvalidNeedle(_) | BadName(_) => StatusCode::BAD_REQUEST,
-        VolumeExists(_) => StatusCode::CONFLICT,
+        VolumeExists(_) | NeedleExists { .. } => StatusCode::CONFLICT,
         VolumeFull { .. } | NoFreeSlot => StatusCode::INSUFFICIENT_STORAGE,
         ReadOnly(_)
         | Closed(_)

@@ -9,7 +9,9 @@ pub mod error;
 mod heartbeat;
 pub mod path;
 mod read;
+mod repair;
 mod ui;
+mod volume_copy;
 mod write;
 
 pub(crate) use write::{INLINE_WRITE_MAX, storable_mime};
@@ -125,6 +127,15 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/admin/volume/allocate", post(admin::allocate))
         .route("/admin/volume/delete", post(admin::delete_volume))
         .route("/admin/volume/readonly", post(admin::readonly))
+        .route("/admin/volume/sizes", get(volume_copy::sizes))
+        .route("/admin/volume/file", get(volume_copy::file))
+        .route("/admin/volume/copy", post(volume_copy::copy))
+        .route("/admin/volume/needles", get(repair::needles))
+        .route(
+            "/admin/volume/needle",
+            get(repair::needle).post(repair::put_needle),
+        )
+        .route("/admin/volume/needle/delete", post(repair::delete_needle))
         .route("/admin/collection/delete", post(admin::delete_collection))
         .route("/admin/vacuum/check", post(admin::vacuum_check))
         .route("/admin/vacuum/compact", post(admin::vacuum_compact))
