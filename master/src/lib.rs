@@ -17,12 +17,11 @@ pub use master::{Master, MasterConfig, MasterError};
 /// the master ready to be served with [`http::serve`].
 pub async fn start(cfg: MasterConfig) -> Result<Arc<Master>, raft::ConsensusError> {
     let peers: Vec<String> = cfg.peers.clone();
-    let node = raft::RaftNode::start(raft::RaftNodeConfig::new(
-        cfg.addr(),
-        peers,
-        cfg.mdir.clone(),
-    ))
-    .await?;
+    let raft_cfg = raft::RaftNodeConfig {
+        join: cfg.raft_join,
+        ..raft::RaftNodeConfig::new(cfg.addr(), peers, cfg.mdir.clone())
+    };
+    let node = raft::RaftNode::start(raft_cfg).await?;
     let http = kelp_proto::client::http_client();
     Ok(Arc::new(Master::new(cfg, Arc::new(node), http)))
 }

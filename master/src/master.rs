@@ -33,6 +33,9 @@ pub struct MasterConfig {
     pub pulse_secs: u64,
     /// Idle timeout and connection cap of the listener.
     pub limits: kelp_proto::server::Limits,
+    /// Join a running master group (`-raft.join`): on first start, wait to be added
+    /// with `cluster.raft.add` instead of forming a group with `peers`.
+    pub raft_join: bool,
 }
 
 impl MasterConfig {
@@ -70,6 +73,7 @@ impl Default for MasterConfig {
             vacuum_interval_secs: Self::DEFAULT_VACUUM_INTERVAL_SECS,
             pulse_secs: Self::DEFAULT_PULSE_SECS,
             limits: kelp_proto::server::Limits::default(),
+            raft_join: false,
         }
     }
 }

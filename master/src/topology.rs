@@ -6,8 +6,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use kelp_proto::master_api::{
-    DataCenterStatus, DataNodeStatus, EcShardInfo, Heartbeat, LayoutStatus, Location, RackStatus,
-    TopologyStatus, VolumeInformation,
+    DataCenterStatus, DataNodeStatus, DepartedNode, EcShardInfo, Heartbeat, LayoutStatus, Location,
+    RackStatus, TopologyStatus, VolumeInformation,
 };
 use kelp_proto::{ReplicaPlacement, Ttl};
 
@@ -78,6 +78,19 @@ const EC_SHARDS_PER_SLOT: usize = 10;
 pub struct Topology {
     nodes: RwLock<BTreeMap<String, DataNode>>,
     dead_after: Duration,
+    /// Servers dropped as dead (newest last), with the volumes they held: replica
+    /// repair waits a grace period before re-creating what they held.
+    departed: RwLock<Vec<DepartedNode>>,
+}
+
+/// Departed servers remembered at most.
+const DEPARTED_MAX: usize = 256;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn node_key(hb: &Heartbeat) -> String {
@@ -109,6 +122,7 @@ impl Topology {
         Topology {
             nodes: RwLock::new(BTreeMap::new()),
             dead_after,
+            departed: RwLock::new(Vec::new()),
         }
     }
 
@@ -146,6 +160,7 @@ impl Topology {
         let mut nodes = write(&self.nodes);
         if !nodes.contains_key(&key) {
             tracing::info!(node = %key, dc = %node.data_center, rack = %node.rack, volumes = node.volumes.len(), "volume server joined");
+            write(&self.departed).retain(|d| d.url != key);
         }
         nodes.insert(key, node);
     }
@@ -171,11 +186,26 @@ impl Topology {
             .filter(|n| n.last_seen.elapsed() > self.dead_after)
             .map(|n| n.url.clone())
             .collect();
+        let mut departed = write(&self.departed);
         for d in &dead {
-            nodes.remove(d);
+            if let Some(n) = nodes.remove(d) {
+                departed.retain(|x| x.url != n.url);
+                departed.push(DepartedNode {
+                    url: n.url.clone(),
+                    since: unix_now(),
+                    volumes: n.volumes.keys().copied().collect(),
+                });
+            }
             tracing::warn!(node = %d, "volume server is silent for too long; treating it as dead");
         }
+        let extra = departed.len().saturating_sub(DEPARTED_MAX);
+        departed.drain(..extra);
         dead
+    }
+
+    /// Servers dropped as dead that have not come back, oldest first.
+    pub fn departed(&self) -> Vec<DepartedNode> {
+        read(&self.departed).clone()
     }
 
     pub fn nodes(&self) -> Vec<DataNode> {

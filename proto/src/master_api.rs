@@ -318,6 +318,21 @@ pub struct DirStatus {
     /// The master's volume size limit in bytes (kelp addition; 0 = not sent).
     #[serde(rename = "VolumeSizeLimit", default, skip_serializing_if = "is_zero")]
     pub volume_size_limit: u64,
+    /// Volume servers dropped as dead that have not come back (kelp addition).
+    #[serde(rename = "Departed", default, skip_serializing_if = "Vec::is_empty")]
+    pub departed: Vec<DepartedNode>,
+}
+
+/// A volume server the master dropped as dead, and the volumes it held then.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DepartedNode {
+    #[serde(rename = "Url")]
+    pub url: String,
+    /// When it was dropped (unix seconds).
+    #[serde(rename = "Since")]
+    pub since: i64,
+    #[serde(rename = "Volumes")]
+    pub volumes: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -12,8 +12,19 @@ pub const COMMANDS: &[&str] = &[
     "lock",
     "unlock",
     "cluster.status",
+    "cluster.raft.ps",
+    "cluster.raft.add",
+    "cluster.raft.remove",
     "volume.list",
     "volume.vacuum",
+    "volume.fix.replication",
+    "volume.check.disk",
+    "volume.copy",
+    "volume.move",
+    "volume.delete",
+    "volume.mark",
+    "collection.list",
+    "collection.delete",
     "ec.encode",
     "ec.rebuild",
     "ec.decode",
@@ -128,6 +139,18 @@ impl Shell {
                 flags.check_known(&[])?;
                 topo::cluster_status(self).await
             }
+            "cluster.raft.ps" => {
+                flags.check_known(&[])?;
+                crate::raft::ps(self).await
+            }
+            "cluster.raft.add" => {
+                flags.check_known(&["address", "id", "voter"])?;
+                self.locked(crate::raft::add(self, &flags)).await
+            }
+            "cluster.raft.remove" => {
+                flags.check_known(&["address", "id"])?;
+                self.locked(crate::raft::remove(self, &flags)).await
+            }
             "volume.list" => {
                 flags.check_known(&[])?;
                 topo::volume_list(self).await
@@ -135,6 +158,48 @@ impl Shell {
             "volume.vacuum" => {
                 flags.check_known(&["garbageThreshold"])?;
                 self.locked(topo::volume_vacuum(self, &flags)).await
+            }
+            "volume.fix.replication" => {
+                flags.check_known(&[
+                    "apply",
+                    "volumeId",
+                    "collection",
+                    "collectionPattern",
+                    "doDelete",
+                    "grace",
+                    "maxMBps",
+                ])?;
+                self.locked(crate::replicas::fix_replication(self, &flags))
+                    .await
+            }
+            "volume.check.disk" => {
+                flags.check_known(&["apply", "volumeId", "collection", "collectionPattern"])?;
+                self.locked(crate::replicas::check_disk(self, &flags)).await
+            }
+            "volume.copy" => {
+                flags.check_known(&["volumeId", "source", "target", "maxMBps"])?;
+                self.locked(crate::volumes::copy(self, &flags)).await
+            }
+            "volume.move" => {
+                flags.check_known(&["volumeId", "source", "target", "maxMBps"])?;
+                self.locked(crate::volumes::move_volume(self, &flags)).await
+            }
+            "volume.delete" => {
+                flags.check_known(&["volumeId", "node"])?;
+                self.locked(crate::volumes::delete(self, &flags)).await
+            }
+            "volume.mark" => {
+                flags.check_known(&["volumeId", "node", "readonly", "writable"])?;
+                self.locked(crate::volumes::mark(self, &flags)).await
+            }
+            "collection.list" => {
+                flags.check_known(&[])?;
+                crate::volumes::collection_list(self).await
+            }
+            "collection.delete" => {
+                flags.check_known(&["collection", "apply"])?;
+                self.locked(crate::volumes::collection_delete(self, &flags))
+                    .await
             }
             "ec.encode" => {
                 flags.check_known(&[

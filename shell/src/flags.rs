@@ -52,6 +52,11 @@ impl Flags {
             .transpose()
     }
 
+    /// A switch: `-k` or `-k=true` (any value but `false`).
+    pub(crate) fn on(&self, k: &str) -> bool {
+        self.0.get(k).is_some_and(|v| v != "false")
+    }
+
     pub(crate) fn check_known(&self, known: &[&str]) -> Result<(), ShellError> {
         for k in self.0.keys() {
             if !known.contains(&k.as_str()) {

@@ -6,7 +6,9 @@
 //! Layout: [`Shell`] (this file) holds the clients; `command` parses and dispatches
 //! command lines; `flags` parses their flags; `lock` is the cluster admin lock; `topo`
 //! reads the topology and has the simple commands; `ec` has the EC commands (one file
-//! each); [`maintenance`] is the master's loop.
+//! each); `replicas` repairs replicas (`volume.fix.replication`, `volume.check.disk`);
+//! `volumes` has the whole-volume and collection commands; [`maintenance`] is the
+//! master's loop.
 
 mod command;
 mod ec;
@@ -16,7 +18,10 @@ mod lock;
 pub mod maintenance;
 mod meta;
 mod progress;
+mod raft;
+mod replicas;
 mod topo;
+mod volumes;
 
 use kelp_proto::security::Authorize;
 use std::io::Write;
@@ -59,15 +64,44 @@ impl Shell {
         &self,
         path: &str,
     ) -> Result<T, ShellError> {
+        let (url, r) = self.master_answer(path).await?;
+        r.json()
+            .await
+            .map_err(|source| ShellError::Decode { url, source })
+    }
+
+    /// GETs `path` from the first master that answers with success; the body is not
+    /// read (calls answered with no content).
+    pub(crate) async fn master_call(&self, path: &str) -> Result<(), ShellError> {
+        self.master_answer(path).await.map(|_| ())
+    }
+
+    async fn master_answer(&self, path: &str) -> Result<(String, reqwest::Response), ShellError> {
+        self.master_send(path, None).await
+    }
+
+    /// Sends `path` (a POST with `post`'s query and timeout, else a GET) to the masters
+    /// in turn; the first success, or the first `400` (a refusal with its reason), ends
+    /// the search.
+    pub(crate) async fn master_send(
+        &self,
+        path: &str,
+        post: Option<(&[(&str, String)], std::time::Duration)>,
+    ) -> Result<(String, reqwest::Response), ShellError> {
         let mut last = None;
         for m in self.master.masters() {
             let url = format!("{}{path}", base_url(m));
-            match self.http.get(&url).admin().send().await {
-                Ok(r) if r.status().is_success() => {
-                    return r
-                        .json()
-                        .await
-                        .map_err(|source| ShellError::Decode { url, source });
+            let req = match post {
+                Some((query, timeout)) => self.http.post(&url).query(query).timeout(timeout),
+                None => self.http.get(&url),
+            };
+            match req.admin().send().await {
+                Ok(r) if r.status().is_success() => return Ok((url, r)),
+                Ok(r) if post.is_some() && r.status() == reqwest::StatusCode::BAD_REQUEST => {
+                    let body: serde_json::Value = r.json().await.unwrap_or_default();
+                    return Err(ShellError::Failed(
+                        body["error"].as_str().unwrap_or("refused").to_string(),
+                    ));
                 }
                 Ok(r) => {
                     last = Some(ShellError::Answered {

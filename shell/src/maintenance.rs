@@ -11,6 +11,12 @@ use crate::{parse_duration, parse_script, run_logged};
 /// Documented default of `-maintenance.interval` (SeaweedFS sleeps 17 minutes too).
 pub const DEFAULT_INTERVAL: &str = "17m";
 
+/// The scripts a master runs when `-maintenance.scripts` is not given: replica repair.
+/// A replica lost with its server is re-created once the server has been gone for 15
+/// minutes; replicas that differ are reconciled needle by needle.
+pub const DEFAULT_SCRIPTS: &str =
+    "volume.fix.replication -apply -grace=15m; volume.check.disk -apply";
+
 /// What the loop runs and how often.
 #[derive(Debug, Clone)]
 pub struct Maintenance {

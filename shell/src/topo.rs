@@ -39,6 +39,8 @@ pub(crate) struct Cluster {
     pub nodes: Vec<Node>,
     /// The master's volume size limit in bytes (0 = unknown).
     pub size_limit: u64,
+    /// Servers the master dropped as dead that have not come back.
+    pub departed: Vec<kelp_proto::master_api::DepartedNode>,
 }
 
 impl Cluster {
@@ -76,6 +78,7 @@ pub(crate) async fn cluster(shell: &Shell) -> Result<Cluster, ShellError> {
     Ok(Cluster {
         nodes,
         size_limit: dir.volume_size_limit,
+        departed: dir.departed,
     })
 }
 

@@ -50,9 +50,15 @@ pub struct Args {
     pub security: common::SecurityFlags,
     /// `kelp shell` commands the leader runs every -maintenance.interval, separated by
     /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h; ec.rebuild").
-    /// Empty: nothing runs by itself.
-    #[arg(long = "maintenance.scripts", default_value = "")]
+    /// The default repairs replicas; empty: nothing runs by itself.
+    #[arg(long = "maintenance.scripts", default_value = kelp_shell::maintenance::DEFAULT_SCRIPTS)]
     pub maintenance_scripts: String,
+    /// Join a running master group: on first start, wait to be added with
+    /// `cluster.raft.add` instead of forming a group with -peers.
+    #[arg(long = "raft.join", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub raft_join: bool,
     /// Time between maintenance rounds (like 17m, 1h, 30s).
     #[arg(long = "maintenance.interval", default_value = kelp_shell::maintenance::DEFAULT_INTERVAL)]
     pub maintenance_interval: String,
@@ -88,6 +94,7 @@ impl Args {
                 idle: std::time::Duration::from_secs(self.idle_timeout.max(1)),
                 ..Default::default()
             },
+            raft_join: self.raft_join,
         })
     }
 }

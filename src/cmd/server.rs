@@ -60,12 +60,12 @@ pub struct Args {
     )]
     pub garbage_threshold: f64,
     /// `kelp shell` commands the master runs every -maintenance.interval, separated by
-    /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h"). Empty:
-    /// nothing runs by itself.
+    /// ';' (e.g. "ec.encode -collection=logs -fullPercent=95 -quietFor=1h"). The default
+    /// repairs replicas; empty: nothing runs by itself.
     #[arg(
         long = "maintenance.scripts",
         alias = "master.maintenance.scripts",
-        default_value = ""
+        default_value = kelp_shell::maintenance::DEFAULT_SCRIPTS
     )]
     pub maintenance_scripts: String,
     /// Time between maintenance rounds (like 17m, 1h, 30s).
@@ -146,6 +146,7 @@ impl Args {
             pulse_seconds: MasterConfig::DEFAULT_PULSE_SECS,
             maintenance_scripts: self.maintenance_scripts.clone(),
             maintenance_interval: self.maintenance_interval.clone(),
+            raft_join: false,
         }
     }
 

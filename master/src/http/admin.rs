@@ -67,6 +67,66 @@ pub(crate) async fn cluster_status(State(state): State<Arc<AppState>>) -> Json<C
     })
 }
 
+/// `GET /cluster/raft/ps`: the master group as this master sees it.
+pub(crate) async fn raft_ps(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let raft = &state.master.raft;
+    let members: Vec<serde_json::Value> = raft
+        .members()
+        .into_iter()
+        .map(|(addr, id, voter)| {
+            serde_json::json!({ "address": addr, "id": format!("{id:016x}"), "voter": voter })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "self": raft.self_addr(),
+        "leader": raft.leader_addr().unwrap_or_default(),
+        "members": members,
+    }))
+}
+
+/// The `address` (and `voter`) of a membership change.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RaftMemberRequest {
+    address: String,
+    #[serde(default)]
+    voter: Option<bool>,
+}
+
+/// `POST /cluster/raft/add?address=H:P[&voter=true]` (on the leader): the master at
+/// `address` (started with `-raft.join`) joins as a learner, catches up, and with `voter`
+/// (the default) becomes a voter.
+pub(crate) async fn raft_add(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(req): ApiQuery<RaftMemberRequest>,
+) -> Result<Json<serde_json::Value>, MasterError> {
+    let voter = req.voter.unwrap_or(true);
+    state
+        .master
+        .raft
+        .add_member(&req.address, voter)
+        .await
+        .map_err(|e| MasterError::BadRequest(e.to_string()))?;
+    tracing::info!(member = %req.address, voter, "master added to the group");
+    Ok(Json(
+        serde_json::json!({ "added": req.address, "voter": voter }),
+    ))
+}
+
+/// `POST /cluster/raft/remove?address=H:P` (on the leader).
+pub(crate) async fn raft_remove(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(req): ApiQuery<RaftMemberRequest>,
+) -> Result<Json<serde_json::Value>, MasterError> {
+    state
+        .master
+        .raft
+        .remove_member(&req.address)
+        .await
+        .map_err(|e| MasterError::BadRequest(e.to_string()))?;
+    tracing::info!(member = %req.address, "master removed from the group");
+    Ok(Json(serde_json::json!({ "removed": req.address })))
+}
+
 pub(crate) async fn grow(
     State(state): State<Arc<AppState>>,
     ApiQuery(req): ApiQuery<GrowRequest>,

@@ -97,6 +97,7 @@ pub(crate) fn dir_status(state: &AppState) -> DirStatus {
         version: VERSION.to_string(),
         topology: state.master.topology.status(state.master.cfg.size_limit()),
         volume_size_limit: state.master.cfg.size_limit(),
+        departed: state.master.topology.departed(),
     }
 }
 

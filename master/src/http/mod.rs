@@ -48,6 +48,8 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
         .route("/col/delete", any(admin::delete_collection))
         .route("/cluster/lock", post(admin::lock))
         .route("/cluster/unlock", post(admin::unlock))
+        .route("/cluster/raft/add", post(admin::raft_add))
+        .route("/cluster/raft/remove", post(admin::raft_remove))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             forward_to_leader,
@@ -62,6 +64,7 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
         ));
     let admin = Router::new()
         .route("/cluster/status", get(admin::cluster_status))
+        .route("/cluster/raft/ps", get(admin::raft_ps))
         .route("/vol/status", any(admin::vol_status))
         .route("/heartbeat", post(admin::heartbeat))
         .merge(master.raft.router())

@@ -55,6 +55,9 @@ pub struct RaftNodeConfig {
     pub snapshot_every: Option<u64>,
     /// Applied entries kept in the log after a snapshot (older ones are purged).
     pub logs_kept_after_snapshot: u64,
+    /// Join a running group instead of forming one: on first start this node waits
+    /// to be added (`cluster.raft.add`) rather than initializing with `peers`.
+    pub join: bool,
 }
 
 impl RaftNodeConfig {
@@ -70,6 +73,7 @@ impl RaftNodeConfig {
             election_timeout_max: Duration::from_millis(2000),
             snapshot_every: Some(1000),
             logs_kept_after_snapshot: 100,
+            join: false,
         }
     }
 
@@ -165,7 +169,9 @@ impl RaftNode {
             HttpNetwork::new(id).map_err(|e| ConsensusError::HttpClient(e.to_string()))?;
         let raft = Raft::new(id, config, network, log_store, sm).await?;
 
-        if pristine {
+        if pristine && cfg.join {
+            tracing::info!(%self_addr, "waiting to be added to the master group (cluster.raft.add)");
+        } else if pristine {
             tracing::info!(%self_addr, members = members.len(), "initializing raft cluster");
             match raft.initialize(members).await {
                 Ok(()) => {}
@@ -246,6 +252,68 @@ impl RaftNode {
             .collect();
         peers.sort();
         peers
+    }
+
+    /// Every member as this node sees the membership: `(address, id, voter)`.
+    pub fn members(&self) -> Vec<(String, NodeId, bool)> {
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut out: Vec<(String, NodeId, bool)> = membership
+            .nodes()
+            .map(|(id, p)| (p.addr.clone(), *id, voters.contains(id)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Adds the master at `addr`: first as a learner, which catches up from the log or
+    /// a snapshot (this returns once it has), then, with `voter`, as a voter. Only on
+    /// the leader.
+    pub async fn add_member(&self, addr: &str, voter: bool) -> Result<(), ConsensusError> {
+        let addr = addr.trim().to_string();
+        if addr.is_empty() {
+            return Err(ConsensusError::InvalidArgument("empty address".into()));
+        }
+        let id = node_id(&addr);
+        self.raft
+            .add_learner(id, Peer::new(addr.clone()), true)
+            .await
+            .map_err(|e| ConsensusError::Rejected(format!("adding {addr}: {e}")))?;
+        if voter {
+            self.raft
+                .change_membership(
+                    openraft::ChangeMembers::AddVoterIds([id].into_iter().collect()),
+                    false,
+                )
+                .await
+                .map_err(|e| ConsensusError::Rejected(format!("making {addr} a voter: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the master at `addr` from the group (a voter or a learner). Only on the
+    /// leader; removing the leader itself makes another one lead.
+    pub async fn remove_member(&self, addr: &str) -> Result<(), ConsensusError> {
+        let addr = addr.trim();
+        let id = node_id(addr);
+        let Some((_, _, voter)) = self.members().into_iter().find(|m| m.1 == id) else {
+            return Err(ConsensusError::InvalidArgument(format!(
+                "{addr} is not a member of the master group"
+            )));
+        };
+        let ids: std::collections::BTreeSet<NodeId> = [id].into_iter().collect();
+        let change = if voter {
+            openraft::ChangeMembers::RemoveVoters(ids)
+        } else {
+            openraft::ChangeMembers::RemoveNodes(ids)
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| ConsensusError::Rejected(format!("removing {addr}: {e}")))?;
+        Ok(())
     }
 
     /// The state as applied on this node (a follower's may lag the leader's slightly).
