@@ -155,6 +155,13 @@ impl Master {
 
     /// `/dir/assign` on the leader.
     pub async fn assign(&self, req: &AssignRequest) -> Result<Assignment, MasterError> {
+        if !self.raft.leads_with_quorum() {
+            return Err(MasterError::Unavailable(
+                "this master has not heard from a majority of the masters within its lease: \
+                 it may be cut off, and another may lead; try another master"
+                    .into(),
+            ));
+        }
         let count = req.count.unwrap_or(1);
         if count == 0 || count > 1_000_000 {
             return Err(MasterError::BadRequest(format!(

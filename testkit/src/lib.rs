@@ -5,10 +5,11 @@
 //! process handle that kills its process on drop ([`KelpProcess`]) and a cluster builder
 //! ([`Cluster::builder`]) that starts masters, volume servers, a filer and S3 as real
 //! processes, each with its own directory and log file; and a PostgreSQL server of a
-//! test's own ([`PgServer`]).
+//! test's own ([`PgServer`]); and hosts with addresses of their own in network
+//! namespaces, for partition tests ([`NetLab`]).
 //!
 //! Rules it keeps for every test: servers listen on 127.0.0.1 only, on ports the OS
-//! picked; readiness is polled with a deadline, never slept for; every process started
+//! picked (a [`NetLab`] host's servers: on the address the lab made in its namespace); readiness is polled with a deadline, never slept for; every process started
 //! is stopped through its own handle.
 
 // Test support, not product code: a harness that cannot bind, spawn or parse must stop
@@ -17,6 +18,7 @@
 
 mod cluster;
 mod http;
+mod netns;
 mod ports;
 mod postgres;
 mod process;
@@ -26,6 +28,7 @@ pub use cluster::{
     Cluster, ClusterBuilder, Node, ServerNode, node_count, wait_for_leader, wait_for_nodes,
 };
 pub use http::{HttpReply, admin_get, curl, get_json, http, http_with};
+pub use netns::NetLab;
 pub use ports::{PortReservation, reserve_ports};
 pub use postgres::PgServer;
 pub use process::{KelpProcess, run};

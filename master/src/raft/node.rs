@@ -140,6 +140,10 @@ pub struct RaftNode {
     applied: AppliedState,
     storage_closed: watch::Receiver<()>,
     topology_task: JoinHandle<()>,
+    /// How long a leader may go without a quorum's acknowledgement and still act as
+    /// leader (the lower bound of the election timeout: sooner than that, no other
+    /// master can have been elected).
+    lease: Duration,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -194,6 +198,7 @@ impl RaftNode {
             applied,
             storage_closed,
             topology_task,
+            lease: cfg.election_timeout_min,
         })
     }
 
@@ -227,6 +232,22 @@ impl RaftNode {
         let rx = self.raft.metrics();
         let m = rx.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Whether this leader heard from a quorum of voters within its lease: a leader cut
+    /// off from the other masters stops acting (handing out ids) before another can be
+    /// elected, so two masters never both hand out ids. A group of one always has.
+    pub fn leads_with_quorum(&self) -> bool {
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
+        if m.state != ServerState::Leader {
+            return false;
+        }
+        if m.membership_config.membership().voter_ids().count() <= 1 {
+            return true;
+        }
+        let lease = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        m.millis_since_quorum_ack.is_some_and(|ms| ms < lease)
     }
 
     /// The current leader's `"host:port"`, if one is known.
