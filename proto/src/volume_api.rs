@@ -373,6 +373,16 @@ pub struct VolumeCopied {
     pub seconds: f64,
 }
 
+/// `/admin/volume/needles?volume=N[&times=true]`: the query of a needle listing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NeedlesRequest {
+    pub volume: VolumeId,
+    /// Also list when each live needle was written ([`NeedleList::times`]): one small
+    /// read of the `.dat` per needle, so only when asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub times: bool,
+}
+
 /// `/admin/volume/needles?volume=N`: every key of a normal volume held here.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -385,6 +395,11 @@ pub struct NeedleList {
     /// Keys whose latest `.idx` entry is a deletion (and that are not live), by key.
     #[serde(default)]
     pub deleted: Vec<u64>,
+    /// With `times=true`: when each needle of `live` was appended, in the same order
+    /// (unix seconds; its last-modified time for needles of version 1 and 2 volumes,
+    /// which keep no append time; 0 when neither is known). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<u64>,
 }
 
 /// `/admin/volume/needle?volume=N&key=K` and `/admin/volume/needle/delete?volume=N&key=K`:
@@ -666,10 +681,31 @@ mod tests {
             volume: 3,
             live: vec![[1, 10], [5, 0]],
             deleted: vec![2],
+            times: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&list).unwrap(),
             serde_json::json!({"volume":3,"live":[[1,10],[5,0]],"deleted":[2]})
+        );
+        let timed = NeedleList {
+            times: vec![1_700_000_000, 1_700_000_005],
+            ..list
+        };
+        assert_eq!(
+            serde_json::to_value(&timed).unwrap()["times"],
+            serde_json::json!([1_700_000_000u64, 1_700_000_005u64])
+        );
+        let plain = NeedlesRequest {
+            volume: VolumeId(3),
+            times: false,
+        };
+        assert_eq!(wire(&plain), "volume=3");
+        assert_eq!(
+            wire(&NeedlesRequest {
+                times: true,
+                ..plain
+            }),
+            "volume=3&times=true"
         );
         let sizes = VolumeSizes {
             volume: 3,

@@ -23,6 +23,8 @@ pub const COMMANDS: &[&str] = &[
     "volume.move",
     "volume.delete",
     "volume.mark",
+    "volume.balance",
+    "volume.fsck",
     "collection.list",
     "collection.delete",
     "ec.encode",
@@ -191,6 +193,21 @@ impl Shell {
             "volume.mark" => {
                 flags.check_known(&["volumeId", "node", "readonly", "writable"])?;
                 self.locked(crate::volumes::mark(self, &flags)).await
+            }
+            "volume.balance" => {
+                flags.check_known(&["collection", "force", "maxMBps"])?;
+                self.locked(crate::balance::balance(self, &flags)).await
+            }
+            "volume.fsck" => {
+                flags.check_known(&[
+                    "filer",
+                    "volumeId",
+                    "collection",
+                    "reallyDeleteFromVolume",
+                    "cutoffTimeAgo",
+                    "verbose",
+                ])?;
+                self.locked(crate::fsck::fsck(self, &flags)).await
             }
             "collection.list" => {
                 flags.check_known(&[])?;

@@ -7,18 +7,23 @@
 //! command lines; `flags` parses their flags; `lock` is the cluster admin lock; `topo`
 //! reads the topology and has the simple commands; `ec` has the EC commands (one file
 //! each); `replicas` repairs replicas (`volume.fix.replication`, `volume.check.disk`);
-//! `volumes` has the whole-volume and collection commands; [`maintenance`] is the
+//! `volumes` has the whole-volume and collection commands; `balance` spreads volumes
+//! over the servers (`volume.balance`); `fsck` compares what a filer references (read
+//! by `refs`) with the volumes' needles (`volume.fsck`); [`maintenance`] is the
 //! master's loop.
 
+mod balance;
 mod command;
 mod ec;
 mod error;
 mod flags;
+mod fsck;
 mod lock;
 pub mod maintenance;
 mod meta;
 mod progress;
 mod raft;
+mod refs;
 mod replicas;
 mod topo;
 mod volumes;

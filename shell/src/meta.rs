@@ -14,8 +14,19 @@ use crate::flags::Flags;
 use crate::{Shell, say};
 
 /// The filer a command talks to (`-filer`, default 127.0.0.1:8888).
-fn filer(flags: &Flags) -> String {
+pub(crate) fn filer(flags: &Flags) -> String {
     base_url(flags.get("filer").unwrap_or("127.0.0.1:8888"))
+}
+
+/// Sends `req` (to `url`); a request that got no answer is `Unreachable`.
+pub(crate) async fn send(
+    req: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<reqwest::Response, ShellError> {
+    req.send().await.map_err(|e| ShellError::Unreachable {
+        url: url.to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn failed(what: impl std::fmt::Display) -> ShellError {
@@ -35,16 +46,7 @@ pub(crate) async fn save(shell: &Shell, flags: &Flags) -> Result<(), ShellError>
         .map_err(|e| ShellError::BadFlags(format!("-filer: {e}")))?;
     url.set_path(dir);
     url.set_query(Some("op=meta.export"));
-    let resp = shell
-        .http
-        .get(url.clone())
-        .filer(false)
-        .send()
-        .await
-        .map_err(|e| ShellError::Unreachable {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
+    let resp = send(shell.http.get(url.clone()).filer(false), url.as_str()).await?;
     if !resp.status().is_success() {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
@@ -114,17 +116,7 @@ pub(crate) async fn load(shell: &Shell, file: &str, flags: &Flags) -> Result<(),
         .len();
     let url = format!("{}/?op=meta.import", filer(flags));
     let loading = crate::progress::Progress::spinner("fs.meta.load");
-    let resp = shell
-        .http
-        .post(&url)
-        .filer(true)
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|e| ShellError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+    let resp = send(shell.http.post(&url).filer(true).body(bytes), &url).await?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     drop(loading);

@@ -39,7 +39,7 @@ pub(crate) fn replicas(c: &Cluster) -> BTreeMap<u32, Vec<Replica>> {
 }
 
 /// A place a replica is or could be: (data center, rack, server).
-type Spot<'a> = (&'a str, &'a str, &'a str);
+pub(crate) type Spot<'a> = (&'a str, &'a str, &'a str);
 
 /// Whether replicas at `spots` (distinct servers) spread as `p` asks: `x+1` data
 /// centers, `y+1` racks in the data center holding most, `z+1` servers in the rack
@@ -82,12 +82,17 @@ fn within(p: ReplicaPlacement, spots: &[Spot<'_>]) -> bool {
         })
 }
 
-fn spot(r: &Replica) -> Spot<'_> {
+pub(crate) fn spot(r: &Replica) -> Spot<'_> {
     (&r.dc, &r.rack, &r.url)
 }
 
-fn node_spot(n: &Node) -> Spot<'_> {
+pub(crate) fn node_spot(n: &Node) -> Spot<'_> {
     (&n.data_center, &n.rack, &n.url)
+}
+
+/// Whether `n` has a free volume slot (EC shards take one slot per ten).
+pub(crate) fn has_room(n: &Node) -> bool {
+    (n.volumes.len() as u64 + n.ec_shard_count().div_ceil(10) as u64) < n.max
 }
 
 /// The server a new replica of a volume held at `have` should go to: one with a free
@@ -102,7 +107,7 @@ pub(crate) fn pick_target<'a>(
         .nodes
         .iter()
         .filter(|n| !have.iter().any(|h| h.2 == n.url))
-        .filter(|n| (n.volumes.len() as u64 + n.ec_shard_count().div_ceil(10) as u64) < n.max)
+        .filter(|n| has_room(n))
         .collect();
     candidates.sort_by_key(|n| (n.volumes.len(), n.url.clone()));
     candidates.into_iter().find(|n| {
@@ -156,7 +161,10 @@ fn best_source(reps: &[Replica]) -> Option<&Replica> {
 }
 
 /// Volume ids a repair command looks at: `-volumeId`, else all (of `-collection`).
-fn chosen(flags: &Flags, all: &BTreeMap<u32, Vec<Replica>>) -> Result<Vec<u32>, ShellError> {
+pub(crate) fn chosen(
+    flags: &Flags,
+    all: &BTreeMap<u32, Vec<Replica>>,
+) -> Result<Vec<u32>, ShellError> {
     if let Some(v) = flags.num::<u32>("volumeId")? {
         return Ok(vec![v]);
     }
@@ -173,7 +181,7 @@ fn chosen(flags: &Flags, all: &BTreeMap<u32, Vec<Replica>>) -> Result<Vec<u32>, 
         .collect())
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -405,6 +413,21 @@ impl Sync {
     }
 }
 
+/// The needles of volume `vid` on `server` (with their append times when `timed`).
+pub(crate) async fn needles(
+    shell: &Shell,
+    vid: u32,
+    server: &str,
+    timed: bool,
+) -> Result<kelp_proto::volume_api::NeedleList, ShellError> {
+    let listed = if timed {
+        shell.volumes.volume_needles_timed(server, vid).await
+    } else {
+        shell.volumes.volume_needles(server, vid).await
+    };
+    listed.doing(|| format!("listing the needles of volume {vid} on {server}"))
+}
+
 /// Compares the replicas of `vid` on `servers` needle by needle; with `apply`, copies
 /// each needle a replica lacks from one that has it, and deletes on every replica a
 /// needle any replica deleted (a delete is never undone).
@@ -416,11 +439,7 @@ pub(crate) async fn sync_replicas(
 ) -> Result<Sync, ShellError> {
     let mut lists = Vec::with_capacity(servers.len());
     for s in servers {
-        let l = shell
-            .volumes
-            .volume_needles(s, vid)
-            .await
-            .doing(|| format!("listing the needles of volume {vid} on {s}"))?;
+        let l = needles(shell, vid, s, false).await?;
         let live: HashMap<u64, u64> = l.live.iter().map(|[k, size]| (*k, *size)).collect();
         lists.push((s.clone(), live, l.deleted));
     }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use kelp_proto::master_api::VolumeInformation;
+
 use crate::error::{Doing, ShellError, fail};
 use crate::flags::Flags;
 use crate::replicas::{copy_volume, replicas};
@@ -52,10 +54,7 @@ pub(crate) async fn copy(shell: &Shell, flags: &Flags) -> Result<(), ShellError>
     .await
 }
 
-/// `volume.move -volumeId=N -source -target [-maxMBps=M]`: the source's replica is made
-/// read-only (writes go to the other replicas, or fail and are retried elsewhere), copied
-/// to the target, and removed from the source; the new replica is writable again if the
-/// old one was.
+/// `volume.move -volumeId=N -source -target [-maxMBps=M]`: see [`move_replica`].
 pub(crate) async fn move_volume(shell: &Shell, flags: &Flags) -> Result<(), ShellError> {
     let vid = volume_id(flags, "volume.move")?;
     let source = need(flags, "source", "volume.move")?;
@@ -69,19 +68,26 @@ pub(crate) async fn move_volume(shell: &Shell, flags: &Flags) -> Result<(), Shel
     else {
         fail!("{source} does not hold volume {vid}");
     };
+    move_replica(shell, v, source, target, flags.num("maxMBps")?.unwrap_or(0)).await
+}
+
+/// Moves the replica `v` on `source` to `target` (`volume.move`, `volume.balance`): the
+/// source's replica is made read-only (writes go to the other replicas, or fail and are
+/// retried elsewhere), copied to the target at most `max_mbps` MiB/s (0: unlimited),
+/// and removed from the source; the new replica is writable again if the old one was.
+pub(crate) async fn move_replica(
+    shell: &Shell,
+    v: &VolumeInformation,
+    source: &str,
+    target: &str,
+    max_mbps: u64,
+) -> Result<(), ShellError> {
+    let vid = v.id;
     let was_writable = !v.read_only;
     if was_writable {
         shell.volumes.mark_readonly(source, vid, true).await?;
     }
-    let copied = copy_volume(
-        shell,
-        vid,
-        &v.collection,
-        source,
-        target,
-        flags.num("maxMBps")?.unwrap_or(0),
-    )
-    .await;
+    let copied = copy_volume(shell, vid, &v.collection, source, target, max_mbps).await;
     if let Err(e) = copied {
         if was_writable {
             let _ = shell.volumes.mark_readonly(source, vid, false).await;

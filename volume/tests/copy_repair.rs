@@ -586,6 +586,21 @@ async fn replicas_are_repaired_needle_by_needle() {
     assert_eq!(la, lb, "the replicas agree");
     assert_eq!(keys(&la), [1, 2, 5, 6]);
     assert_eq!(la.deleted, [3, 4]);
+    assert!(la.times.is_empty(), "times only when asked");
+    // With times: one per live needle, recent, and the raw copy of needle 6 kept its
+    // append time on B.
+    let (ta, tb) = (
+        c.volume_needles_timed(&a.addr, vid).await.unwrap(),
+        c.volume_needles_timed(&b.addr, vid).await.unwrap(),
+    );
+    assert_eq!((&ta.live, &ta.deleted), (&la.live, &la.deleted));
+    assert_eq!(ta.times.len(), ta.live.len());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(ta.times.iter().all(|t| now.abs_diff(*t) < 120), "{ta:?}");
+    assert_eq!(ta.times[3], tb.times[3], "needle 6 copied raw");
     // Unknown volumes are 404s.
     assert_eq!(
         c.volume_needles(&a.addr, 77).await.unwrap_err().status(),

@@ -13,8 +13,8 @@ use crate::master_api::DeleteCollectionRequest;
 use crate::security::Authorize;
 use crate::volume_api::{
     AllocateVolumeRequest, DeleteResult, NeedleDeleted, NeedleList, NeedleRawStored, NeedleRequest,
-    ReadonlyRequest, UploadResult, VacuumCheck, VolumeCopied, VolumeCopyRequest, VolumeFileRequest,
-    VolumeRequest, VolumeServerStatus, VolumeSizes,
+    NeedlesRequest, ReadonlyRequest, UploadResult, VacuumCheck, VolumeCopied, VolumeCopyRequest,
+    VolumeFileRequest, VolumeRequest, VolumeServerStatus, VolumeSizes,
 };
 
 /// The query of the admin calls that name one volume.
@@ -345,6 +345,20 @@ impl VolumeClient {
     /// `vid` on `server`.
     pub async fn volume_needles(&self, server: &str, vid: u32) -> Result<NeedleList, ClientError> {
         self.admin_get(server, "volume/needles", &one(vid)).await
+    }
+
+    /// [`Self::volume_needles`] with the append time of each live needle
+    /// ([`NeedleList::times`]; one small read per needle on the server).
+    pub async fn volume_needles_timed(
+        &self,
+        server: &str,
+        vid: u32,
+    ) -> Result<NeedleList, ClientError> {
+        let query = NeedlesRequest {
+            volume: VolumeId(vid),
+            times: true,
+        };
+        self.admin_get(server, "volume/needles", &query).await
     }
 
     /// The raw record of live needle `key` of volume `vid` on `server`, exactly as stored

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use kelp_proto::NeedleKey;
 use kelp_proto::volume_api::{
-    NeedleDeleted, NeedleList, NeedleRawStored, NeedleRequest, VolumeRequest,
+    NeedleDeleted, NeedleList, NeedleRawStored, NeedleRequest, NeedlesRequest, VolumeRequest,
 };
 
 use super::AppState;
@@ -23,13 +23,13 @@ use crate::needle::parse_header;
 /// What a raw record may add to the upload size limit: header, metadata, tail, padding.
 const RECORD_OVERHEAD: u64 = 128 << 10;
 
-/// `GET /admin/volume/needles?volume=N`.
+/// `GET /admin/volume/needles?volume=N[&times=true]`.
 pub(crate) async fn needles(
     State(state): State<Arc<AppState>>,
-    ApiQuery(req): ApiQuery<VolumeRequest>,
+    ApiQuery(req): ApiQuery<NeedlesRequest>,
 ) -> ApiResult<Json<NeedleList>> {
     let v = local_volume(&state, req.volume)?;
-    let keys = tokio::task::spawn_blocking(move || v.needle_keys()).await??;
+    let keys = tokio::task::spawn_blocking(move || v.needle_keys(req.times)).await??;
     Ok(Json(NeedleList {
         volume: req.volume.0,
         live: keys
@@ -38,6 +38,7 @@ pub(crate) async fn needles(
             .map(|(k, size)| [k, u64::from(size)])
             .collect(),
         deleted: keys.deleted,
+        times: keys.times,
     }))
 }
 

@@ -13,7 +13,10 @@ use super::{Volume, WriteOutcome, lock, read, write};
 use crate::error::{IoContext, Result, VolumeError};
 use crate::handle::NeedleHandle;
 use crate::idx::{IdxEntry, entries};
-use crate::needle::{MAX_SIZE_FIELD, NEEDLE_ALIGN, Needle, actual_size, parse_header};
+use crate::needle::{
+    CHECKSUM_SIZE, HEADER_SIZE, MAX_SIZE_FIELD, NEEDLE_ALIGN, Needle, TIMESTAMP_SIZE, Version,
+    actual_size, parse_header,
+};
 
 /// `.idx` entries read per positioned read when scanning the index.
 const IDX_SCAN_ENTRIES: usize = 4096;
@@ -25,6 +28,9 @@ pub struct NeedleKeys {
     pub live: Vec<(u64, u32)>,
     /// Keys whose latest `.idx` entry is a deletion (none of them live), by key.
     pub deleted: Vec<u64>,
+    /// When asked for: the append time of each needle of `live`, in the same order
+    /// (unix seconds; see [`Volume::needle_keys`]).
+    pub times: Vec<u64>,
 }
 
 impl Volume {
@@ -68,12 +74,25 @@ impl Volume {
     /// Every live key with its `Size`, and every key whose latest `.idx` entry is a
     /// deletion: the needle map's live entries plus a scan of the `.idx` for deletions,
     /// both as of the same moment. Memory: the live list plus the deleted keys.
-    pub fn needle_keys(&self) -> Result<NeedleKeys> {
+    ///
+    /// With `times`, also when each live needle was appended (unix seconds): its
+    /// record's append time (version 3), else its last-modified time, 0 when neither is
+    /// known or the record does not parse. One small read per needle (a whole small
+    /// record for version 1 and 2 volumes).
+    pub fn needle_keys(&self, times: bool) -> Result<NeedleKeys> {
         self.check_open()?;
-        let (live, idx, idx_len) = {
+        let (live, idx, idx_len, dat, dat_len) = {
             let w = lock(&self.writer);
             let s = read(&self.state);
-            (s.map.live_entries(), s.idx.clone(), w.idx_end)
+            let live = s.map.live_entries();
+            (live, s.idx.clone(), w.idx_end, s.dat.clone(), w.dat_end)
+        };
+        let times = if times {
+            live.iter()
+                .map(|e| self.append_secs(&dat, dat_len, e))
+                .collect::<Result<Vec<u64>>>()?
+        } else {
+            Vec::new()
         };
         let es = self.width.entry_size();
         let mut deleted = BTreeSet::new();
@@ -96,7 +115,49 @@ impl Volume {
             .into_iter()
             .filter(|k| live.binary_search_by_key(k, |(key, _)| *key).is_err())
             .collect();
-        Ok(NeedleKeys { live, deleted })
+        Ok(NeedleKeys {
+            live,
+            deleted,
+            times,
+        })
+    }
+
+    /// When the live needle `e` of `dat` (`dat_len` bytes as of the snapshot) was
+    /// appended, in unix seconds: see [`Self::needle_keys`].
+    fn append_secs(&self, dat: &Arc<File>, dat_len: u64, e: &IdxEntry) -> Result<u64> {
+        let at = e.offset * NEEDLE_ALIGN;
+        if self.version == Version::V3 {
+            let pos = at + (HEADER_SIZE + CHECKSUM_SIZE) as u64 + u64::from(e.size);
+            if pos + TIMESTAMP_SIZE as u64 <= dat_len {
+                let mut ts = [0u8; TIMESTAMP_SIZE];
+                dat.read_exact_at(&mut ts, pos)
+                    .ctx(|| format!("reading {} at offset {pos}", self.dat_path.display()))?;
+                let ns = u64::from_be_bytes(ts);
+                if ns > 0 {
+                    return Ok(ns / 1_000_000_000);
+                }
+            }
+        }
+        Ok(self
+            .record_at(dat, dat_len, at)
+            .map(|h| {
+                let m = h.meta();
+                m.last_modified
+                    .filter(|t| *t > 0)
+                    .unwrap_or(m.append_at_ns / 1_000_000_000)
+            })
+            .unwrap_or(0))
+    }
+
+    /// The record at byte `at` of `dat` (`dat_len` bytes long), opened and checked.
+    fn record_at(&self, dat: &Arc<File>, dat_len: u64, at: u64) -> Result<NeedleHandle> {
+        NeedleHandle::open_at(
+            dat.clone(),
+            self.dat_path.clone(),
+            dat_len,
+            at,
+            self.version,
+        )
     }
 
     /// Where the record of live needle `key` lies: the `.dat` it is in, its byte offset
@@ -109,13 +170,7 @@ impl Volume {
             return Err(VolumeError::Deleted { key });
         }
         let at = v.offset * NEEDLE_ALIGN;
-        let h = NeedleHandle::open_at(
-            dat.clone(),
-            self.dat_path.clone(),
-            dat_len,
-            at,
-            self.version,
-        )?;
+        let h = self.record_at(&dat, dat_len, at)?;
         let m = h.meta();
         if m.key != key || m.size != v.size {
             return Err(VolumeError::corrupt(
@@ -293,12 +348,23 @@ mod tests {
         // Deleted, then written again: live.
         v.write(Needle::new(NeedleKey(9), Cookie(9), vec![2u8; 3]), false)
             .unwrap();
-        let keys = v.needle_keys().unwrap();
+        let keys = v.needle_keys(false).unwrap();
         assert_eq!(
             keys.live,
             vec![(1, v.raw_size(1)), (3, v.raw_size(3)), (9, v.raw_size(9))]
         );
         assert_eq!(keys.deleted, vec![2]);
+        assert!(keys.times.is_empty());
+        // Each live needle's append time, read from its record.
+        let timed = v.needle_keys(true).unwrap();
+        assert_eq!((timed.live, timed.deleted), (keys.live, keys.deleted));
+        let now = crate::volume::now_secs();
+        assert_eq!(timed.times.len(), 3);
+        assert!(
+            timed.times.iter().all(|t| now.abs_diff(*t) < 60),
+            "{:?} vs {now}",
+            timed.times
+        );
         let (idx, dat) = v.copy_sizes().unwrap();
         assert_eq!(dat, v.dat_size());
         assert_eq!(idx % 17, 0);
