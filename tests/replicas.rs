@@ -270,3 +270,82 @@ fn volumes_move_copy_mark_and_delete_with_the_shell() {
         holders(&master, vid).is_empty()
     });
 }
+
+/// A server that comes back within the grace period is not read from until its
+/// replicas are reconciled, and the master reconciles them at once (not at its next
+/// round): a needle deleted while it was away is gone from it, one written meanwhile
+/// is on it.
+#[test]
+fn a_returning_server_is_reconciled_before_it_is_read_from() {
+    let mut c = cluster()
+        .master_args(&[
+            "-pulseSeconds=1",
+            "-maintenance.interval=1h",
+            "-maintenance.scripts=volume.fix.replication -apply -grace=1h; volume.check.disk -apply",
+        ])
+        .volumes(&[("r0", 1), ("r1", 1)])
+        .start();
+    let master = c.master().to_string();
+    let stored = write_replicated(&master, 6);
+    let vid = stored[0].vid;
+    let mine: Vec<&Stored> = stored.iter().filter(|s| s.vid == vid).collect();
+    assert!(mine.len() >= 2);
+    let away = c.volumes[1].addr.clone();
+    let here = c.volumes[0].addr.clone();
+    c.volumes[1].proc.kill9();
+    wait_until(
+        "the master to drop the server",
+        Duration::from_secs(20),
+        || holders(&master, vid) == vec![here.clone()],
+    );
+    // While it is away: a delete (reaches the one replica left), and a new needle
+    // written to that replica alone (as a write during the absence would be).
+    let deleted = &mine[0].fid;
+    let r = http("DELETE", &here, &format!("/{deleted}?type=replicate"), b"").unwrap();
+    assert!(r.status < 300, "{}", r.text());
+    // A fresh key and cookie (any volume: one rack is left, so 010 cannot be placed).
+    let (_, a) = get_json(&master, "/dir/assign?collection=spare");
+    let key = a["fid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("assign: {a}"))
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let written = format!("{vid},{key}");
+    let r = http(
+        "PUT",
+        &here,
+        &format!("/{written}?type=replicate"),
+        b"meanwhile",
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    c.volumes[1].proc.restart();
+    // Back, reconciled by the round its return started (the interval is an hour).
+    wait_until(
+        "the returning replica to be reconciled",
+        Duration::from_secs(60),
+        || {
+            let (_, v) = get_json(&master, &format!("/dir/lookup?volumeId={vid}"));
+            let locs = v["locations"].as_array().cloned().unwrap_or_default();
+            locs.len() == 2 && locs.iter().all(|l| l["stale"].as_bool() != Some(true))
+        },
+    );
+    assert_eq!(
+        http("GET", &away, &format!("/{deleted}"), b"")
+            .unwrap()
+            .status,
+        404,
+        "the delete made while it was away reached it"
+    );
+    let r = http("GET", &away, &format!("/{written}"), b"").unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"meanwhile"[..]));
+    assert!(
+        c.masters[0]
+            .proc
+            .log()
+            .contains("came back after it was dropped"),
+        "the master noticed the return"
+    );
+}

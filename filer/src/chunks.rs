@@ -420,6 +420,9 @@ pub async fn read_chunk_range(
     let mut last: Option<ClientError> = None;
     for attempt in 0..2 {
         let locations = match master.lookup(fid.volume).await {
+            // Replicas not reconciled since their server came back may lack deletes:
+            // read them only when nothing else holds the volume.
+            Ok(l) if l.iter().any(|x| !x.stale) => l.into_iter().filter(|x| !x.stale).collect(),
             Ok(l) => l,
             Err(e) => {
                 last = Some(e);

@@ -61,6 +61,7 @@ impl DataNode {
             data_center: self.data_center.clone(),
             grpc_port: 0,
             ec_shards: Vec::new(),
+            stale: false,
         }
     }
 
@@ -81,6 +82,12 @@ pub struct Topology {
     /// Servers dropped as dead (newest last), with the volumes they held: replica
     /// repair waits a grace period before re-creating what they held.
     departed: RwLock<Vec<DepartedNode>>,
+    /// Replicas `(server, volume)` that came back with a departed server and are not
+    /// reconciled yet: lookups list them last, flagged, so readers skip them.
+    stale: RwLock<std::collections::BTreeSet<(String, u32)>>,
+    /// Woken when a departed server comes back (the maintenance loop then reconciles
+    /// its replicas at once instead of at its next round).
+    pub rejoined: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Departed servers remembered at most.
@@ -123,6 +130,8 @@ impl Topology {
             nodes: RwLock::new(BTreeMap::new()),
             dead_after,
             departed: RwLock::new(Vec::new()),
+            stale: RwLock::new(std::collections::BTreeSet::new()),
+            rejoined: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -160,7 +169,16 @@ impl Topology {
         let mut nodes = write(&self.nodes);
         if !nodes.contains_key(&key) {
             tracing::info!(node = %key, dc = %node.data_center, rack = %node.rack, volumes = node.volumes.len(), "volume server joined");
-            write(&self.departed).retain(|d| d.url != key);
+            let mut departed = write(&self.departed);
+            if departed.iter().any(|d| d.url == key) {
+                departed.retain(|d| d.url != key);
+                let mut stale = write(&self.stale);
+                for vid in node.volumes.keys() {
+                    stale.insert((key.clone(), *vid));
+                }
+                tracing::warn!(node = %key, volumes = node.volumes.len(), "volume server came back after it was dropped: its replicas are not read from until volume.check.disk reconciles them");
+                self.rejoined.notify_one();
+            }
         }
         nodes.insert(key, node);
     }
@@ -234,13 +252,25 @@ impl Topology {
             .unwrap_or(0)
     }
 
-    /// Servers holding volume `vid`.
+    /// Servers holding volume `vid`; replicas not yet reconciled after their server
+    /// came back are flagged `stale` and listed last.
     pub fn lookup(&self, vid: u32) -> Vec<Location> {
-        read(&self.nodes)
+        let stale = read(&self.stale);
+        let mut out: Vec<Location> = read(&self.nodes)
             .values()
             .filter(|n| n.volumes.contains_key(&vid))
-            .map(DataNode::location)
-            .collect()
+            .map(|n| Location {
+                stale: stale.contains(&(n.url.clone(), vid)),
+                ..n.location()
+            })
+            .collect();
+        out.sort_by_key(|l| l.stale);
+        out
+    }
+
+    /// Every replica of `vid` is reconciled (`volume.check.disk` compared them).
+    pub fn reconciled(&self, vid: u32) {
+        write(&self.stale).retain(|(_, v)| *v != vid);
     }
 
     /// Servers holding EC shards of volume `vid`, each with its shard ids.

@@ -144,6 +144,11 @@ pub struct Location {
     /// For an erasure-coded volume: the shard ids this server holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ec_shards: Vec<u8>,
+    /// This replica came back with a server the master had dropped and has not been
+    /// reconciled with the others yet (kelp addition): readers should use another one.
+    /// Stale replicas are listed last.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// The EC shards of one volume that a volume server holds (heartbeats, `/dir/status`).

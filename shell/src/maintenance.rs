@@ -46,7 +46,14 @@ impl Maintenance {
     /// Starts the loop on the current tokio runtime; `me` is this master's host:port,
     /// which the commands talk to, and `is_leader` says whether this master leads now
     /// (a round runs only then).
-    pub fn spawn(self, is_leader: impl Fn() -> bool + Send + Sync + 'static, me: String) {
+    /// `wake` starts a round at once (a volume server came back: its replicas need
+    /// reconciling before they are read from).
+    pub fn spawn(
+        self,
+        is_leader: impl Fn() -> bool + Send + Sync + 'static,
+        me: String,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+    ) {
         tracing::info!(
             target: "kelp::maintenance",
             interval_secs = self.interval.as_secs(),
@@ -58,7 +65,10 @@ impl Maintenance {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = wake.notified() => {}
+                }
                 if !is_leader() {
                     continue;
                 }

@@ -518,6 +518,19 @@ pub(crate) async fn check_disk(shell: &Shell, flags: &Flags) -> Result<(), Shell
         };
         let servers: Vec<String> = reps.iter().map(|r| r.url.clone()).collect();
         let s = sync_replicas(shell, *vid, &servers, apply).await?;
+        if apply {
+            // The master may read from every replica again.
+            shell
+                .master_send(
+                    "/vol/reconciled",
+                    Some((
+                        &[("volume", vid.to_string())],
+                        std::time::Duration::from_secs(10),
+                    )),
+                )
+                .await
+                .doing(|| format!("telling the master volume {vid} is reconciled"))?;
+        }
         checked += 1;
         if s.changes() > 0 || s.differ > 0 {
             say(format!(

@@ -127,9 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (listener, master) = start(cfg, &bind).await?;
         if let Some(m) = maintenance {
             let leader = master.clone();
+            let wake = master.topology.rejoined.clone();
             m.spawn(
                 move || leader.raft.is_leader(),
                 format!("{}:{}", args.ip, args.port),
+                wake,
             );
         }
         println!(

@@ -215,9 +215,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (master_listener, master) = super::master::start(master_cfg, &bind).await?;
         if let Some(m) = maintenance {
             let leader = master.clone();
+            let wake = master.topology.rejoined.clone();
             m.spawn(
                 move || leader.raft.is_leader(),
                 format!("{}:{}", args.ip, args.master_port),
+                wake,
             );
         }
         let vol =

@@ -84,6 +84,22 @@ pub(crate) async fn raft_ps(State(state): State<Arc<AppState>>) -> Json<serde_js
     }))
 }
 
+/// The volume of `/vol/reconciled`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ReconciledRequest {
+    volume: u32,
+}
+
+/// `POST /vol/reconciled?volume=N` (on the leader): the replicas of volume N were
+/// compared and repaired (`volume.check.disk`); none is stale any more.
+pub(crate) async fn reconciled(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(req): ApiQuery<ReconciledRequest>,
+) -> Json<serde_json::Value> {
+    state.master.topology.reconciled(req.volume);
+    Json(serde_json::json!({ "volume": req.volume }))
+}
+
 /// The `address` (and `voter`) of a membership change.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct RaftMemberRequest {

@@ -48,6 +48,7 @@ pub fn router(master: Arc<Master>, http: reqwest::Client) -> Router {
         .route("/col/delete", any(admin::delete_collection))
         .route("/cluster/lock", post(admin::lock))
         .route("/cluster/unlock", post(admin::unlock))
+        .route("/vol/reconciled", post(admin::reconciled))
         .route("/cluster/raft/add", post(admin::raft_add))
         .route("/cluster/raft/remove", post(admin::raft_remove))
         .layer(middleware::from_fn_with_state(
