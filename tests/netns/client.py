@@ -6,6 +6,9 @@
                                 writes the acknowledged fids to OUT (JSON list)
   verify MASTERS IN             every fid of IN must read back byte-exact from every
                                 replica the masters list; prints {"checked": n, "bad": [...]}
+  s3write S3 SECONDS OUT        boto3 PUTs (with its retries) into the bucket "lab" of the
+                                S3 gateway at S3; the acknowledged keys go to OUT
+  s3verify S3 IN                every key of IN reads back byte-exact through S3
 """
 
 import hashlib
@@ -97,6 +100,54 @@ def verify(masters, path):
     print(json.dumps({"checked": len(fids), "bad": bad[:20], "bad_count": len(bad)}))
 
 
+def s3_client(endpoint):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://{endpoint}",
+        aws_access_key_id="lab",
+        aws_secret_access_key="lab",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 10, "mode": "standard"},
+                      connect_timeout=3, read_timeout=10),
+    )
+
+
+def s3write(endpoint, seconds, out):
+    s3 = s3_client(endpoint)
+    s3.create_bucket(Bucket="lab")
+    start = time.time()
+    acked, failed, i = [], 0, 0
+    while time.time() - start < seconds:
+        key = f"obj/{i:06}"
+        i += 1
+        try:
+            s3.put_object(Bucket="lab", Key=key, Body=content(key))
+            acked.append(key)
+        except Exception:  # refused after boto3's retries: not acknowledged
+            failed += 1
+    with open(out, "w") as f:
+        json.dump(acked, f)
+    print(json.dumps({"acked": len(acked), "failed": failed}))
+
+
+def s3verify(endpoint, path):
+    with open(path) as f:
+        keys = json.load(f)
+    s3 = s3_client(endpoint)
+    bad = []
+    for key in keys:
+        try:
+            body = s3.get_object(Bucket="lab", Key=key)["Body"].read()
+            if body != content(key):
+                bad.append([key, "differs"])
+        except Exception as e:
+            bad.append([key, str(e)[:80]])
+    print(json.dumps({"checked": len(keys), "bad": bad[:20], "bad_count": len(bad)}))
+
+
 def main():
     cmd, masters = sys.argv[1], sys.argv[2].split(",")
     if cmd == "assign":
@@ -105,6 +156,10 @@ def main():
         write(masters, float(sys.argv[3]), sys.argv[4])
     elif cmd == "verify":
         verify(masters, sys.argv[3])
+    elif cmd == "s3write":
+        s3write(masters[0], float(sys.argv[3]), sys.argv[4])
+    elif cmd == "s3verify":
+        s3verify(masters[0], sys.argv[3])
     else:
         sys.exit(f"unknown command {cmd}")
 
