@@ -30,18 +30,7 @@ fn ec_encode_read_rebuild_decode() {
     let racks: Vec<String> = c.volumes.iter().map(|v| v.rack.clone()).collect();
 
     // Write needles of mixed sizes (1 B … 2 MiB).
-    let mut stored = Vec::new();
-    for i in 0..200 {
-        let (st, a) = get_json(&master, "/dir/assign?collection=ec");
-        assert_eq!(st, 200, "assign: {a}");
-        let fid = a["fid"].as_str().unwrap().to_string();
-        let url = a["url"].as_str().unwrap().to_string();
-        let data = payload(i);
-        let r = http("PUT", &url, &format!("/{fid}"), &data).unwrap();
-        assert_eq!(r.status, 201, "upload {fid}: {}", r.text());
-        let vid = fid.split(',').next().unwrap().parse().unwrap();
-        stored.push(Stored { fid, vid, data });
-    }
+    let stored = write_needles(&master, "collection=ec", 200);
     let vids: BTreeSet<u32> = stored.iter().map(|s| s.vid).collect();
 
     // Encode one volume by id, then every other used volume of the collection.

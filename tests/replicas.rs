@@ -16,19 +16,7 @@ use common::*;
 
 /// Writes `n` needles with replication `010`; returns them.
 fn write_replicated(master: &str, n: usize) -> Vec<Stored> {
-    let mut stored = Vec::new();
-    for i in 0..n {
-        let (st, a) = get_json(master, "/dir/assign?replication=010&collection=rep");
-        assert_eq!(st, 200, "assign: {a}");
-        let fid = a["fid"].as_str().unwrap().to_string();
-        let url = a["url"].as_str().unwrap().to_string();
-        let data = payload(i);
-        let r = http("PUT", &url, &format!("/{fid}"), &data).unwrap();
-        assert_eq!(r.status, 201, "upload {fid}: {}", r.text());
-        let vid = fid.split(',').next().unwrap().parse().unwrap();
-        stored.push(Stored { fid, vid, data });
-    }
-    stored
+    write_needles(master, "replication=010&collection=rep", n)
 }
 
 /// The servers the master lists for `vid`.

@@ -68,6 +68,23 @@ pub struct Stored {
     pub data: Vec<u8>,
 }
 
+/// Writes `n` needles of [`payload`]s, each to a fid from `/dir/assign?<query>`.
+pub fn write_needles(master: &str, query: &str, n: usize) -> Vec<Stored> {
+    (0..n)
+        .map(|i| {
+            let (st, a) = get_json(master, &format!("/dir/assign?{query}"));
+            assert_eq!(st, 200, "assign: {a}");
+            let fid = a["fid"].as_str().unwrap().to_string();
+            let url = a["url"].as_str().unwrap().to_string();
+            let data = payload(i);
+            let r = http("PUT", &url, &format!("/{fid}"), &data).unwrap();
+            assert_eq!(r.status, 201, "upload {fid}: {}", r.text());
+            let vid = fid.split(',').next().unwrap().parse().unwrap();
+            Stored { fid, vid, data }
+        })
+        .collect()
+}
+
 /// `(normal locations, ec locations with their shard ids)` of a volume.
 pub fn lookup(master: &str, vid: u32) -> (Vec<String>, BTreeMap<String, Vec<u8>>) {
     let (_, v) = get_json(master, &format!("/dir/lookup?volumeId={vid}"));

@@ -1,4 +1,5 @@
-//! Small durable-file helpers: atomic replace (temp + fsync + rename) and directory fsync.
+//! Small durable-file helpers: atomic replace (temp + fsync + rename), directory fsync,
+//! and [`ReceivedFile`], a file being received from another server.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -47,5 +48,59 @@ pub fn remove_if_exists(path: &Path) -> Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).ctx(|| format!("removing {}", path.display())),
+    }
+}
+
+/// A file being received from another server (a copied volume or EC file): written as
+/// the bytes arrive, counted, and fsynced when complete. Where it ends up is the
+/// caller's business.
+#[derive(Debug)]
+pub struct ReceivedFile {
+    file: tokio::fs::File,
+    path: std::path::PathBuf,
+    len: u64,
+}
+
+impl ReceivedFile {
+    /// Creates (or empties) `path`.
+    pub async fn create(path: std::path::PathBuf) -> Result<ReceivedFile> {
+        let file = tokio::fs::File::create(&path)
+            .await
+            .ctx(|| format!("creating {}", path.display()))?;
+        Ok(ReceivedFile { file, path, len: 0 })
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.file
+            .write_all(chunk)
+            .await
+            .ctx(|| format!("writing {}", self.path.display()))?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and fsyncs the file; returns its path and length.
+    pub async fn finish(mut self) -> Result<(std::path::PathBuf, u64)> {
+        use tokio::io::AsyncWriteExt;
+        self.file
+            .flush()
+            .await
+            .and(self.file.sync_all().await)
+            .ctx(|| format!("fsync of {}", self.path.display()))?;
+        Ok((self.path, self.len))
     }
 }

@@ -132,7 +132,7 @@ impl VolumeClient {
     }
 
     /// `GET /admin/<path>?<query>` on `server`, the whole body.
-    async fn get_bytes<Q: serde::Serialize + ?Sized>(
+    pub(super) async fn get_bytes<Q: serde::Serialize + ?Sized>(
         &self,
         server: &str,
         path: &str,

@@ -181,10 +181,32 @@ impl VolumeClient {
         path: &str,
         query: &Q,
     ) -> Result<T, ClientError> {
+        self.admin_json(reqwest::Method::POST, server, path, query)
+            .await
+    }
+
+    /// `GET /admin/<path>?<query>` on `server`, the JSON answer.
+    async fn admin_get<T: serde::de::DeserializeOwned, Q: serde::Serialize + ?Sized>(
+        &self,
+        server: &str,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, ClientError> {
+        self.admin_json(reqwest::Method::GET, server, path, query)
+            .await
+    }
+
+    async fn admin_json<T: serde::de::DeserializeOwned, Q: serde::Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        server: &str,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, ClientError> {
         let url = format!("{}/admin/{path}", base_url(server));
         let resp = self
             .http
-            .post(&url)
+            .request(method, &url)
             .admin()
             .query(query)
             .timeout(Duration::from_secs(600))
@@ -275,25 +297,6 @@ impl VolumeClient {
             .map(|_| ())
     }
 
-    /// `GET /admin/<path>?<query>` on `server`, the JSON answer.
-    async fn admin_get<T: serde::de::DeserializeOwned, Q: serde::Serialize + ?Sized>(
-        &self,
-        server: &str,
-        path: &str,
-        query: &Q,
-    ) -> Result<T, ClientError> {
-        let url = format!("{}/admin/{path}", base_url(server));
-        let resp = self
-            .http
-            .get(&url)
-            .admin()
-            .query(query)
-            .timeout(Duration::from_secs(600))
-            .send()
-            .await;
-        json_reply(&url, resp).await
-    }
-
     /// A consistent snapshot of the sizes of normal volume `vid`'s `.idx` and `.dat` on
     /// `server`, for copying it.
     pub async fn volume_sizes(&self, server: &str, vid: u32) -> Result<VolumeSizes, ClientError> {
@@ -364,17 +367,12 @@ impl VolumeClient {
     /// The raw record of live needle `key` of volume `vid` on `server`, exactly as stored
     /// in its `.dat` (header, body, checksum, timestamp, padding).
     pub async fn needle_raw(&self, server: &str, vid: u32, key: u64) -> Result<Bytes, ClientError> {
-        let url = format!("{}/admin/volume/needle", base_url(server));
         let query = NeedleRequest {
             volume: VolumeId(vid),
             key,
         };
-        let resp = self.http.get(&url).admin().query(&query).send().await;
-        let resp = check(&url, resp).await?;
-        resp.bytes().await.map_err(|e| ClientError::Transport {
-            url,
-            message: e.to_string(),
-        })
+        self.get_bytes(server, "volume/needle", &query, Duration::from_secs(600))
+            .await
     }
 
     /// Appends a raw record (as [`Self::needle_raw`] returns it) to volume `vid` on

@@ -66,12 +66,28 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Why [`Gateway::lifecycle_run`] returned before the end.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Stopped {
-    /// The lease went to another gateway.
+/// Why a run ends before its end.
+#[derive(Debug)]
+enum Halt {
+    /// The lease went to another gateway: it goes on from the checkpoint.
     LostLease,
+    Failed(crate::error::GatewayError),
 }
+
+impl From<crate::error::GatewayError> for Halt {
+    fn from(e: crate::error::GatewayError) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+impl From<kelp_filer::FilerError> for Halt {
+    fn from(e: kelp_filer::FilerError) -> Halt {
+        Halt::Failed(e.into())
+    }
+}
+
+/// What the walking steps of a run return.
+type Step = Result<(), Halt>;
 
 /// A run in progress: its checkpoint and the lease it runs under.
 struct Run<'a> {
@@ -89,7 +105,7 @@ struct Run<'a> {
 impl Run<'_> {
     /// Counts one finished item; every [`BATCH`] items saves the progress and renews
     /// the lease.
-    async fn step(&mut self, gw: &Gateway, after: Option<String>) -> Result<(), Stopped> {
+    async fn step(&mut self, gw: &Gateway, after: Option<String>) -> Step {
         self.progress.after = after;
         self.since_checkpoint += 1;
         if self.since_checkpoint >= BATCH {
@@ -98,7 +114,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn checkpoint(&mut self, gw: &Gateway) -> Result<(), Stopped> {
+    async fn checkpoint(&mut self, gw: &Gateway) -> Step {
         self.since_checkpoint = 0;
         save(gw, &self.progress).await;
         tracing::debug!(bucket = ?self.progress.bucket, phase = ?self.progress.phase, after = ?self.progress.after, "lifecycle checkpoint");
@@ -113,7 +129,7 @@ impl Run<'_> {
             std::process::abort();
         }
         if !self.lease.acquire().await {
-            return Err(Stopped::LostLease);
+            return Err(Halt::LostLease);
         }
         Ok(())
     }
@@ -210,12 +226,14 @@ impl Gateway {
             day,
         };
         match self.run_buckets(&mut run).await {
-            Ok(Ok(())) => {}
-            Ok(Err(stopped)) => {
-                tracing::info!(?stopped, "lifecycle run stopped before its end");
+            Ok(()) => {}
+            Err(Halt::LostLease) => {
+                tracing::info!(
+                    "lifecycle run stopped before its end: another gateway holds the lease"
+                );
                 return Ok(None);
             }
-            Err(e) => {
+            Err(Halt::Failed(e)) => {
                 save(self, &run.progress).await;
                 return Err(e);
             }
@@ -227,7 +245,7 @@ impl Gateway {
         Ok(Some(run.tally))
     }
 
-    async fn run_buckets(&self, run: &mut Run<'_>) -> GatewayResult<Result<(), Stopped>> {
+    async fn run_buckets(&self, run: &mut Run<'_>) -> Step {
         let root = self.paths.root().to_string();
         let mut after = run.progress.bucket.clone();
         // A resumed run starts again in the bucket it stopped in.
@@ -255,12 +273,10 @@ impl Gateway {
                 let Some(cfg) = config_of(b) else {
                     continue;
                 };
-                if let Err(s) = self.run_bucket(run, &name, b, &cfg).await? {
-                    return Ok(Err(s));
-                }
+                self.run_bucket(run, &name, b, &cfg).await?;
             }
             if !full {
-                return Ok(Ok(()));
+                return Ok(());
             }
         }
     }
@@ -271,27 +287,19 @@ impl Gateway {
         bucket: &str,
         entry: &Entry,
         cfg: &Config,
-    ) -> GatewayResult<Result<(), Stopped>> {
+    ) -> Step {
         let state = State::of(entry);
         if run.progress.phase == Phase::Current {
-            if let Err(s) = self.expire_current(run, bucket, state, cfg).await? {
-                return Ok(Err(s));
-            }
+            self.expire_current(run, bucket, state, cfg).await?;
             run.progress.phase = Phase::Versions;
             run.progress.after = None;
-            if let Err(s) = run.checkpoint(self).await {
-                return Ok(Err(s));
-            }
+            run.checkpoint(self).await?;
         }
         if run.progress.phase == Phase::Versions {
-            if let Err(s) = self.expire_versions(run, bucket, state, cfg).await? {
-                return Ok(Err(s));
-            }
+            self.expire_versions(run, bucket, state, cfg).await?;
             run.progress.phase = Phase::Uploads;
             run.progress.after = None;
-            if let Err(s) = run.checkpoint(self).await {
-                return Ok(Err(s));
-            }
+            run.checkpoint(self).await?;
         }
         self.abort_uploads(run, bucket, cfg).await
     }
@@ -304,7 +312,7 @@ impl Gateway {
         bucket: &str,
         state: State,
         cfg: &Config,
-    ) -> GatewayResult<Result<(), Stopped>> {
+    ) -> Step {
         if !cfg.rules.iter().any(|r| {
             r.enabled
                 && matches!(
@@ -312,7 +320,7 @@ impl Gateway {
                     Some(Expiration::Days(_) | Expiration::Date(_))
                 )
         }) {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let root = self.paths.bucket(bucket);
         let bound = run.progress.after.as_deref().map(Bound::after);
@@ -356,11 +364,9 @@ impl Gateway {
                     }
                 }
             }
-            if let Err(s) = run.step(self, Some(key)).await {
-                return Ok(Err(s));
-            }
+            run.step(self, Some(key)).await?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Removes `e` at `key` if it is still the object there.
@@ -384,14 +390,14 @@ impl Gateway {
         bucket: &str,
         state: State,
         cfg: &Config,
-    ) -> GatewayResult<Result<(), Stopped>> {
+    ) -> Step {
         let wanted = cfg.rules.iter().any(|r| {
             r.enabled
                 && (r.noncurrent.is_some()
                     || matches!(r.expiration, Some(Expiration::ExpiredObjectDeleteMarker)))
         });
         if !wanted {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let root = self.paths.versions(bucket);
         let bound = run.progress.after.as_deref().map(Bound::after);
@@ -412,7 +418,7 @@ impl Gateway {
             let next = match w.next().await {
                 Ok(n) => n,
                 Err(crate::error::GatewayError::Filer(kelp_filer::FilerError::NotFound(_))) => None,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             let item = match next {
                 Some(Item::Dir { key, entry }) => {
@@ -428,12 +434,10 @@ impl Gateway {
                 let versions = std::mem::take(&mut group);
                 self.expire_key_versions(run, bucket, state, cfg, &group_key, versions)
                     .await;
-                if let Err(s) = run.step(self, Some(last_raw.clone())).await {
-                    return Ok(Err(s));
-                }
+                run.step(self, Some(last_raw.clone())).await?;
             }
             let Some((raw, entry)) = item else {
-                return Ok(Ok(()));
+                return Ok(());
             };
             let Some(k) = this_key else {
                 continue;
@@ -518,18 +522,13 @@ impl Gateway {
 
     /// AbortIncompleteMultipartUpload: uploads older than the rule's days go, with
     /// their parts.
-    async fn abort_uploads(
-        &self,
-        run: &mut Run<'_>,
-        bucket: &str,
-        cfg: &Config,
-    ) -> GatewayResult<Result<(), Stopped>> {
+    async fn abort_uploads(&self, run: &mut Run<'_>, bucket: &str, cfg: &Config) -> Step {
         if !cfg
             .rules
             .iter()
             .any(|r| r.enabled && r.abort_incomplete_days.is_some())
         {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let dir = self.paths.uploads(bucket);
         let now = now_secs();
@@ -541,7 +540,7 @@ impl Gateway {
             };
             let page = match self.filer.list(&dir, &opts).await {
                 Ok(p) => p,
-                Err(kelp_filer::FilerError::NotFound(_)) => return Ok(Ok(())),
+                Err(kelp_filer::FilerError::NotFound(_)) => return Ok(()),
                 Err(e) => return Err(e.into()),
             };
             let full = page.len() == opts.limit;
@@ -569,12 +568,10 @@ impl Gateway {
                         }
                     }
                 }
-                if let Err(s) = run.step(self, Some(u.name().to_string())).await {
-                    return Ok(Err(s));
-                }
+                run.step(self, Some(u.name().to_string())).await?;
             }
             if !full {
-                return Ok(Ok(()));
+                return Ok(());
             }
         }
     }

@@ -272,7 +272,7 @@ pub struct LocalKms {
 }
 
 struct Cached {
-    file: KeyFile,
+    file: std::sync::Arc<KeyFile>,
     stamp: Option<(SystemTime, u64)>,
     checked: Instant,
 }
@@ -297,7 +297,7 @@ impl LocalKms {
         let kms = LocalKms {
             path: path.to_path_buf(),
             cached: Mutex::new(Cached {
-                file,
+                file: std::sync::Arc::new(file),
                 stamp: stamp(path),
                 checked: Instant::now(),
             }),
@@ -310,13 +310,13 @@ impl LocalKms {
     }
 
     /// The key file as last read, re-read first if it changed on disk.
-    fn file(&self) -> KeyFile {
+    fn file(&self) -> std::sync::Arc<KeyFile> {
         self.file_checked(false)
     }
 
     /// [`LocalKms::file`], looking at the disk now when `force` (a key or version was
     /// not found: it may have just been added).
-    fn file_checked(&self, force: bool) -> KeyFile {
+    fn file_checked(&self, force: bool) -> std::sync::Arc<KeyFile> {
         let mut c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if force || c.checked.elapsed() >= RECHECK {
             c.checked = Instant::now();
@@ -325,7 +325,7 @@ impl LocalKms {
                 match KeyFile::read(&self.path) {
                     Ok(f) => {
                         tracing::info!(file = %self.path.display(), "S3 key file re-read");
-                        c.file = f;
+                        c.file = std::sync::Arc::new(f);
                         c.stamp = now;
                     }
                     Err(e) => {

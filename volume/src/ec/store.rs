@@ -10,7 +10,6 @@ use std::sync::{Arc, RwLock};
 use kelp_proto::VolumeId;
 use kelp_proto::master_api::EcShardInfo;
 use kelp_proto::volume_api::{EcShardFile, EcVolumeStatus};
-use tokio::io::AsyncWriteExt;
 
 use super::{
     DecodeReport, EcReport, EcVacuumReport, EcVolume, MAX_SHARDS, commit_staged, decode_to_volume,
@@ -169,15 +168,8 @@ impl EcHome {
     pub async fn receive(&self, ext: &str, staged: bool) -> Result<IncomingFile> {
         let dest = self.dest(ext, staged);
         let tmp = layout::with_suffix(&dest, ".tmp");
-        let file = tokio::fs::File::create(&tmp)
-            .await
-            .ctx(|| format!("creating {}", tmp.display()))?;
-        Ok(IncomingFile {
-            tmp,
-            dest,
-            file,
-            len: 0,
-        })
+        let file = crate::fsutil::ReceivedFile::create(tmp).await?;
+        Ok(IncomingFile { file, dest })
     }
 
     /// Drops files received staged by a copy that failed before its commit (they would
@@ -205,49 +197,35 @@ impl EcHome {
 /// One EC file being received from another server: written to a temp file, then
 /// fsynced and renamed into place by [`IncomingFile::finish`].
 pub struct IncomingFile {
-    tmp: PathBuf,
+    file: crate::fsutil::ReceivedFile,
     dest: PathBuf,
-    file: tokio::fs::File,
-    len: u64,
 }
 
 impl IncomingFile {
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        self.file
-            .write_all(chunk)
-            .await
-            .ctx(|| format!("writing {}", self.tmp.display()))?;
-        self.len += chunk.len() as u64;
-        Ok(())
+        self.file.write(chunk).await
     }
 
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.len
+        self.file.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.file.is_empty()
     }
 
     /// Gives up: the temp file is removed.
     pub async fn abort(self) {
+        let tmp = self.file.path().to_path_buf();
         drop(self.file);
-        let _ = tokio::fs::remove_file(&self.tmp).await;
+        let _ = tokio::fs::remove_file(&tmp).await;
     }
 
     /// Fsyncs and renames the file into place; returns its length.
     pub async fn finish(self) -> Result<u64> {
-        let IncomingFile {
-            tmp,
-            dest,
-            file,
-            len,
-        } = self;
-        file.sync_all()
-            .await
-            .ctx(|| format!("syncing {}", tmp.display()))?;
-        drop(file);
+        let (tmp, len) = self.file.finish().await?;
+        let dest = self.dest;
         tokio::fs::rename(&tmp, &dest)
             .await
             .ctx(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;

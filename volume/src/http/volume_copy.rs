@@ -182,7 +182,7 @@ async fn pull(
     if upto.is_some_and(|u| u != f.len()) {
         return Err(failed(format!("{} bytes received of {limit}", f.len())));
     }
-    Ok(Some(f.finish().await?))
+    Ok(Some(f.finish().await?.1))
 }
 
 /// `POST /admin/volume/copy?volume=N&collection=C&from=host:port[&maxMBps=M]`.

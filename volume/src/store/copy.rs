@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kelp_proto::VolumeId;
-use tokio::io::AsyncWriteExt;
 
 use super::Store;
 use crate::error::{IoContext, Result, VolumeError};
@@ -60,42 +59,7 @@ pub struct IncomingVolume {
 }
 
 /// One staged file being received.
-#[derive(Debug)]
-pub struct StagedFile {
-    file: tokio::fs::File,
-    path: PathBuf,
-    len: u64,
-}
-
-impl StagedFile {
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        self.file
-            .write_all(chunk)
-            .await
-            .ctx(|| format!("writing {}", self.path.display()))?;
-        self.len += chunk.len() as u64;
-        Ok(())
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Flushes and fsyncs the staged file; returns its length.
-    pub async fn finish(mut self) -> Result<u64> {
-        self.file
-            .flush()
-            .await
-            .and(self.file.sync_all().await)
-            .ctx(|| format!("fsync of {}", self.path.display()))?;
-        Ok(self.len)
-    }
-}
+pub type StagedFile = crate::fsutil::ReceivedFile;
 
 impl Store {
     /// Reserves a slot for copying volume `vid` of `collection` in: refused with
@@ -156,11 +120,7 @@ impl IncomingVolume {
                 "a volume copy has no {ext} file"
             )));
         }
-        let path = self.staged_path(ext);
-        let file = tokio::fs::File::create(&path)
-            .await
-            .ctx(|| format!("creating {}", path.display()))?;
-        Ok(StagedFile { file, path, len: 0 })
+        StagedFile::create(self.staged_path(ext)).await
     }
 
     /// Checks the staged files: the `.idx` and `.dat` hold exactly `idx` and `dat` bytes,
