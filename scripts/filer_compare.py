@@ -35,7 +35,7 @@ def pg_bin():
 
 
 class Postgres:
-    def __init__(self, root):
+    def __init__(self, root, stats=False):
         self.bin, self.dir, self.port = pg_bin(), os.path.join(root, "pg"), free_port()
         os.makedirs(self.dir)
         self.as_postgres = os.geteuid() == 0
@@ -44,6 +44,8 @@ class Postgres:
         data = os.path.join(self.dir, "data")
         self.run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if stats:
+            opts += " -c shared_preload_libraries=pg_stat_statements"
         self.run("pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(self.dir, "log"), "-w", "start")
         self.data = data
 
@@ -53,10 +55,11 @@ class Postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True)
 
-    def sql(self, statement):
+    def sql(self, statement, db="postgres"):
         psql = os.path.join(self.bin, "psql")
-        subprocess.run([psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                        "-c", statement], check=True, capture_output=True)
+        return subprocess.run([psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                               "-d", db, "-c", statement], check=True, capture_output=True,
+                              text=True).stdout
 
     def url(self, db):
         return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
@@ -77,6 +80,23 @@ def stop(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def pg_cpu_seconds():
+    """CPU seconds used so far by every `postgres` process (the server and its
+    backends), so a phase's share of it can be told by difference."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        if name == "postgres":
+            total += sum(int(v) for v in rest[11:15])  # utime stime cutime cstime
+    return total / tick
 
 
 def parse(out):
@@ -105,13 +125,19 @@ def main():
     ap.add_argument("--weed", default=shutil.which("weed") or "weed")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--write-only", action="store_true",
+                    help="only the creates, so PostgreSQL's CPU is per create")
+    ap.add_argument("--pg-stats", action="store_true",
+                    help="print PostgreSQL's busiest statements (pg_stat_statements)")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="kelp-filer-perf-")
     os.chmod(root, 0o755)  # the postgres user must reach its directory inside
     procs, pg = [], None
     try:
         log = open(os.path.join(root, "servers.log"), "w")
-        pg = Postgres(root)
+        pg = Postgres(root, stats=args.pg_stats)
+        if args.pg_stats:
+            pg.sql("CREATE EXTENSION pg_stat_statements")
         pg.sql("CREATE DATABASE kelp")
         pg.sql("CREATE DATABASE weed")
         km, kv = free_port(), free_port()
@@ -159,18 +185,30 @@ def main():
             argv = [args.kelp, "benchmark", f"-master=127.0.0.1:{master}",
                     f"-filer=127.0.0.1:{port}", f"-n={args.n}", f"-c={args.clients}",
                     f"-serverPid={p.pid}"]
+            if args.write_only:
+                argv.append("-writeOnly")
+            before = pg_cpu_seconds()
             r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+            pg_used = pg_cpu_seconds() - before
             if r.returncode != 0:
                 raise SystemExit(f"{name}: {r.stderr[-2000:]}")
-            rows.append((name, parse(r.stdout)))
-        print("| filer store | creates/s | filer CPU per create | stat (random GET) avg | GETs/s | list all (pages of 1000) |")
-        print("|---|---|---|---|---|---|")
+            res = parse(r.stdout)
+            res["pg_us"] = 0.0 if name == "kelp, redb" else pg_used * 1e6 / args.n
+            rows.append((name, res))
+        print("| filer store | creates/s | filer CPU per create | PostgreSQL CPU per file (whole run) "
+              "| stat (random GET) avg | GETs/s | list all (pages of 1000) |")
+        print("|---|---|---|---|---|---|---|")
         for name, r in rows:
             c, g, l = r.get("filer create", {}), r.get("filer random read", {}), r.get("list", {})
             fails = c.get("failed", 0) + g.get("failed", 0)
             print(f"| {name}{f' ({fails} failed)' if fails else ''} | {c.get('rps', 0):.0f} "
-                  f"| {c.get('cpu', 0):.0f} µs | {g.get('avg_ms', 0):.2f} ms | {g.get('rps', 0):.0f} "
+                  f"| {c.get('cpu', 0):.0f} µs | {r['pg_us']:.0f} µs | {g.get('avg_ms', 0):.2f} ms | {g.get('rps', 0):.0f} "
                   f"| {l.get('n', 0)} in {l.get('s', 0):.2f} s |")
+        if args.pg_stats:
+            print(pg.sql("SELECT d.datname AS db, calls, round(total_exec_time::numeric, 0) AS total_ms, "
+                         "round(mean_exec_time::numeric, 3) AS mean_ms, left(query, 110) AS query "
+                         "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                         "ORDER BY total_exec_time DESC LIMIT 14"))
     finally:
         for p in procs:
             stop(p)

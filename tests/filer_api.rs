@@ -574,3 +574,39 @@ fn an_interrupted_upload_leaves_no_chunks_behind() {
         404
     );
 }
+
+/// A write into a directory the filer read lately skips its read before the upload;
+/// when the directory changed meanwhile (here: deleted, or replaced by a file) the
+/// write reads again and does what a write that read first would have done.
+#[test]
+fn writes_into_a_remembered_directory_follow_its_changes() {
+    let s = server();
+    let f = &s.filer;
+    let put = |p: &str, body: &[u8]| http("PUT", f, p, body).unwrap().status;
+    // Two writes: the second reads /d as a directory and remembers it.
+    assert!(put("/d/a", b"a") < 300);
+    assert!(put("/d/b", b"b") < 300);
+    assert!(put("/d/c", b"c") < 300);
+    // Deleted: the next write creates the directory again.
+    assert!(http("DELETE", f, "/d?recursive=true", b"").unwrap().status < 300);
+    assert!(put("/d/e", b"e") < 300);
+    let r = http_with("GET", f, "/d/", &[("Accept", "application/json")], b"").unwrap();
+    let names: Vec<String> = json(&r.body)["Entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["FullPath"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["/d/e"]);
+    assert_eq!(http("GET", f, "/d/e", b"").unwrap().body, b"e");
+    // Replaced by a file: a write below it is refused and the file is untouched.
+    assert!(http("DELETE", f, "/d?recursive=true", b"").unwrap().status < 300);
+    assert!(put("/d", b"now a file") < 300);
+    assert_eq!(put("/d/x", b"x"), 409);
+    assert_eq!(http("GET", f, "/d", b"").unwrap().body, b"now a file");
+    // A write onto a directory in a remembered directory is refused too.
+    assert!(put("/p/q/r", b"r") < 300);
+    assert!(put("/p/s", b"s") < 300);
+    assert_eq!(put("/p/q", b"q"), 409);
+    assert_eq!(http("GET", f, "/p/q/r", b"").unwrap().body, b"r");
+}

@@ -161,6 +161,42 @@ fn a_hundred_clients_see_their_writes_across_two_gateways() {
     second.terminate(READY);
 }
 
+/// A filer remembers directories it read, to create files in them in one store call;
+/// another filer deleting such a directory, or putting a file in its place, is seen.
+#[test]
+fn a_directory_changed_by_another_filer_is_seen_by_the_next_write() {
+    let pg = PgServer::start();
+    let pg_args = [
+        "-store=postgres".to_string(),
+        format!("-postgres.url={}", pg.url()),
+    ];
+    let c = cluster()
+        .volumes(&[("", 1)])
+        .filer(true)
+        .filer_args(&[&pg_args[0], &pg_args[1]])
+        .start();
+    let a = c.filer_addr().to_string();
+    let (mut second, b) = start_filer(&c, "f2", &pg_args);
+    let put = |f: &str, p: &str, body: &[u8]| http("PUT", f, p, body).unwrap().status;
+    for name in ["x", "y", "z"] {
+        assert!(put(&a, &format!("/m/{name}"), name.as_bytes()) < 300);
+    }
+    // B deletes /m; A's next write there puts it back.
+    assert!(http("DELETE", &b, "/m?recursive=true", b"").unwrap().status < 300);
+    assert!(put(&a, "/m/w", b"w") < 300);
+    let r = http_with("GET", &b, "/m/", &[("Accept", "application/json")], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let listed = r.json()["Entries"].as_array().unwrap().len();
+    assert_eq!(listed, 1);
+    assert_eq!(http("GET", &b, "/m/w", b"").unwrap().body, b"w");
+    // B puts a file where /m was; A's write below it is refused.
+    assert!(http("DELETE", &b, "/m?recursive=true", b"").unwrap().status < 300);
+    assert!(put(&b, "/m", b"a file") < 300);
+    assert_eq!(put(&a, "/m/v", b"v"), 409);
+    assert_eq!(http("GET", &a, "/m", b"").unwrap().body, b"a file");
+    second.terminate(READY);
+}
+
 #[test]
 fn postgres_store_needs_a_url() {
     let dir = scratch();

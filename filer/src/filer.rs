@@ -4,13 +4,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use futures::Stream;
 use kelp_proto::client::{MasterClient, VolumeClient};
 use tokio::sync::Notify;
 
 use crate::chunks::{self, WriteTarget};
-use crate::entry::{Entry, FileChunk};
+use crate::entry::Entry;
 use crate::error::FilerError;
 use crate::path;
 use crate::store::{FilerStore, ListOptions, Mutation};
@@ -156,6 +154,8 @@ pub struct Filer {
     pub pending: crate::pending::Pending,
     /// File ids assigned and recorded ahead for small uploads.
     pub(crate) reservoir: chunks::Reservoir,
+    /// Directories read lately, for creates that need not read first.
+    pub(crate) dirs: crate::write::DirCache,
     /// Store call latencies (the store above is wrapped to measure them).
     pub store_timings: crate::store::measured::Timings,
     /// Chunks the collector deleted, and unfinished uploads' chunks it reclaimed.
@@ -204,6 +204,7 @@ impl Filer {
             cfg,
             gc_wake: Notify::new(),
             reservoir: chunks::Reservoir::default(),
+            dirs: Default::default(),
         }
     }
 
@@ -272,6 +273,9 @@ impl Filer {
         };
         let mut found = self.store.find_many(&[p, dir]).await?.into_iter();
         let (here, parent) = (found.next().flatten(), found.next().flatten());
+        if let Some(d) = &parent {
+            self.dirs.remember(d);
+        }
         Ok((here, self.parents_from(p, Some(parent)).await?))
     }
 
@@ -322,208 +326,6 @@ impl Filer {
         muts.push(Mutation::Put(e.clone()));
         self.store.apply(muts).await?;
         Ok(e)
-    }
-
-    /// Writes `body` as the whole content of the file at `p` (replacing it), or appends
-    /// it when `append` is set. Chunks are uploaded before the entry is written; the
-    /// replaced chunks go to the collector in the same store transaction.
-    pub async fn write<S, E>(
-        &self,
-        p: &str,
-        body: S,
-        opts: WriteOptions,
-        append: bool,
-    ) -> Result<Entry, FilerError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let p = path::normalize(p)?;
-        if p == "/" {
-            return Err(FilerError::BadRequest(
-                "cannot write to the root directory".into(),
-            ));
-        }
-        let started = std::time::Instant::now();
-        let (existing, parents) = self.find_with_parents(&p).await?;
-        let existing = existing.filter(|e| !e.is_expired(now_secs()));
-        if existing.as_ref().is_some_and(|e| e.is_directory) {
-            return Err(FilerError::Conflict(format!("{p} is a directory")));
-        }
-        if let Some(e) = &existing {
-            crate::lock::check_unlocked(e)?;
-            if append {
-                crate::entry::check_unsealed(e)?;
-            }
-        }
-        let base = if append {
-            existing.as_ref().map(|e| e.attr.file_size).unwrap_or(0)
-        } else {
-            0
-        };
-        let target = target_of(&opts, &self.cfg);
-        let up = self.upload_checked(&target, body, base, &opts).await?;
-        let uploaded = up.chunks.clone();
-        // Fold only the chunks this write uploaded: nothing else references them, so the
-        // manifest becomes their only owner. Chunks an entry already holds are never
-        // folded: dropping the entry's direct reference would queue them for deletion
-        // while the new manifest still points at them.
-        let (new_chunks, manifests) = self.fold_manifests(up.chunks, &target).await?;
-        let now = now_secs();
-        let mut entry = match (append, existing) {
-            (true, Some(mut e)) => {
-                e.chunks.extend(new_chunks);
-                e.attr.file_size = base + up.size;
-                e.attr.md5.clear();
-                e
-            }
-            (_, old) => {
-                let mut e = Entry::new_file(&p, now);
-                if let Some(old) = old {
-                    e.attr.crtime = old.attr.crtime;
-                    // Attributes that describe the old content (S3's ETag, part table,
-                    // checksums, version) would lie about the new bytes.
-                    e.extended = old.extended;
-                    e.extended
-                        .retain(|k, _| !crate::entry::describes_content(k));
-                }
-                e.chunks = new_chunks;
-                e.attr.file_size = up.size;
-                e.attr.md5 = up.md5.to_vec();
-                e
-            }
-        };
-        entry.attr.mtime = now;
-        if !opts.mime.is_empty() {
-            entry.attr.mime = opts.mime.clone();
-        }
-        if let Some(m) = opts.mode {
-            entry.attr.mode = m;
-        }
-        entry.attr.ttl_sec = opts.ttl_sec;
-        let late = late_attrs(&opts);
-        for (k, v) in opts.extended.into_iter().chain(late) {
-            entry.extended.insert(k, v);
-        }
-        // Directories looked up before a long upload are looked up again.
-        let parents = if started.elapsed() < std::time::Duration::from_secs(1) {
-            Ok(parents)
-        } else {
-            self.parents(&p).await
-        };
-        let mut muts = match parents {
-            Ok(m) => m,
-            Err(e) => {
-                self.discard(&uploaded).await;
-                return Err(e);
-            }
-        };
-        muts.push(Mutation::Put(entry.clone()));
-        muts.extend(
-            manifests
-                .iter()
-                .map(|fid| Mutation::KvPut(crate::manifest::marker(fid), Vec::new())),
-        );
-        let folded: Vec<FileChunk> = if manifests.is_empty() {
-            Vec::new()
-        } else {
-            uploaded
-                .iter()
-                .filter(|c| !entry.chunks.iter().any(|k| k.fid == c.fid))
-                .cloned()
-                .collect()
-        };
-        muts.extend(self.pending.settle_folded(&folded));
-        if let Err(e) = self.commit(muts).await {
-            // Harmless for any chunk an entry does reference: those are never queued.
-            self.discard(&uploaded).await;
-            return Err(e);
-        }
-        self.pending.forget(folded.iter().map(|c| c.fid.as_str()));
-        self.gc_wake.notify_one();
-        Ok(entry)
-    }
-
-    /// Uploads `body` and checks it against the Content-MD5 the client promised; on a
-    /// mismatch the stored chunks are queued for deletion and nothing else happens.
-    pub(crate) async fn upload_checked<S, E>(
-        &self,
-        target: &WriteTarget,
-        body: S,
-        base: u64,
-        opts: &WriteOptions,
-    ) -> Result<chunks::Uploaded, FilerError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let up = self
-            .upload(target.clone(), body, base, opts.size_hint)
-            .await?;
-        if let Some(want) = &opts.expect_md5
-            && want.as_slice() != up.md5
-        {
-            self.discard(&up.chunks).await;
-            return Err(FilerError::BadRequest(
-                "Content-MD5 does not match the body: nothing was stored".into(),
-            ));
-        }
-        Ok(up)
-    }
-
-    /// Stores `body` as chunks (offsets from `base`). When the upload fails midway the
-    /// chunks it already stored are queued for deletion, so nothing leaks.
-    pub(crate) async fn upload<S, E>(
-        &self,
-        target: WriteTarget,
-        body: S,
-        base: u64,
-        size_hint: Option<u64>,
-    ) -> Result<chunks::Uploaded, FilerError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let r = chunks::upload_stream(
-            self.master.clone(),
-            self.volumes.clone(),
-            target,
-            body,
-            self.cfg.chunk_size,
-            self.cfg.upload_parallel,
-            base,
-            size_hint,
-            &self.pending,
-            &self.reservoir,
-        )
-        .await;
-        match r {
-            Ok(up) => Ok(up),
-            Err(chunks::UploadError { error, stored }) => {
-                if !stored.is_empty() {
-                    self.discard(&stored).await;
-                }
-                Err(error)
-            }
-        }
-    }
-
-    /// Queues chunks no entry references (an upload that was refused).
-    pub async fn discard(&self, chunks: &[FileChunk]) {
-        // A throwaway entry that is put then deleted in one transaction leaves exactly
-        // these chunks in the store's collection queue.
-        let tmp = format!("/.kelp-discard-{}", chunks::now_ns());
-        let mut e = Entry::new_file(&tmp, now_secs());
-        e.chunks = chunks.to_vec();
-        let r = self
-            .store
-            .apply(vec![Mutation::Put(e), Mutation::Delete(tmp)])
-            .await;
-        match r {
-            Ok(()) => self.pending.forget(chunks.iter().map(|c| c.fid.as_str())),
-            Err(e) => tracing::warn!(error = %e, "could not queue discarded chunks"),
-        }
-        self.gc_wake.notify_one();
     }
 
     /// Deletes `p`; a non-empty directory needs `recursive`. A missing path is not an error.

@@ -83,6 +83,17 @@ pub async fn keep_alive(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
 
 /// How often the lease holder trims the change log.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
+/// The least time between the starts of two rounds woken by writes: under a stream of
+/// writes each one wakes the collector, and a round per write would cost the store
+/// several queries per write for nothing.
+const MIN_ROUND_GAP: Duration = Duration::from_millis(100);
+
+/// How often the lease holder looks for the uploads of dead filers: a quarter of a
+/// liveness lease, so they are reclaimed soon after it ends, and not on every round
+/// (the scan reads every upload record in flight).
+fn reclaim_every(alive_ttl: Duration) -> Duration {
+    (alive_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30))
+}
 
 /// Runs until `stop` turns true. Filers sharing a store take turns through the store's
 /// `gc` lease: only its holder collects.
@@ -96,7 +107,9 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         filer.cfg.alive_ttl,
     );
     let mut trimmed_at: Option<std::time::Instant> = None;
+    let mut reclaimed_at: Option<std::time::Instant> = None;
     loop {
+        let round_at = std::time::Instant::now();
         if !lease.acquire().await {
             tokio::select! {
                 _ = tokio::time::sleep(filer.cfg.alive_ttl / 4) => {}
@@ -116,15 +129,18 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "trimming the change log failed"),
             }
         }
-        match filer.pending.reclaim().await {
-            Ok(0) => {}
-            Ok(n) => {
-                filer
-                    .reclaimed
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads");
+        if reclaimed_at.is_none_or(|t| t.elapsed() >= reclaim_every(filer.cfg.alive_ttl)) {
+            reclaimed_at = Some(std::time::Instant::now());
+            match filer.pending.reclaim().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    filer
+                        .reclaimed
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads");
+                }
+                Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
             }
-            Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
         }
         if let Ok(n) = filer.store.gc_queue_len().await {
             filer
@@ -167,11 +183,17 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
             Duration::from_secs(2)
         } else {
             // Often enough to reclaim a dead filer's uploads soon after its lease ends.
-            Duration::from_secs(30).min(filer.cfg.alive_ttl.max(Duration::from_secs(1)))
+            reclaim_every(filer.cfg.alive_ttl)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = filer.gc_wake.notified() => {}
+            _ = filer.gc_wake.notified() => {
+                let next = round_at + MIN_ROUND_GAP;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next.into()) => {}
+                    _ = stop.changed() => return,
+                }
+            }
             _ = stop.changed() => return,
         }
     }

@@ -17,6 +17,7 @@ pub mod path;
 pub mod pending;
 pub mod read;
 pub mod store;
+mod write;
 
 pub use error::FilerError;
 pub use filer::{Filer, FilerConfig, LateExtended, Precondition, WriteOptions};

@@ -55,6 +55,7 @@ pub async fn run_all(make: &dyn Fn() -> Arc<dyn FilerStore>) {
         cas::expect_guards_a_batch,
         cas::one_of_racing_writers_wins,
         cas::expect_kv_guards_a_batch,
+        cas::expect_parent_guards_a_create,
         log::records_every_batch_in_order,
         log::trimming_refuses_older_reads,
         log::a_follower_misses_no_concurrent_batch,

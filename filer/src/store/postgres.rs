@@ -73,6 +73,7 @@ struct Sql {
     gc_len: String,
     log: changes::LogSql,
     fast_create: String,
+    kv_puts: String,
 }
 
 impl Sql {
@@ -147,6 +148,7 @@ impl Sql {
             gc_len: format!("SELECT count(*) FROM {s}.gc_queue"),
             log: changes::LogSql::new(s),
             fast_create: fast::statement(s),
+            kv_puts: fast::kv_puts_statement(s),
         }
     }
 
@@ -410,6 +412,11 @@ impl FilerStore for PostgresStore {
             return Ok(());
         }
         let record = super::log::encode(super::log::now_ns(), &muts)?;
+        if record.is_none()
+            && let Some((keys, values)) = fast::kv_puts_of(&muts)
+        {
+            return self.put_kvs(&keys, &values).await;
+        }
         if let Some(c) = fast::Create::of(&muts)
             && self.fast_create(&c, record.as_deref()).await?
         {

@@ -208,3 +208,54 @@ pub(super) async fn expect_kv_guards_a_batch(s: Arc<dyn FilerStore>) {
     }
     assert_eq!(won, 1, "exactly one claim of the key lands");
 }
+
+/// The filer's create into a directory it read before: the batch expects the parent
+/// unchanged and the path free. A changed, deleted or replaced parent fails it whole.
+pub(super) async fn expect_parent_guards_a_create(s: Arc<dyn FilerStore>) {
+    let d = dir("/d");
+    apply(&s, vec![Mutation::Put(d.clone())], "mkdir /d").await;
+    let create = |parent: Option<crate::entry::Entry>, name: &str, fid: &str| {
+        let p = format!("/d/{name}");
+        vec![
+            expect("/d", parent),
+            expect(&p, None),
+            Mutation::Put(file(&p, &[fid])),
+        ]
+    };
+    apply(&s, create(Some(d.clone()), "a", "1,01"), "create /d/a").await;
+    assert_eq!(find(&s, "/d/a").await, Some(file("/d/a", &["1,01"])));
+    assert_eq!(ok(s.chunk_refs("1,01").await, "chunk_refs"), 1);
+
+    let mut changed_dir = d.clone();
+    changed_dir.attr.mode ^= 0o022;
+    apply(&s, vec![Mutation::Put(changed_dir.clone())], "chmod /d").await;
+    expect_err(
+        &s,
+        create(Some(d.clone()), "b", "1,02"),
+        "create /d/b expecting /d as it was",
+        changed,
+    )
+    .await;
+    assert_eq!(find(&s, "/d/b").await, None, "a refused create writes nothing");
+    assert_eq!(ok(s.chunk_refs("1,02").await, "chunk_refs"), 0);
+    apply(&s, create(Some(changed_dir), "b", "1,02"), "create /d/b").await;
+
+    apply(&s, vec![Mutation::DeleteTree("/d".into())], "rm -r /d").await;
+    expect_err(
+        &s,
+        create(Some(d.clone()), "c", "1,03"),
+        "create /d/c after /d was deleted",
+        changed,
+    )
+    .await;
+    apply(&s, vec![Mutation::Put(file("/d", &["1,04"]))], "a file at /d").await;
+    expect_err(
+        &s,
+        create(Some(d), "c", "1,03"),
+        "create /d/c under a file",
+        changed,
+    )
+    .await;
+    assert_eq!(find(&s, "/d/c").await, None);
+    assert_eq!(ok(s.chunk_refs("1,03").await, "chunk_refs"), 0);
+}
