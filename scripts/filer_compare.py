@@ -127,6 +127,8 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--write-only", action="store_true",
                     help="only the creates, so PostgreSQL's CPU is per create")
+    ap.add_argument("--relist", action="store_true",
+                    help="list the directory a second time, after every filer's run")
     ap.add_argument("--pg-stats", action="store_true",
                     help="print PostgreSQL's busiest statements (pg_stat_statements)")
     args = ap.parse_args()
@@ -195,15 +197,27 @@ def main():
             res = parse(r.stdout)
             res["pg_us"] = 0.0 if name == "kelp, redb" else pg_used * 1e6 / args.n
             rows.append((name, res))
+        if args.relist:
+            # Again, now that every store is quiet: the first listing follows the writes
+            # at once, while the database may still be busy with them.
+            for (name, port, _), (_, res) in zip(filers, rows):
+                master = km if name.startswith("kelp") else wm
+                r = subprocess.run([args.kelp, "benchmark", f"-master=127.0.0.1:{master}",
+                                    f"-filer=127.0.0.1:{port}", "-n=1", "-writeOnly"],
+                                   capture_output=True, text=True, timeout=600)
+                again = parse(r.stdout).get("list", {})
+                res["list"]["again"] = again.get("s", 0)
         print("| filer store | creates/s | filer CPU per create | PostgreSQL CPU per file (whole run) "
               "| stat (random GET) avg | GETs/s | list all (pages of 1000) |")
         print("|---|---|---|---|---|---|---|")
         for name, r in rows:
             c, g, l = r.get("filer create", {}), r.get("filer random read", {}), r.get("list", {})
             fails = c.get("failed", 0) + g.get("failed", 0)
+            again = f" (again: {l['again']:.2f} s)" if "again" in l else ""
             print(f"| {name}{f' ({fails} failed)' if fails else ''} | {c.get('rps', 0):.0f} "
                   f"| {c.get('cpu', 0):.0f} µs | {r['pg_us']:.0f} µs | {g.get('avg_ms', 0):.2f} ms | {g.get('rps', 0):.0f} "
-                  f"| {l.get('n', 0)} in {l.get('s', 0):.2f} s |")
+                  f"| {l.get('n', 0)} in {l.get('s', 0):.2f} s"
+                  f"{again} |")
         if args.pg_stats:
             print(pg.sql("SELECT d.datname AS db, calls, round(total_exec_time::numeric, 0) AS total_ms, "
                          "round(mean_exec_time::numeric, 3) AS mean_ms, left(query, 110) AS query "

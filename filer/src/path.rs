@@ -99,11 +99,14 @@ pub fn name(p: &str) -> &str {
 
 /// The path of the entry `name` inside the directory `dir` (both already valid).
 pub fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
+    // Sized once, not grown through `format!`: listings join a path per entry.
+    let mut p = String::with_capacity(dir.len() + 1 + name.len());
+    if dir != "/" {
+        p.push_str(dir);
     }
+    p.push('/');
+    p.push_str(name);
+    p
 }
 
 /// True if `p` is `dir` itself or lies anywhere under it (normalized paths).

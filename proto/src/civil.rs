@@ -21,7 +21,26 @@ pub fn utc(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
 /// `secs` as RFC 3339 in UTC (`2026-11-21T16:53:10Z`), as Go's `time.Time` marshals.
 pub fn rfc3339(secs: i64) -> String {
     let (y, mo, d, h, mi, s) = utc(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+    }
+    // Digit by digit: listings print two of these per entry, and the formatting
+    // machinery was a tenth of a listing's CPU.
+    let mut out = String::with_capacity(20);
+    let mut digits = |v: i64, n: u32, sep: char| {
+        for i in (0..n).rev() {
+            let d = (v / 10i64.pow(i)) % 10;
+            out.push(char::from(b'0' + d as u8));
+        }
+        out.push(sep);
+    };
+    digits(y, 4, '-');
+    digits(mo, 2, '-');
+    digits(d, 2, 'T');
+    digits(h, 2, ':');
+    digits(mi, 2, ':');
+    digits(s, 2, 'Z');
+    out
 }
 
 #[cfg(test)]
@@ -34,5 +53,9 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_279_990), "2026-11-21T16:53:10Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800), "10000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-62_167_219_200), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-62_167_219_201), "-001-12-31T23:59:59Z");
     }
 }

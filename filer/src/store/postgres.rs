@@ -194,6 +194,29 @@ fn valid_schema(s: &str) -> bool {
             .all(|(i, b)| b == b'_' || b.is_ascii_lowercase() || (i > 0 && b.is_ascii_digit()))
 }
 
+/// The session settings every connection of the store starts with, after those the
+/// URL's `options` gives. Every statement of this store reads rows by primary or
+/// unique key, or walks a key range in key order, so neither a sequential scan nor a
+/// sort is ever the better plan; but table statistics lag behind this workload and
+/// make the planner choose them:
+///
+/// - a table that grew fast since it was last analyzed (a namespace filled in the last
+///   minute) looks small, and a page of 1,000 of 100,000 entries was planned as a scan
+///   of the whole directory and a sort: 26 ms instead of 0.4;
+/// - the upload records (`kv`) are inserted and deleted once per upload, so between
+///   two autovacuum runs the table holds many dead rows, and a statement planned once
+///   (the pool keeps prepared statements) while it looked small kept scanning it all.
+///
+/// These settings only price those plans out where an index gives the rows or the
+/// order; nothing else changes.
+fn session_options(url_options: Option<&str>) -> String {
+    const OURS: &str = "-c enable_sort=off -c enable_seqscan=off";
+    match url_options.map(str::trim).filter(|o| !o.is_empty()) {
+        Some(theirs) => format!("{theirs} {OURS}"),
+        None => OURS.to_string(),
+    }
+}
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`), creates the
     /// schema `schema` and its tables if missing, and checks their format version.
@@ -203,9 +226,10 @@ impl PostgresStore {
                 "schema name {schema:?}: use lower-case letters, digits and _ (not first)"
             )));
         }
-        let pg: tokio_postgres::Config = url
+        let mut pg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("postgres url: {e}")))?;
+        pg.options(session_options(pg.get_options()));
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -339,7 +363,13 @@ impl FilerStore for PostgresStore {
         check(p)?;
         let client = self.client().await?;
         let row = client
-            .query_opt(&self.sql.get, &[&codec::entry_key(p)])
+            .query_opt(
+                &client
+                    .prepare_cached(&self.sql.get)
+                    .await
+                    .map_err(backend)?,
+                &[&codec::entry_key(p)],
+            )
             .await
             .map_err(backend)?;
         match row {
@@ -356,7 +386,13 @@ impl FilerStore for PostgresStore {
         let keys: Vec<Vec<u8>> = paths.iter().map(|p| codec::entry_key(p)).collect();
         let client = self.client().await?;
         let rows = client
-            .query(&self.sql.get_many, &[&keys])
+            .query(
+                &client
+                    .prepare_cached(&self.sql.get_many)
+                    .await
+                    .map_err(backend)?,
+                &[&keys],
+            )
             .await
             .map_err(backend)?;
         let mut out: Vec<Option<Entry>> = vec![None; paths.len()];
@@ -395,8 +431,20 @@ impl FilerStore for PostgresStore {
         };
         let client = self.client().await?;
         let rows = match &end {
-            Some(end) => client.query(&self.sql.list, &[&start, end, &limit]).await,
-            None => client.query(&self.sql.list_open, &[&start, &limit]).await,
+            Some(end) => {
+                let stmt = client
+                    .prepare_cached(&self.sql.list)
+                    .await
+                    .map_err(backend)?;
+                client.query(&stmt, &[&start, end, &limit]).await
+            }
+            None => {
+                let stmt = client
+                    .prepare_cached(&self.sql.list_open)
+                    .await
+                    .map_err(backend)?;
+                client.query(&stmt, &[&start, &limit]).await
+            }
         }
         .map_err(backend)?;
         rows.iter()
@@ -451,11 +499,14 @@ impl FilerStore for PostgresStore {
             }
             if let (Ok(()), Some(record)) = (&outcome, &record) {
                 // Last, so the position is held for as short a time as possible.
-                outcome = t
-                    .execute(&self.sql.log.append, &[&super::log::now_ns(), record])
-                    .await
-                    .map(drop)
-                    .map_err(TxError::from);
+                outcome = match t.prepare_cached(&self.sql.log.append).await {
+                    Ok(stmt) => t
+                        .execute(&stmt, &[&super::log::now_ns(), record])
+                        .await
+                        .map(drop)
+                        .map_err(TxError::from),
+                    Err(e) => Err(TxError::from(e)),
+                };
             }
             let outcome = match outcome {
                 Ok(()) => t.commit().await.map_err(TxError::from),
@@ -479,7 +530,13 @@ impl FilerStore for PostgresStore {
     async fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&self.sql.kv_get, &[&key])
+            .query_opt(
+                &client
+                    .prepare_cached(&self.sql.kv_get)
+                    .await
+                    .map_err(backend)?,
+                &[&key],
+            )
             .await
             .map_err(backend)?;
         row.map(|r| r.try_get(0).map_err(backend)).transpose()
@@ -497,12 +554,24 @@ impl FilerStore for PostgresStore {
         let rows = match codec::prefix_end(prefix) {
             Some(end) => {
                 client
-                    .query(&self.sql.kv_scan, &[&after, &prefix, &end, &limit])
+                    .query(
+                        &client
+                            .prepare_cached(&self.sql.kv_scan)
+                            .await
+                            .map_err(backend)?,
+                        &[&after, &prefix, &end, &limit],
+                    )
                     .await
             }
             None => {
                 client
-                    .query(&self.sql.kv_scan_open, &[&after, &prefix, &limit])
+                    .query(
+                        &client
+                            .prepare_cached(&self.sql.kv_scan_open)
+                            .await
+                            .map_err(backend)?,
+                        &[&after, &prefix, &limit],
+                    )
                     .await
             }
         }
@@ -521,7 +590,13 @@ impl FilerStore for PostgresStore {
         let client = self.client().await?;
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = client
-            .query(&self.sql.gc_pending, &[&limit])
+            .query(
+                &client
+                    .prepare_cached(&self.sql.gc_pending)
+                    .await
+                    .map_err(backend)?,
+                &[&limit],
+            )
             .await
             .map_err(backend)?;
         rows.iter()
@@ -539,7 +614,13 @@ impl FilerStore for PostgresStore {
     async fn gc_queue_len(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one(&self.sql.gc_len, &[])
+            .query_one(
+                &client
+                    .prepare_cached(&self.sql.gc_len)
+                    .await
+                    .map_err(backend)?,
+                &[],
+            )
             .await
             .map_err(backend)?;
         let n: i64 = row.try_get(0).map_err(backend)?;
@@ -553,7 +634,13 @@ impl FilerStore for PostgresStore {
                 continue;
             };
             client
-                .execute(&self.sql.gc_done, &[&seq])
+                .execute(
+                    &client
+                        .prepare_cached(&self.sql.gc_done)
+                        .await
+                        .map_err(backend)?,
+                    &[&seq],
+                )
                 .await
                 .map_err(backend)?;
         }
@@ -563,7 +650,13 @@ impl FilerStore for PostgresStore {
     async fn chunk_refs(&self, fid: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&self.sql.refs_get, &[&fid])
+            .query_opt(
+                &client
+                    .prepare_cached(&self.sql.refs_get)
+                    .await
+                    .map_err(backend)?,
+                &[&fid],
+            )
             .await
             .map_err(backend)?;
         match row {

@@ -236,7 +236,11 @@ pub(super) async fn expect_parent_guards_a_create(s: Arc<dyn FilerStore>) {
         changed,
     )
     .await;
-    assert_eq!(find(&s, "/d/b").await, None, "a refused create writes nothing");
+    assert_eq!(
+        find(&s, "/d/b").await,
+        None,
+        "a refused create writes nothing"
+    );
     assert_eq!(ok(s.chunk_refs("1,02").await, "chunk_refs"), 0);
     apply(&s, create(Some(changed_dir), "b", "1,02"), "create /d/b").await;
 
@@ -248,7 +252,12 @@ pub(super) async fn expect_parent_guards_a_create(s: Arc<dyn FilerStore>) {
         changed,
     )
     .await;
-    apply(&s, vec![Mutation::Put(file("/d", &["1,04"]))], "a file at /d").await;
+    apply(
+        &s,
+        vec![Mutation::Put(file("/d", &["1,04"]))],
+        "a file at /d",
+    )
+    .await;
     expect_err(
         &s,
         create(Some(d), "c", "1,03"),

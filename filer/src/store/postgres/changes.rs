@@ -139,7 +139,13 @@ impl PostgresStore {
         let mut settled = false;
         loop {
             let rows = client
-                .query(&self.sql.log.read, &[&after, &limit])
+                .query(
+                    &client
+                        .prepare_cached(&self.sql.log.read)
+                        .await
+                        .map_err(backend)?,
+                    &[&after, &limit],
+                )
                 .await
                 .map_err(backend)?;
             // Read after the rows: a trim that removed rows this read missed has
@@ -180,7 +186,13 @@ impl PostgresStore {
     pub(super) async fn bounds_of_log(&self) -> Result<LogBounds, StoreError> {
         let client = self.client().await?;
         let head: Option<i64> = client
-            .query_one(&self.sql.log.head, &[])
+            .query_one(
+                &client
+                    .prepare_cached(&self.sql.log.head)
+                    .await
+                    .map_err(backend)?,
+                &[],
+            )
             .await
             .map_err(backend)?
             .try_get(0)
@@ -194,7 +206,13 @@ impl PostgresStore {
         };
         let low = to_i64(trimmed).max(head - SETTLE_WINDOW);
         let rows = client
-            .query(&self.sql.log.positions, &[&low, &head])
+            .query(
+                &client
+                    .prepare_cached(&self.sql.log.positions)
+                    .await
+                    .map_err(backend)?,
+                &[&low, &head],
+            )
             .await
             .map_err(backend)?;
         let mut seqs = Vec::with_capacity(rows.len());

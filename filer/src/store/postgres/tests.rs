@@ -118,3 +118,42 @@ async fn the_log_settles_gaps_and_waits_for_late_commits() {
     assert_eq!(paths, ["/slow", "/b"]);
     assert_eq!(page.next, 4);
 }
+
+/// Every connection plans with sequential scans and sorts priced out, on top of the
+/// options the URL gives; a listing of a freshly filled directory, whose statistics
+/// are not gathered yet, then walks the key index instead of sorting the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_plan_by_key_even_before_statistics() {
+    let pg = PgServer::start();
+    let url = format!("{}?options=-c%20statement_timeout%3D60000", pg.url());
+    let store = PostgresStore::open(&url, "plans").await.unwrap();
+    let client = store.client().await.unwrap();
+    for (setting, want) in [
+        ("enable_sort", "off"),
+        ("enable_seqscan", "off"),
+        ("statement_timeout", "1min"),
+    ] {
+        let row = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), want, "{setting}");
+    }
+    let mut muts = vec![Mutation::Put(Entry::new_dir("/d", 1))];
+    muts.extend((0..3000).map(|i| Mutation::Put(Entry::new_file(format!("/d/f{i:05}"), 1))));
+    store.apply(muts).await.unwrap();
+    let (start, end) = list_bounds(&codec::list_range("/d", None, false, None));
+    let plan: Vec<String> = client
+        .query(
+            &format!("EXPLAIN {}", store.sql.list.replace("$3", "1001")),
+            &[&start, &end.unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan using entries_pkey"), "{plan}");
+    assert!(!plan.contains("Sort"), "{plan}");
+}

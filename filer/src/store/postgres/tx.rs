@@ -18,7 +18,8 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
+use tokio_postgres::Statement;
 
 use super::{MOVE_BATCH, Sql, TxError, TxResult, check};
 use crate::entry::Entry;
@@ -49,6 +50,12 @@ impl<'a, 't> Tx<'a, 't> {
         }
     }
 
+    /// `sql` prepared once per connection (the pool keeps each connection's statements),
+    /// so a statement costs one round trip and no parsing or planning.
+    async fn prep(&self, sql: &str) -> TxResult<Statement> {
+        Ok(self.t.prepare_cached(sql).await?)
+    }
+
     fn expected_absent(set: &Mutex<HashSet<Vec<u8>>>, key: &[u8]) -> bool {
         set.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
     }
@@ -65,16 +72,25 @@ impl<'a, 't> Tx<'a, 't> {
             Mutation::Rename { from, to } => self.rename(from, to).await,
             Mutation::KvPut(k, v) => {
                 if Self::expected_absent(&self.absent_kv, k) {
-                    if self.t.execute(&self.sql.kv_insert, &[k, v]).await? == 0 {
+                    if self
+                        .t
+                        .execute(&self.prep(&self.sql.kv_insert).await?, &[k, v])
+                        .await?
+                        == 0
+                    {
                         return Err(StoreError::Changed(crate::store::kv_key_name(k)).into());
                     }
                 } else {
-                    self.t.execute(&self.sql.kv_put, &[k, v]).await?;
+                    self.t
+                        .execute(&self.prep(&self.sql.kv_put).await?, &[k, v])
+                        .await?;
                 }
                 Ok(())
             }
             Mutation::KvDelete(k) => {
-                self.t.execute(&self.sql.kv_delete, &[k]).await?;
+                self.t
+                    .execute(&self.prep(&self.sql.kv_delete).await?, &[k])
+                    .await?;
                 Ok(())
             }
             Mutation::Expect { path, entry } => {
@@ -89,7 +105,10 @@ impl<'a, 't> Tx<'a, 't> {
                 Ok(())
             }
             Mutation::ExpectKv { key, value } => {
-                let now: Option<Vec<u8>> = match self.t.query_opt(&self.sql.kv_lock, &[key]).await?
+                let now: Option<Vec<u8>> = match self
+                    .t
+                    .query_opt(&self.prep(&self.sql.kv_lock).await?, &[key])
+                    .await?
                 {
                     Some(r) => Some(r.try_get(0)?),
                     None => None,
@@ -109,7 +128,7 @@ impl<'a, 't> Tx<'a, 't> {
     async fn lock(&self, p: &str) -> TxResult<Option<Entry>> {
         let row = self
             .t
-            .query_opt(&self.sql.lock, &[&codec::entry_key(p)])
+            .query_opt(&self.prep(&self.sql.lock).await?, &[&codec::entry_key(p)])
             .await?;
         match row {
             Some(r) => Ok(Some(codec::decode_entry(p.to_string(), r.try_get(0)?)?)),
@@ -121,19 +140,22 @@ impl<'a, 't> Tx<'a, 't> {
     async fn has_descendants(&self, p: &str) -> TxResult<bool> {
         let ranges = codec::descendant_ranges(p);
         if let [(a, Some(a_end)), (b, Some(b_end))] = ranges.as_slice() {
-            let rows = self.t.query(&self.sql.below, &[a, a_end, b, b_end]).await?;
+            let rows = self
+                .t
+                .query(&self.prep(&self.sql.below).await?, &[a, a_end, b, b_end])
+                .await?;
             return Ok(!rows.is_empty());
         }
         for (start, end) in ranges {
             let row = match &end {
                 Some(end) => {
                     self.t
-                        .query_opt(&self.sql.range_first, &[&start, end])
+                        .query_opt(&self.prep(&self.sql.range_first).await?, &[&start, end])
                         .await?
                 }
                 None => {
                     self.t
-                        .query_opt(&self.sql.range_first_open, &[&start])
+                        .query_opt(&self.prep(&self.sql.range_first_open).await?, &[&start])
                         .await?
                 }
             };
@@ -157,7 +179,7 @@ impl<'a, 't> Tx<'a, 't> {
             let (old, _) = match &parent {
                 Some(pk) => tokio::try_join!(self.lock(&e.path), async {
                     self.t
-                        .execute(&self.sql.lock_shared, &[pk])
+                        .execute(&self.prep(&self.sql.lock_shared).await?, &[pk])
                         .await
                         .map_err(TxError::from)
                 })?,
@@ -168,8 +190,15 @@ impl<'a, 't> Tx<'a, 't> {
                 return Err(StoreError::NotEmpty(e.path.clone()).into());
             }
             if old.is_some() {
-                self.t.execute(&self.sql.update, &[&key, &value]).await?;
-            } else if self.t.execute(&self.sql.insert, &[&key, &value]).await? == 0 {
+                self.t
+                    .execute(&self.prep(&self.sql.update).await?, &[&key, &value])
+                    .await?;
+            } else if self
+                .t
+                .execute(&self.prep(&self.sql.insert).await?, &[&key, &value])
+                .await?
+                == 0
+            {
                 // Created by another batch since we looked.
                 if Self::expected_absent(&self.absent, &key) {
                     return Err(StoreError::Changed(e.path.clone()).into());
@@ -200,7 +229,7 @@ impl<'a, 't> Tx<'a, 't> {
             return Err(StoreError::NotEmpty(p.to_string()).into());
         }
         self.t
-            .execute(&self.sql.delete, &[&codec::entry_key(p)])
+            .execute(&self.prep(&self.sql.delete).await?, &[&codec::entry_key(p)])
             .await?;
         for fid in distinct_fids(&old) {
             self.decr(&fid).await?;
@@ -215,7 +244,7 @@ impl<'a, 't> Tx<'a, 't> {
                 return Err(StoreError::NotFound(p.to_string()).into());
             };
             self.t
-                .execute(&self.sql.delete, &[&codec::entry_key(p)])
+                .execute(&self.prep(&self.sql.delete).await?, &[&codec::entry_key(p)])
                 .await?;
             for fid in distinct_fids(&old) {
                 self.decr(&fid).await?;
@@ -252,12 +281,18 @@ impl<'a, 't> Tx<'a, 't> {
         let rows = match end {
             Some(end) => {
                 self.t
-                    .query(&self.sql.drain, &[start, end, &MOVE_BATCH])
+                    .query(
+                        &self.prep(&self.sql.drain).await?,
+                        &[start, end, &MOVE_BATCH],
+                    )
                     .await?
             }
             None => {
                 self.t
-                    .query(&self.sql.drain_open, &[start, &MOVE_BATCH])
+                    .query(
+                        &self.prep(&self.sql.drain_open).await?,
+                        &[start, &MOVE_BATCH],
+                    )
                     .await?
             }
         };
@@ -275,14 +310,18 @@ impl<'a, 't> Tx<'a, 't> {
             );
         }
         let from_key = codec::entry_key(from);
-        let Some(row) = self.t.query_opt(&self.sql.lock, &[&from_key]).await? else {
+        let Some(row) = self
+            .t
+            .query_opt(&self.prep(&self.sql.lock).await?, &[&from_key])
+            .await?
+        else {
             return Err(StoreError::NotFound(from.to_string()).into());
         };
         let value: Vec<u8> = row.try_get(0)?;
         let to_key = codec::entry_key(to);
         let exists = self
             .t
-            .query_opt(&self.sql.lock, &[&to_key])
+            .query_opt(&self.prep(&self.sql.lock).await?, &[&to_key])
             .await?
             .is_some();
         if exists || self.has_descendants(to).await? {
@@ -293,8 +332,15 @@ impl<'a, 't> Tx<'a, 't> {
                 StoreError::Invalid(format!("cannot move {from} into itself ({to})")).into(),
             );
         }
-        self.t.execute(&self.sql.delete, &[&from_key]).await?;
-        if self.t.execute(&self.sql.insert, &[&to_key, &value]).await? == 0 {
+        self.t
+            .execute(&self.prep(&self.sql.delete).await?, &[&from_key])
+            .await?;
+        if self
+            .t
+            .execute(&self.prep(&self.sql.insert).await?, &[&to_key, &value])
+            .await?
+            == 0
+        {
             return Err(StoreError::AlreadyExists(to.to_string()).into());
         }
         // Descendant keys start with `from`; the new ones start with `to` instead and
@@ -317,7 +363,12 @@ impl<'a, 't> Tx<'a, 't> {
                         ))
                         .into());
                     }
-                    if self.t.execute(&self.sql.insert, &[&new_key, &v]).await? == 0 {
+                    if self
+                        .t
+                        .execute(&self.prep(&self.sql.insert).await?, &[&new_key, &v])
+                        .await?
+                        == 0
+                    {
                         let p = codec::key_path(&new_key)?;
                         return Err(StoreError::AlreadyExists(p).into());
                     }
@@ -331,13 +382,13 @@ impl<'a, 't> Tx<'a, 't> {
     async fn incr(&self, fid: &str) -> TxResult<()> {
         let refs: i64 = self
             .t
-            .query_one(&self.sql.refs_incr, &[&fid])
+            .query_one(&self.prep(&self.sql.refs_incr).await?, &[&fid])
             .await?
             .try_get(0)?;
         if refs == 1 {
             let pending = crate::store::pending_key(fid);
             self.t
-                .execute(&self.sql.gc_unqueue, &[&fid, &pending])
+                .execute(&self.prep(&self.sql.gc_unqueue).await?, &[&fid, &pending])
                 .await?;
         }
         Ok(())
@@ -345,7 +396,11 @@ impl<'a, 't> Tx<'a, 't> {
 
     /// One entry fewer references `fid`; at 0 it is queued for deletion.
     async fn decr(&self, fid: &str) -> TxResult<()> {
-        let Some(row) = self.t.query_opt(&self.sql.refs_decr, &[&fid]).await? else {
+        let Some(row) = self
+            .t
+            .query_opt(&self.prep(&self.sql.refs_decr).await?, &[&fid])
+            .await?
+        else {
             // Cannot happen while the invariant holds. Leaking the chunk is safer than
             // deleting data something might still reference.
             tracing::warn!(
@@ -356,8 +411,12 @@ impl<'a, 't> Tx<'a, 't> {
         };
         let refs: i64 = row.try_get(0)?;
         if refs <= 0 {
-            self.t.execute(&self.sql.refs_drop, &[&fid]).await?;
-            self.t.execute(&self.sql.gc_enqueue, &[&fid]).await?;
+            self.t
+                .execute(&self.prep(&self.sql.refs_drop).await?, &[&fid])
+                .await?;
+            self.t
+                .execute(&self.prep(&self.sql.gc_enqueue).await?, &[&fid])
+                .await?;
         }
         Ok(())
     }
