@@ -283,31 +283,26 @@ async fn list(
     }
     let last = out.last().map(|e| e.name().to_string()).unwrap_or_default();
     if wants_json {
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Listing<'a> {
-            version: &'a str,
-            path: &'a str,
-            entries: json::EntriesJson<'a>,
-            limit: usize,
-            last_file_name: String,
-            should_display_load_more: bool,
-            empty_folder: bool,
-        }
-        let listing = Listing {
-            version: kelp_proto::VERSION,
-            path: &dir.path,
-            entries: json::EntriesJson(&out),
-            limit,
-            last_file_name: last,
-            should_display_load_more: more,
-            empty_folder: out.is_empty()
-                && t.query.get("lastFileName").is_none_or(|l| l.is_empty()),
-        };
+        let empty_folder =
+            out.is_empty() && t.query.get("lastFileName").is_none_or(|l| l.is_empty());
         // Sized once for the usual entry (about 600 bytes), not grown by copying.
         let mut body = Vec::with_capacity(256 + out.len() * 640);
-        serde_json::to_writer(&mut body, &listing)
-            .map_err(|e| FilerError::Internal(format!("rendering the listing: {e}")))?;
+        let rendered = (|| -> serde_json::Result<()> {
+            body.extend_from_slice(br#"{"Version":"#);
+            serde_json::to_writer(&mut body, kelp_proto::VERSION)?;
+            body.extend_from_slice(br#","Path":"#);
+            serde_json::to_writer(&mut body, &dir.path)?;
+            body.extend_from_slice(br#","Entries":"#);
+            json::write_entries(&mut body, &out)?;
+            body.extend_from_slice(format!(r#","Limit":{limit},"LastFileName":"#).as_bytes());
+            serde_json::to_writer(&mut body, &last)?;
+            body.extend_from_slice(
+                format!(r#","ShouldDisplayLoadMore":{more},"EmptyFolder":{empty_folder}}}"#)
+                    .as_bytes(),
+            );
+            Ok(())
+        })();
+        rendered.map_err(|e| FilerError::Internal(format!("rendering the listing: {e}")))?;
         return Ok((
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
