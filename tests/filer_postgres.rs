@@ -8,8 +8,9 @@ mod common;
 
 use common::*;
 
-#[test]
-fn two_filers_share_one_postgres_namespace() {
+/// A cluster whose filer and a second `kelp filer` share one new PostgreSQL database:
+/// the server, the cluster, the first filer's address, the second and its address.
+fn two_filers() -> (PgServer, Cluster, String, KelpProcess, String) {
     let pg = PgServer::start();
     let pg_args = [
         "-store=postgres".to_string(),
@@ -21,7 +22,13 @@ fn two_filers_share_one_postgres_namespace() {
         .filer_args(&[&pg_args[0], &pg_args[1]])
         .start();
     let a = c.filer_addr().to_string();
-    let (mut second, b) = start_filer(&c, "f2", &pg_args);
+    let (second, b) = start_filer(&c, "f2", &pg_args);
+    (pg, c, a, second, b)
+}
+
+#[test]
+fn two_filers_share_one_postgres_namespace() {
+    let (_pg, _c, a, mut second, b) = two_filers();
 
     for i in 0..20 {
         let body = format!("file {i} written through the first filer").into_bytes();
@@ -165,18 +172,7 @@ fn a_hundred_clients_see_their_writes_across_two_gateways() {
 /// another filer deleting such a directory, or putting a file in its place, is seen.
 #[test]
 fn a_directory_changed_by_another_filer_is_seen_by_the_next_write() {
-    let pg = PgServer::start();
-    let pg_args = [
-        "-store=postgres".to_string(),
-        format!("-postgres.url={}", pg.url()),
-    ];
-    let c = cluster()
-        .volumes(&[("", 1)])
-        .filer(true)
-        .filer_args(&[&pg_args[0], &pg_args[1]])
-        .start();
-    let a = c.filer_addr().to_string();
-    let (mut second, b) = start_filer(&c, "f2", &pg_args);
+    let (_pg, _c, a, mut second, b) = two_filers();
     let put = |f: &str, p: &str, body: &[u8]| http("PUT", f, p, body).unwrap().status;
     for name in ["x", "y", "z"] {
         assert!(put(&a, &format!("/m/{name}"), name.as_bytes()) < 300);

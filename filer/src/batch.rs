@@ -10,8 +10,8 @@ use futures::Stream;
 use crate::entry::Entry;
 use crate::error::FilerError;
 use crate::filer::{Filer, WriteOptions, late_attrs, now_secs, precondition_failed, target_of};
-use crate::path;
 use crate::store::Mutation;
+use crate::write::file_path;
 
 impl Filer {
     /// Writes `body` as the whole content of a new file at `p`, replacing any file there
@@ -55,12 +55,7 @@ impl Filer {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let p = path::normalize(p)?;
-        if p == "/" {
-            return Err(FilerError::BadRequest(
-                "cannot write to the root directory".into(),
-            ));
-        }
+        let p = file_path(p)?;
         let found = self.store.find(&p).await?;
         if let Some(e) = &found {
             if e.is_directory {

@@ -54,6 +54,17 @@ impl DirCache {
     }
 }
 
+/// `p` normalized, refusing the root: the path of a file to write.
+pub(crate) fn file_path(p: &str) -> Result<String, FilerError> {
+    let p = path::normalize(p)?;
+    if p == "/" {
+        return Err(FilerError::BadRequest(
+            "cannot write to the root directory".into(),
+        ));
+    }
+    Ok(p)
+}
+
 impl Filer {
     /// Writes `body` as the whole content of the file at `p` (replacing it), or appends
     /// it when `append` is set. Chunks are uploaded before the entry is written; the
@@ -75,12 +86,7 @@ impl Filer {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let p = path::normalize(p)?;
-        if p == "/" {
-            return Err(FilerError::BadRequest(
-                "cannot write to the root directory".into(),
-            ));
-        }
+        let p = file_path(p)?;
         let parent = path::parent(&p).unwrap_or("/").to_string();
         let guard = if append || parent == "/" {
             None
@@ -88,7 +94,7 @@ impl Filer {
             self.dirs.get(&parent)
         };
         let started = Instant::now();
-        let mut found = match guard {
+        let found = match guard {
             Some(_) => None,
             None => Some(self.write_target(&p, append).await?),
         };
@@ -157,7 +163,7 @@ impl Filer {
                 }
             }
         }
-        let looked = match found.take() {
+        let looked = match found {
             Some(f) if started.elapsed() < PARENTS_FRESH => Ok(f),
             Some((existing, _)) => self.parents(&p).await.map(|m| (existing, m)),
             None => self.write_target(&p, append).await,

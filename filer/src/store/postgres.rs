@@ -289,6 +289,15 @@ impl PostgresStore {
     }
 }
 
+/// `sql` prepared once per pooled connection (the pool keeps each connection's
+/// statements), so running it costs one round trip and no parsing or planning.
+async fn prepared(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    client.prepare_cached(sql).await.map_err(backend)
+}
+
 fn backend(e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(describe(&e))
 }
@@ -364,10 +373,7 @@ impl FilerStore for PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &client
-                    .prepare_cached(&self.sql.get)
-                    .await
-                    .map_err(backend)?,
+                &prepared(&client, &self.sql.get).await?,
                 &[&codec::entry_key(p)],
             )
             .await
@@ -386,13 +392,7 @@ impl FilerStore for PostgresStore {
         let keys: Vec<Vec<u8>> = paths.iter().map(|p| codec::entry_key(p)).collect();
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(&self.sql.get_many)
-                    .await
-                    .map_err(backend)?,
-                &[&keys],
-            )
+            .query(&prepared(&client, &self.sql.get_many).await?, &[&keys])
             .await
             .map_err(backend)?;
         let mut out: Vec<Option<Entry>> = vec![None; paths.len()];
@@ -432,17 +432,11 @@ impl FilerStore for PostgresStore {
         let client = self.client().await?;
         let rows = match &end {
             Some(end) => {
-                let stmt = client
-                    .prepare_cached(&self.sql.list)
-                    .await
-                    .map_err(backend)?;
+                let stmt = prepared(&client, &self.sql.list).await?;
                 client.query(&stmt, &[&start, end, &limit]).await
             }
             None => {
-                let stmt = client
-                    .prepare_cached(&self.sql.list_open)
-                    .await
-                    .map_err(backend)?;
+                let stmt = prepared(&client, &self.sql.list_open).await?;
                 client.query(&stmt, &[&start, &limit]).await
             }
         }
@@ -499,14 +493,12 @@ impl FilerStore for PostgresStore {
             }
             if let (Ok(()), Some(record)) = (&outcome, &record) {
                 // Last, so the position is held for as short a time as possible.
-                outcome = match t.prepare_cached(&self.sql.log.append).await {
-                    Ok(stmt) => t
-                        .execute(&stmt, &[&super::log::now_ns(), record])
-                        .await
-                        .map(drop)
-                        .map_err(TxError::from),
-                    Err(e) => Err(TxError::from(e)),
-                };
+                outcome = async {
+                    let stmt = t.prepare_cached(&self.sql.log.append).await?;
+                    t.execute(&stmt, &[&super::log::now_ns(), record]).await?;
+                    Ok(())
+                }
+                .await;
             }
             let outcome = match outcome {
                 Ok(()) => t.commit().await.map_err(TxError::from),
@@ -530,13 +522,7 @@ impl FilerStore for PostgresStore {
     async fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                &client
-                    .prepare_cached(&self.sql.kv_get)
-                    .await
-                    .map_err(backend)?,
-                &[&key],
-            )
+            .query_opt(&prepared(&client, &self.sql.kv_get).await?, &[&key])
             .await
             .map_err(backend)?;
         row.map(|r| r.try_get(0).map_err(backend)).transpose()
@@ -555,10 +541,7 @@ impl FilerStore for PostgresStore {
             Some(end) => {
                 client
                     .query(
-                        &client
-                            .prepare_cached(&self.sql.kv_scan)
-                            .await
-                            .map_err(backend)?,
+                        &prepared(&client, &self.sql.kv_scan).await?,
                         &[&after, &prefix, &end, &limit],
                     )
                     .await
@@ -566,10 +549,7 @@ impl FilerStore for PostgresStore {
             None => {
                 client
                     .query(
-                        &client
-                            .prepare_cached(&self.sql.kv_scan_open)
-                            .await
-                            .map_err(backend)?,
+                        &prepared(&client, &self.sql.kv_scan_open).await?,
                         &[&after, &prefix, &limit],
                     )
                     .await
@@ -590,13 +570,7 @@ impl FilerStore for PostgresStore {
         let client = self.client().await?;
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(&self.sql.gc_pending)
-                    .await
-                    .map_err(backend)?,
-                &[&limit],
-            )
+            .query(&prepared(&client, &self.sql.gc_pending).await?, &[&limit])
             .await
             .map_err(backend)?;
         rows.iter()
@@ -614,13 +588,7 @@ impl FilerStore for PostgresStore {
     async fn gc_queue_len(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one(
-                &client
-                    .prepare_cached(&self.sql.gc_len)
-                    .await
-                    .map_err(backend)?,
-                &[],
-            )
+            .query_one(&prepared(&client, &self.sql.gc_len).await?, &[])
             .await
             .map_err(backend)?;
         let n: i64 = row.try_get(0).map_err(backend)?;
@@ -634,13 +602,7 @@ impl FilerStore for PostgresStore {
                 continue;
             };
             client
-                .execute(
-                    &client
-                        .prepare_cached(&self.sql.gc_done)
-                        .await
-                        .map_err(backend)?,
-                    &[&seq],
-                )
+                .execute(&prepared(&client, &self.sql.gc_done).await?, &[&seq])
                 .await
                 .map_err(backend)?;
         }
@@ -650,13 +612,7 @@ impl FilerStore for PostgresStore {
     async fn chunk_refs(&self, fid: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                &client
-                    .prepare_cached(&self.sql.refs_get)
-                    .await
-                    .map_err(backend)?,
-                &[&fid],
-            )
+            .query_opt(&prepared(&client, &self.sql.refs_get).await?, &[&fid])
             .await
             .map_err(backend)?;
         match row {

@@ -11,7 +11,7 @@
 
 use tokio_postgres::types::Type;
 
-use super::{PostgresStore, backend};
+use super::{PostgresStore, backend, prepared};
 use crate::store::StoreError;
 use crate::store::log::{self, LogBounds, LogPage};
 
@@ -140,10 +140,7 @@ impl PostgresStore {
         loop {
             let rows = client
                 .query(
-                    &client
-                        .prepare_cached(&self.sql.log.read)
-                        .await
-                        .map_err(backend)?,
+                    &prepared(&client, &self.sql.log.read).await?,
                     &[&after, &limit],
                 )
                 .await
@@ -186,13 +183,7 @@ impl PostgresStore {
     pub(super) async fn bounds_of_log(&self) -> Result<LogBounds, StoreError> {
         let client = self.client().await?;
         let head: Option<i64> = client
-            .query_one(
-                &client
-                    .prepare_cached(&self.sql.log.head)
-                    .await
-                    .map_err(backend)?,
-                &[],
-            )
+            .query_one(&prepared(&client, &self.sql.log.head).await?, &[])
             .await
             .map_err(backend)?
             .try_get(0)
@@ -207,10 +198,7 @@ impl PostgresStore {
         let low = to_i64(trimmed).max(head - SETTLE_WINDOW);
         let rows = client
             .query(
-                &client
-                    .prepare_cached(&self.sql.log.positions)
-                    .await
-                    .map_err(backend)?,
+                &prepared(&client, &self.sql.log.positions).await?,
                 &[&low, &head],
             )
             .await
