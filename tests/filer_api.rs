@@ -474,6 +474,50 @@ fn many_chunk_files_fold_into_manifests() {
 }
 
 #[test]
+fn a_filer_stops_promptly_while_its_collector_cannot_reach_anyone() {
+    let mut ports = reserve_ports(1);
+    let (metrics, metrics_port) = (ports.addr(0), ports.port(0));
+    ports.release(metrics_port);
+    let mut c = cluster()
+        .volumes(&[("", 1)])
+        .filer(true)
+        .filer_args(&["-maxMB=1", &format!("-metricsPort={metrics_port}")])
+        .start();
+    let f = c.filer_addr().to_string();
+    let data = vec![7u8; 4 << 20];
+    let r = http("PUT", &f, "/stop/big.bin", &data).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    // With the volume server and the master gone, every delete of the collector waits
+    // out the master client's retries (10 s a chunk, four chunks).
+    c.volumes[0].proc.terminate(Duration::from_secs(10));
+    c.masters[0].proc.terminate(Duration::from_secs(10));
+    assert_eq!(
+        http("DELETE", &f, "/stop/big.bin", b"").unwrap().status,
+        204
+    );
+    // The collector counts its queue at the start of a round, before the deletes.
+    wait_until(
+        "the collector to start on the queued chunks",
+        Duration::from_secs(30),
+        || {
+            http("GET", &metrics, "/metrics", b"").is_ok_and(|r| {
+                r.text().lines().any(|l| {
+                    l.starts_with("kelp_filer_gc_queue ")
+                        && l.rsplit(' ').next().is_some_and(|v| v != "0")
+                })
+            })
+        },
+    );
+    let filer = c.filer.as_mut().unwrap();
+    let status = filer.proc.terminate(Duration::from_secs(8));
+    assert!(
+        status.is_some(),
+        "the filer must stop while its collector waits on unreachable servers:\n{}",
+        filer.proc.log_tail(20)
+    );
+}
+
+#[test]
 fn reads_fail_over_to_another_copy() {
     let mut c = cluster()
         .volumes(&[("", 2)])

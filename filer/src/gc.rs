@@ -96,7 +96,9 @@ fn reclaim_every(alive_ttl: Duration) -> Duration {
 }
 
 /// Runs until `stop` turns true. Filers sharing a store take turns through the store's
-/// `gc` lease: only its holder collects.
+/// `gc` lease: only its holder collects. A round in progress is dropped when `stop`
+/// turns true: its deletes may wait on unreachable servers, and every step is safe to
+/// repeat (a chunk deleted but not yet marked done is found gone next time).
 pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
     let lease = Lease::new(
         filer.store.clone(),
@@ -106,84 +108,23 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
         // its uploads are reclaimed.
         filer.cfg.alive_ttl,
     );
-    let mut trimmed_at: Option<std::time::Instant> = None;
-    let mut reclaimed_at: Option<std::time::Instant> = None;
+    let mut clock = Clock::default();
     loop {
         let round_at = std::time::Instant::now();
-        if !lease.acquire().await {
-            tokio::select! {
-                _ = tokio::time::sleep(filer.cfg.alive_ttl / 4) => {}
-                _ = stop.changed() => return,
-            }
-            continue;
-        }
-        if let Some(retain) = filer.cfg.meta_retain
-            && trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY)
-        {
-            trimmed_at = Some(std::time::Instant::now());
-            let before = crate::store::log::now_ns()
-                .saturating_sub(i64::try_from(retain.as_nanos()).unwrap_or(i64::MAX));
-            match filer.store.log_trim(before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "trimmed the change log"),
-                Err(e) => tracing::warn!(error = %e, "trimming the change log failed"),
-            }
-        }
-        if reclaimed_at.is_none_or(|t| t.elapsed() >= reclaim_every(filer.cfg.alive_ttl)) {
-            reclaimed_at = Some(std::time::Instant::now());
-            match filer.pending.reclaim().await {
-                Ok(0) => {}
-                Ok(n) => {
-                    filer
-                        .reclaimed
-                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads");
-                }
-                Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
-            }
-        }
-        if let Ok(n) = filer.store.gc_queue_len().await {
-            filer
-                .gc_queued
-                .store(n, std::sync::atomic::Ordering::Relaxed);
-        }
-        let pending = match filer.store.gc_pending(256).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the chunk collection queue failed");
-                Vec::new()
-            }
+        let next = tokio::select! {
+            n = round(&filer, &lease, &mut clock) => n,
+            _ = stop.changed() => return,
         };
-        let mut done = Vec::new();
-        let mut failed = false;
-        for item in &pending {
-            if !expand_for_deletion(&filer, &item.fid).await {
-                failed = true;
+        let wait = match next {
+            Next::Now => continue,
+            Next::After(wait) => wait,
+            Next::NotHolder(wait) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
                 continue;
             }
-            if delete_chunk(&filer, &item.fid).await {
-                done.push(item.seq);
-            } else {
-                failed = true;
-            }
-        }
-        if !done.is_empty() {
-            filer
-                .collected
-                .fetch_add(done.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            tracing::debug!(count = done.len(), "chunks collected");
-            if let Err(e) = filer.store.gc_done(&done).await {
-                tracing::warn!(error = %e, "recording collected chunks failed");
-            }
-        }
-        if !pending.is_empty() && !failed {
-            continue;
-        }
-        let wait = if failed {
-            Duration::from_secs(2)
-        } else {
-            // Often enough to reclaim a dead filer's uploads soon after its lease ends.
-            reclaim_every(filer.cfg.alive_ttl)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -196,5 +137,100 @@ pub async fn run(filer: Arc<Filer>, mut stop: watch::Receiver<bool>) {
             }
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// When the collector last did its occasional work.
+#[derive(Default)]
+struct Clock {
+    trimmed_at: Option<std::time::Instant>,
+    reclaimed_at: Option<std::time::Instant>,
+}
+
+/// When the next round is due.
+enum Next {
+    /// At once: the queue had more than one round's worth.
+    Now,
+    /// After this long, or sooner when a write wakes the collector.
+    After(Duration),
+    /// After this long: another filer holds the lease, so writes here do not matter.
+    NotHolder(Duration),
+}
+
+/// One round: take the lease, trim the change log and reclaim dead filers' uploads when
+/// due, then delete up to 256 queued chunks.
+async fn round(filer: &Arc<Filer>, lease: &Lease, clock: &mut Clock) -> Next {
+    if !lease.acquire().await {
+        return Next::NotHolder(filer.cfg.alive_ttl / 4);
+    }
+    if let Some(retain) = filer.cfg.meta_retain
+        && clock.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY)
+    {
+        clock.trimmed_at = Some(std::time::Instant::now());
+        let before = crate::store::log::now_ns()
+            .saturating_sub(i64::try_from(retain.as_nanos()).unwrap_or(i64::MAX));
+        match filer.store.log_trim(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "trimmed the change log"),
+            Err(e) => tracing::warn!(error = %e, "trimming the change log failed"),
+        }
+    }
+    if clock
+        .reclaimed_at
+        .is_none_or(|t| t.elapsed() >= reclaim_every(filer.cfg.alive_ttl))
+    {
+        clock.reclaimed_at = Some(std::time::Instant::now());
+        match filer.pending.reclaim().await {
+            Ok(0) => {}
+            Ok(n) => {
+                filer
+                    .reclaimed
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(chunks = n, "reclaimed the chunks of unfinished uploads");
+            }
+            Err(e) => tracing::warn!(error = %e, "reclaiming unfinished uploads failed"),
+        }
+    }
+    if let Ok(n) = filer.store.gc_queue_len().await {
+        filer
+            .gc_queued
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    let pending = match filer.store.gc_pending(256).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the chunk collection queue failed");
+            Vec::new()
+        }
+    };
+    let mut done = Vec::new();
+    let mut failed = false;
+    for item in &pending {
+        if !expand_for_deletion(filer, &item.fid).await {
+            failed = true;
+            continue;
+        }
+        if delete_chunk(filer, &item.fid).await {
+            done.push(item.seq);
+        } else {
+            failed = true;
+        }
+    }
+    if !done.is_empty() {
+        filer
+            .collected
+            .fetch_add(done.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(count = done.len(), "chunks collected");
+        if let Err(e) = filer.store.gc_done(&done).await {
+            tracing::warn!(error = %e, "recording collected chunks failed");
+        }
+    }
+    if failed {
+        Next::After(Duration::from_secs(2))
+    } else if !pending.is_empty() {
+        Next::Now
+    } else {
+        // Often enough to reclaim a dead filer's uploads soon after its lease ends.
+        Next::After(reclaim_every(filer.cfg.alive_ttl))
     }
 }
