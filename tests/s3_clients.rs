@@ -477,6 +477,19 @@ fn kelp_benchmark_signs_its_s3_requests() {
         );
         assert_eq!(out.matches("Server CPU:").count(), 2, "{out}");
     }
+    // -readOnly reads back what the runs above wrote, and only reads.
+    let mut args: Vec<&str> = base.iter().map(String::as_str).collect();
+    args.extend([
+        "-s3.secretKey=clients/secret",
+        "-s3.payload=signed",
+        "-readOnly",
+    ]);
+    let (code, out, err) = run_kelp(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("s3 put"), "{out}");
+    assert!(out.contains("s3 random get"), "{out}");
+    assert!(out.contains("Failed requests:      0"), "{out}\n{err}");
+    assert!(out.contains("Transfer rate:"), "{out}");
     let mut args: Vec<&str> = base.iter().map(String::as_str).collect();
     args.extend(["-s3.secretKey=wrong", "-s3.payload=signed"]);
     let (code, out, err) = run_kelp(&args);

@@ -5,9 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use kelp_proto::FileId;
+use kelp_proto::buffers;
 use kelp_proto::client::{ClientError, MasterClient, UploadOptions, VolumeClient};
 use kelp_proto::master_api::AssignRequest;
 use md5::{Digest, Md5};
@@ -266,13 +267,14 @@ where
     let sem = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks: JoinSet<Result<FileChunk, FilerError>> = JoinSet::new();
     let mut md5 = Md5::new();
-    // Each chunk's buffer is allocated once at the size it will reach when the body's
-    // length is known, rather than grown (and copied) by doubling.
+    // Each chunk's buffer is taken once at the size it will reach when the body's
+    // length is known, rather than grown (and copied) by doubling; full-size ones come
+    // back to the pool (`kelp_proto::buffers`) once stored.
     let chunk_capacity = |consumed: u64| match size_hint {
         Some(n) => (n.saturating_sub(consumed) as usize).clamp(1, chunk_size),
         None => chunk_size.min(1 << 20),
     };
-    let mut buf = BytesMut::with_capacity(chunk_capacity(0));
+    let mut buf = buffers::take(chunk_capacity(0));
     let mut carry = Bytes::new();
     let mut offset = base_offset;
     let mut total = 0u64;
@@ -298,13 +300,13 @@ where
             }
             None => done = true,
         }
+        // The buffer never holds more than a chunk: it is sent whole.
         while buf.len() >= chunk_size || (done && !buf.is_empty()) {
-            let take = buf.len().min(chunk_size);
-            let data = buf.split_to(take).freeze();
-            if buf.is_empty() {
-                let dispatched = total - carry.len() as u64;
-                buf = BytesMut::with_capacity(chunk_capacity(dispatched));
-            }
+            let dispatched = total - carry.len() as u64;
+            let data = buffers::share(std::mem::replace(
+                &mut buf,
+                buffers::take(chunk_capacity(dispatched)),
+            ));
             let room = chunk_size.saturating_sub(buf.len()).min(carry.len());
             buf.extend_from_slice(&carry[..room]);
             carry = carry.slice(room..);

@@ -3,6 +3,7 @@
 //! Every format here is pinned to SeaweedFS's (see `docs/formats/`), so that
 //! its clients and ours speak the same strings and JSON keys.
 
+pub mod buffers;
 pub mod civil;
 pub mod client;
 pub mod html;

@@ -52,10 +52,11 @@ impl RecordSource for DatFile {
             .ctx(|| format!("reading {} at offset {at}", self.path.display()))
     }
 
-    /// Reads straight into the new buffer's spare capacity: no zero-filling first,
-    /// which cost as much as a copy on large reads.
+    /// Reads straight into the buffer's spare capacity: no zero-filling first, which
+    /// cost as much as a copy on large reads. Large buffers come from the shared pool
+    /// (`kelp_proto::buffers`): fresh ones cost a page fault and a zero-fill per page.
     fn read_vec_at(&self, len: usize, at: u64) -> Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(len);
+        let mut buf = kelp_proto::buffers::take(len);
         while buf.len() < len {
             let pos = at + buf.len() as u64;
             let n = rustix::io::pread(&*self.file, rustix::buffer::spare_capacity(&mut buf), pos)
@@ -66,7 +67,7 @@ impl RecordSource for DatFile {
                     .ctx(|| format!("reading {} at offset {pos}", self.path.display()));
             }
         }
-        // The capacity may exceed `len`: bytes read past it belong to the next record.
+        // `take` gives exactly `len` of room, so nothing past it is read; kept in case.
         buf.truncate(len);
         Ok(buf)
     }
@@ -286,7 +287,7 @@ impl NeedleHandle {
         if !self.crc_verified {
             self.accept_crc(crc32c::crc32c(&buf))?;
         }
-        Ok(Bytes::from(buf))
+        Ok(kelp_proto::buffers::share(buf))
     }
 
     /// Reassembles a [`Needle`] (reads and verifies the data).

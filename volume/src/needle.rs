@@ -306,10 +306,22 @@ impl Needle {
 
     /// The exact on-disk bytes. The checksum field is written as is (see [`Needle::checksum`]).
     pub fn encode(&self, version: Version) -> Result<Vec<u8>> {
+        let (head, tail) = self.encode_around_data(version)?;
+        let mut out = Vec::with_capacity(head.len() + self.data.len() + tail.len());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&tail);
+        Ok(out)
+    }
+
+    /// The on-disk bytes before and after the data (an empty needle's record is
+    /// `head + tail`): written around [`Needle::data`] with one vectored write, the
+    /// data is never copied into a record buffer.
+    pub fn encode_around_data(&self, version: Version) -> Result<(Vec<u8>, Vec<u8>)> {
         let size = self.size_field(version)?;
         let total = actual_size(size, version) as usize;
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(
+        let mut head = Vec::with_capacity(HEADER_SIZE + 4);
+        head.extend_from_slice(
             &NeedleHeader {
                 cookie: self.cookie,
                 key: self.key,
@@ -317,41 +329,40 @@ impl Needle {
             }
             .to_bytes(),
         );
-        if version == Version::V1 {
-            out.extend_from_slice(&self.data);
-        } else if size > 0 {
-            out.extend_from_slice(&(self.data.len() as u32).to_be_bytes());
-            out.extend_from_slice(&self.data);
-            out.push(self.stored_flags());
+        let mut tail = Vec::with_capacity(64);
+        if version != Version::V1 && size > 0 {
+            head.extend_from_slice(&(self.data.len() as u32).to_be_bytes());
+            tail.push(self.stored_flags());
             if let Some(n) = &self.name {
-                out.push(n.len() as u8);
-                out.extend_from_slice(n);
+                tail.push(n.len() as u8);
+                tail.extend_from_slice(n);
             }
             if let Some(m) = &self.mime {
-                out.push(m.len() as u8);
-                out.extend_from_slice(m);
+                tail.push(m.len() as u8);
+                tail.extend_from_slice(m);
             }
             if let Some(t) = self.last_modified {
-                out.extend_from_slice(&t.to_be_bytes()[8 - LAST_MODIFIED_BYTES..]);
+                tail.extend_from_slice(&t.to_be_bytes()[8 - LAST_MODIFIED_BYTES..]);
             }
             if let Some(ttl) = &self.ttl {
-                out.extend_from_slice(&ttl.to_bytes());
+                tail.extend_from_slice(&ttl.to_bytes());
             }
             if let Some(p) = &self.pairs {
-                out.extend_from_slice(&(p.len() as u16).to_be_bytes());
-                out.extend_from_slice(p);
+                tail.extend_from_slice(&(p.len() as u16).to_be_bytes());
+                tail.extend_from_slice(p);
             }
         }
-        out.extend_from_slice(&self.checksum.to_be_bytes());
+        tail.extend_from_slice(&self.checksum.to_be_bytes());
         if version == Version::V3 {
-            out.extend_from_slice(&self.append_at_ns.to_be_bytes());
+            tail.extend_from_slice(&self.append_at_ns.to_be_bytes());
         }
         // SeaweedFS writes its reused header buffer as padding: the Size bytes, then zeros.
         let mut pad = [0u8; 8];
         pad[..4].copy_from_slice(&size.to_be_bytes());
-        out.extend_from_slice(&pad[..padding_len(size, version) as usize]);
-        debug_assert_eq!(out.len(), total);
-        Ok(out)
+        tail.extend_from_slice(&pad[..padding_len(size, version) as usize]);
+        // A needle of Size 0 has no data (`body_len`), so the data always fits between.
+        debug_assert_eq!(head.len() + self.data.len() + tail.len(), total);
+        Ok((head, tail))
     }
 
     /// Decodes one whole record (`bytes` may be longer). The data's CRC is verified

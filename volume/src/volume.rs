@@ -419,10 +419,14 @@ impl Volume {
 
     /// Appends a record and its `.idx` entry; on failure the `.dat` is cut back.
     fn append(&self, w: &mut Writer, bytes: &[u8], entry: IdxEntry) -> Result<()> {
+        self.append_parts(w, &[bytes], entry)
+    }
+
+    /// [`Self::append`] of a record given in consecutive parts (one vectored write).
+    fn append_parts(&self, w: &mut Writer, parts: &[&[u8]], entry: IdxEntry) -> Result<()> {
         let at = w.dat_end;
-        let res = w
-            .dat
-            .write_all_at(bytes, at)
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let res = crate::fsutil::write_all_vectored_at(&w.dat, parts, at)
             .ctx(|| format!("writing {} at offset {at}", self.dat_path.display()))
             .and_then(|()| {
                 let e = entry.to_vec(self.width);
@@ -436,7 +440,7 @@ impl Volume {
             }
             return Err(e);
         }
-        w.dat_end += bytes.len() as u64;
+        w.dat_end += len as u64;
         w.idx_end += self.width.entry_size() as u64;
         self.written_upto.store(w.dat_end, Ordering::Release);
         self.last_modified.store(now_secs(), Ordering::Relaxed);
@@ -504,13 +508,13 @@ impl Volume {
             self.check_room(&w, len, self.size_limit)?;
             let at = w.dat_end;
             needle.append_at_ns = Self::next_append_ns(&w);
-            let bytes = needle.encode(self.version)?;
+            let (head, tail) = needle.encode_around_data(self.version)?;
             let entry = IdxEntry {
                 key,
                 offset: at / NEEDLE_ALIGN,
                 size,
             };
-            self.append(&mut w, &bytes, entry)?;
+            self.append_parts(&mut w, &[&head, &needle.data, &tail], entry)?;
             w.last_append_ns = needle.append_at_ns;
             write(&self.state).map.put(key, entry.offset, size);
             w.dat_end

@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long = "writeOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub write_only: bool,
+    /// Skip the write phase of -filer and -s3: read the files an earlier `-writeOnly`
+    /// run with the same -n wrote.
+    #[arg(long = "readOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub read_only: bool,
     /// Only measure /dir/assign (count=1), without uploading.
     #[arg(long = "assignOnly", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -280,6 +285,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.n == 0 {
         anyhow::bail!("-n must be at least 1");
     }
+    if args.read_only && args.filer.is_empty() && args.s3.is_empty() {
+        anyhow::bail!(
+            "-readOnly reads what an earlier -writeOnly run wrote: it needs -filer or -s3"
+        );
+    }
+    if args.read_only && args.write_only {
+        anyhow::bail!("-readOnly and -writeOnly leave nothing to do");
+    }
     common::install_client_security(args.security.as_deref())?;
     let cpu = cpu::ServerCpu::parse(&args.server_pid)?;
     if args.s3_payload != s3::Payload::Anonymous
@@ -410,10 +423,52 @@ async fn put_get_phases(
     cpu: &cpu::ServerCpu,
     authorize: Authorizer,
 ) -> anyhow::Result<()> {
+    if !args.read_only {
+        write_phase(args, http, base, names[0], cpu, authorize.clone()).await;
+    }
+    if args.write_only {
+        return Ok(());
+    }
+    let n = args.n;
+    let mut read = {
+        let (http, base) = (http.clone(), base.to_string());
+        run_phase(names[1], args.n, args.c, cpu, move |_| {
+            let (http, base, authorize) = (http.clone(), base.clone(), authorize.clone());
+            async move {
+                let i = rand::random_range(0..n);
+                let url = format!("{base}/f{i:09}");
+                let mut resp = authorize(http.get(&url), false, &url).send().await?;
+                if !resp.status().is_success() {
+                    anyhow::bail!("GET answered {}", resp.status());
+                }
+                // Counted as it arrives, not gathered: the client's cost stays per byte
+                // received, whatever the size.
+                let mut len = 0u64;
+                while let Some(piece) = resp.chunk().await? {
+                    len += piece.len() as u64;
+                }
+                Ok(len)
+            }
+        })
+        .await
+    };
+    read.report();
+    Ok(())
+}
+
+/// The PUT phase of [`put_get_phases`].
+async fn write_phase(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    name: &'static str,
+    cpu: &cpu::ServerCpu,
+    authorize: Authorizer,
+) {
     let payload = bytes::Bytes::from(vec![7u8; args.size]);
     let mut write = {
         let (http, base, authorize) = (http.clone(), base.to_string(), authorize.clone());
-        run_phase(names[0], args.n, args.c, cpu, move |i| {
+        run_phase(name, args.n, args.c, cpu, move |i| {
             let (http, base, payload, authorize) = (
                 http.clone(),
                 base.clone(),
@@ -436,28 +491,6 @@ async fn put_get_phases(
         .await
     };
     write.report();
-    if args.write_only {
-        return Ok(());
-    }
-    let n = args.n;
-    let mut read = {
-        let (http, base) = (http.clone(), base.to_string());
-        run_phase(names[1], args.n, args.c, cpu, move |_| {
-            let (http, base, authorize) = (http.clone(), base.clone(), authorize.clone());
-            async move {
-                let i = rand::random_range(0..n);
-                let url = format!("{base}/f{i:09}");
-                let resp = authorize(http.get(&url), false, &url).send().await?;
-                if !resp.status().is_success() {
-                    anyhow::bail!("GET answered {}", resp.status());
-                }
-                Ok(resp.bytes().await?.len() as u64)
-            }
-        })
-        .await
-    };
-    read.report();
-    Ok(())
 }
 
 /// Writes, reads and lists files through a filer's REST API.

@@ -1,0 +1,164 @@
+//! Large byte buffers kept for reuse: chunk bodies the filer assembles and whole needles
+//! the volume server reads. A buffer of a megabyte or more handed back to the allocator
+//! goes back to the kernel, and the next one costs a page fault and a zero-fill per
+//! page (on a virtual machine, often a fault in the host too): under a stream of 8 MiB
+//! GETs that cost more than reading the bytes. Here such buffers return to a bounded
+//! pool when the last [`Bytes`] over them is dropped.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+/// Buffers smaller than this are left to the allocator.
+pub const MIN_POOLED: usize = 1 << 20;
+/// The most memory the pool keeps (a buffer handed back past it is freed).
+pub const RETAINED: usize = 256 << 20;
+
+/// Idle buffers, oldest first, and the bytes of capacity they hold.
+struct Pool {
+    idle: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    idle: VecDeque::new(),
+    bytes: 0,
+});
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    // A panic elsewhere while holding the lock leaves the pool consistent: each
+    // operation under it is a push or a remove with its count.
+    POOL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    /// An idle buffer of exactly `capacity`, emptied.
+    fn take(&mut self, capacity: usize) -> Option<Vec<u8>> {
+        let i = self.idle.iter().position(|b| b.capacity() == capacity)?;
+        let mut b = self.idle.remove(i)?;
+        self.bytes -= b.capacity();
+        b.clear();
+        Some(b)
+    }
+
+    /// Keeps `buf`, freeing the oldest idle buffers as needed to hold at most `bound`
+    /// bytes: sizes no longer asked for leave room for the ones in use.
+    fn give(&mut self, buf: Vec<u8>, bound: usize) {
+        let cap = buf.capacity();
+        if cap > bound {
+            return;
+        }
+        while self.bytes + cap > bound {
+            let Some(old) = self.idle.pop_front() else {
+                break;
+            };
+            self.bytes -= old.capacity();
+        }
+        self.bytes += cap;
+        self.idle.push_back(buf);
+    }
+}
+
+/// An empty buffer of exactly `capacity` bytes of room: an idle one, else a new one.
+/// Exactly, so that reading into all its spare capacity reads no more than asked (the
+/// chunks of a file are all one size but the last). Its spare capacity holds old bytes
+/// (or none): write before reading, as with any `Vec::with_capacity`.
+pub fn take(capacity: usize) -> Vec<u8> {
+    if capacity >= MIN_POOLED
+        && let Some(b) = pool().take(capacity)
+    {
+        return b;
+    }
+    Vec::with_capacity(capacity)
+}
+
+/// Hands a buffer back for reuse (or frees it, if small).
+pub fn give(buf: Vec<u8>) {
+    if buf.capacity() >= MIN_POOLED {
+        pool().give(buf, RETAINED);
+    }
+}
+
+/// `buf` as shared bytes whose memory returns to the pool when the last clone (or
+/// slice) of them is dropped.
+pub fn share(buf: Vec<u8>) -> Bytes {
+    if buf.capacity() < MIN_POOLED {
+        return Bytes::from(buf);
+    }
+    Bytes::from_owner(Pooled(buf))
+}
+
+/// The owner of a shared pooled buffer.
+struct Pooled(Vec<u8>);
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pool is process-wide and tests run in parallel: each test uses sizes no
+    /// other test asks for, and only asserts on the buffers it handed back.
+    #[test]
+    fn shared_buffers_come_back_for_reuse() {
+        let size = 3 * MIN_POOLED + 12_345;
+        let mut b = take(size);
+        assert_eq!(b.capacity(), size);
+        b.extend_from_slice(&vec![9u8; size]);
+        let addr = b.as_ptr() as usize;
+        let bytes = share(b);
+        let part = bytes.slice(10..20);
+        drop(bytes);
+        assert_eq!(&part[..], &[9u8; 10], "a slice keeps the buffer alive");
+        drop(part);
+        let again = take(size);
+        assert_eq!(again.as_ptr() as usize, addr, "the same memory, reused");
+        assert!(again.is_empty(), "handed out empty");
+        give(again);
+    }
+
+    #[test]
+    fn small_buffers_and_other_sizes_are_not_handed_out() {
+        let small = share(vec![1u8; 100]);
+        assert_eq!(&small[..], &[1u8; 100]);
+        let size = 11 * MIN_POOLED + 777;
+        let big = take(size);
+        let addr = big.as_ptr() as usize;
+        give(big);
+        let other = take(size - 1);
+        assert_ne!(other.as_ptr() as usize, addr);
+        assert_eq!(other.capacity(), size - 1);
+    }
+
+    #[test]
+    fn a_pool_keeps_at_most_its_bound_and_the_newest_buffers() {
+        let mut p = Pool {
+            idle: VecDeque::new(),
+            bytes: 0,
+        };
+        for _ in 0..5 {
+            p.give(Vec::with_capacity(MIN_POOLED), 3 * MIN_POOLED);
+        }
+        assert_eq!((p.idle.len(), p.bytes), (3, 3 * MIN_POOLED));
+        assert!(p.take(MIN_POOLED).is_some());
+        assert_eq!(p.bytes, 2 * MIN_POOLED);
+        assert!(p.take(2 * MIN_POOLED).is_none(), "none of that size");
+        // A new size pushes out the oldest buffers, not itself.
+        p.give(Vec::with_capacity(2 * MIN_POOLED), 3 * MIN_POOLED);
+        assert_eq!((p.idle.len(), p.bytes), (2, 3 * MIN_POOLED));
+        assert!(p.take(2 * MIN_POOLED).is_some());
+        p.give(Vec::with_capacity(4 * MIN_POOLED), 3 * MIN_POOLED);
+        assert_eq!(p.bytes, MIN_POOLED, "larger than the bound: freed");
+    }
+}
