@@ -2,22 +2,28 @@
 //! the volume server reads. A buffer of a megabyte or more handed back to the allocator
 //! goes back to the kernel, and the next one costs a page fault and a zero-fill per
 //! page (on a virtual machine, often a fault in the host too): under a stream of 8 MiB
-//! GETs that cost more than reading the bytes. Here such buffers return to a bounded
-//! pool when the last [`Bytes`] over them is dropped.
+//! GETs that cost more than reading the bytes. Here such buffers return to a pool when
+//! the last [`Bytes`] over them is dropped: at most [`RETAINED`] bytes of them, each
+//! freed once idle for [`IDLE_FOR`].
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 /// Buffers smaller than this are left to the allocator.
 pub const MIN_POOLED: usize = 1 << 20;
-/// The most memory the pool keeps (a buffer handed back past it is freed).
-pub const RETAINED: usize = 256 << 20;
+/// The most memory the pool keeps idle: the buffers of 16 concurrent 16 MiB PUTs and
+/// GETs in 8 MiB chunks fit. Past it the oldest idle buffers are freed.
+pub const RETAINED: usize = 512 << 20;
+/// An idle buffer not asked for in this long is freed at the next use of the pool.
+pub const IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// Idle buffers, oldest first, and the bytes of capacity they hold.
+/// Idle buffers, oldest first, each with when it came back; and the bytes of capacity
+/// they hold.
 struct Pool {
-    idle: VecDeque<Vec<u8>>,
+    idle: VecDeque<(Instant, Vec<u8>)>,
     bytes: usize,
 }
 
@@ -33,30 +39,59 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 }
 
 impl Pool {
-    /// An idle buffer of exactly `capacity`, emptied.
+    /// The most recently returned idle buffer of exactly `capacity` (the likeliest to
+    /// be still in the CPU's caches), emptied.
     fn take(&mut self, capacity: usize) -> Option<Vec<u8>> {
-        let i = self.idle.iter().position(|b| b.capacity() == capacity)?;
-        let mut b = self.idle.remove(i)?;
+        let i = self
+            .idle
+            .iter()
+            .rposition(|(_, b)| b.capacity() == capacity)?;
+        let (_, mut b) = self.idle.remove(i)?;
         self.bytes -= b.capacity();
         b.clear();
         Some(b)
     }
 
-    /// Keeps `buf`, freeing the oldest idle buffers as needed to hold at most `bound`
-    /// bytes: sizes no longer asked for leave room for the ones in use.
-    fn give(&mut self, buf: Vec<u8>, bound: usize) {
+    /// Keeps `buf`, returned at `now`. Returns what to free (outside the lock): buffers
+    /// idle for longer than `idle_for`, and the oldest ones as needed to hold at most
+    /// `bound` bytes, so sizes no longer asked for leave room for the ones in use.
+    fn give(
+        &mut self,
+        buf: Vec<u8>,
+        now: Instant,
+        bound: usize,
+        idle_for: Duration,
+    ) -> Vec<Vec<u8>> {
+        let mut freed = self.expire(now, idle_for);
         let cap = buf.capacity();
         if cap > bound {
-            return;
+            freed.push(buf);
+            return freed;
         }
         while self.bytes + cap > bound {
-            let Some(old) = self.idle.pop_front() else {
+            let Some((_, old)) = self.idle.pop_front() else {
                 break;
             };
             self.bytes -= old.capacity();
+            freed.push(old);
         }
         self.bytes += cap;
-        self.idle.push_back(buf);
+        self.idle.push_back((now, buf));
+        freed
+    }
+
+    /// Removes the buffers idle since before `now - idle_for`.
+    fn expire(&mut self, now: Instant, idle_for: Duration) -> Vec<Vec<u8>> {
+        let mut freed = Vec::new();
+        while let Some((at, _)) = self.idle.front()
+            && now.saturating_duration_since(*at) > idle_for
+        {
+            if let Some((_, old)) = self.idle.pop_front() {
+                self.bytes -= old.capacity();
+                freed.push(old);
+            }
+        }
+        freed
     }
 }
 
@@ -65,10 +100,16 @@ impl Pool {
 /// chunks of a file are all one size but the last). Its spare capacity holds old bytes
 /// (or none): write before reading, as with any `Vec::with_capacity`.
 pub fn take(capacity: usize) -> Vec<u8> {
-    if capacity >= MIN_POOLED
-        && let Some(b) = pool().take(capacity)
-    {
-        return b;
+    if capacity >= MIN_POOLED {
+        let (found, freed) = {
+            let mut p = pool();
+            let freed = p.expire(Instant::now(), IDLE_FOR);
+            (p.take(capacity), freed)
+        };
+        drop(freed);
+        if let Some(b) = found {
+            return b;
+        }
     }
     Vec::with_capacity(capacity)
 }
@@ -76,7 +117,8 @@ pub fn take(capacity: usize) -> Vec<u8> {
 /// Hands a buffer back for reuse (or frees it, if small).
 pub fn give(buf: Vec<u8>) {
     if buf.capacity() >= MIN_POOLED {
-        pool().give(buf, RETAINED);
+        let freed = pool().give(buf, Instant::now(), RETAINED, IDLE_FOR);
+        drop(freed);
     }
 }
 
@@ -147,18 +189,52 @@ mod tests {
             idle: VecDeque::new(),
             bytes: 0,
         };
+        let (now, bound, idle) = (Instant::now(), 3 * MIN_POOLED, IDLE_FOR);
         for _ in 0..5 {
-            p.give(Vec::with_capacity(MIN_POOLED), 3 * MIN_POOLED);
+            p.give(Vec::with_capacity(MIN_POOLED), now, bound, idle);
         }
         assert_eq!((p.idle.len(), p.bytes), (3, 3 * MIN_POOLED));
         assert!(p.take(MIN_POOLED).is_some());
         assert_eq!(p.bytes, 2 * MIN_POOLED);
         assert!(p.take(2 * MIN_POOLED).is_none(), "none of that size");
         // A new size pushes out the oldest buffers, not itself.
-        p.give(Vec::with_capacity(2 * MIN_POOLED), 3 * MIN_POOLED);
+        let freed = p.give(Vec::with_capacity(2 * MIN_POOLED), now, bound, idle);
+        assert_eq!(freed.len(), 1);
         assert_eq!((p.idle.len(), p.bytes), (2, 3 * MIN_POOLED));
         assert!(p.take(2 * MIN_POOLED).is_some());
-        p.give(Vec::with_capacity(4 * MIN_POOLED), 3 * MIN_POOLED);
-        assert_eq!(p.bytes, MIN_POOLED, "larger than the bound: freed");
+        let freed = p.give(Vec::with_capacity(4 * MIN_POOLED), now, bound, idle);
+        assert_eq!(freed.len(), 1, "larger than the bound: freed");
+        assert_eq!(p.bytes, MIN_POOLED);
+    }
+
+    #[test]
+    fn buffers_idle_too_long_are_freed() {
+        let mut p = Pool {
+            idle: VecDeque::new(),
+            bytes: 0,
+        };
+        let t0 = Instant::now();
+        let (bound, idle) = (64 * MIN_POOLED, Duration::from_secs(30));
+        p.give(Vec::with_capacity(MIN_POOLED), t0, bound, idle);
+        p.give(
+            Vec::with_capacity(MIN_POOLED),
+            t0 + Duration::from_secs(20),
+            bound,
+            idle,
+        );
+        assert!(p.expire(t0 + Duration::from_secs(30), idle).is_empty());
+        let freed = p.expire(t0 + Duration::from_secs(31), idle);
+        assert_eq!((freed.len(), p.idle.len(), p.bytes), (1, 1, MIN_POOLED));
+        let freed = p.give(
+            Vec::with_capacity(MIN_POOLED),
+            t0 + Duration::from_secs(60),
+            bound,
+            idle,
+        );
+        assert_eq!(
+            (freed.len(), p.idle.len()),
+            (1, 1),
+            "expired on the next use"
+        );
     }
 }
