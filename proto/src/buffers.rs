@@ -4,7 +4,7 @@
 //! page (on a virtual machine, often a fault in the host too): under a stream of 8 MiB
 //! GETs that cost more than reading the bytes. Here such buffers return to a pool when
 //! the last [`Bytes`] over them is dropped: at most [`RETAINED`] bytes of them, each
-//! freed once idle for [`IDLE_FOR`].
+//! freed once idle for [`IDLE_FOR`] (a thread started with the pool trims it).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,7 +17,8 @@ pub const MIN_POOLED: usize = 1 << 20;
 /// The most memory the pool keeps idle: the buffers of 16 concurrent 16 MiB PUTs and
 /// GETs in 8 MiB chunks fit. Past it the oldest idle buffers are freed.
 pub const RETAINED: usize = 512 << 20;
-/// An idle buffer not asked for in this long is freed at the next use of the pool.
+/// An idle buffer not asked for in this long is freed (at the next use of the pool, or
+/// by the trimming thread within as long again).
 pub const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// Idle buffers, oldest first, each with when it came back; and the bytes of capacity
@@ -117,9 +118,31 @@ pub fn take(capacity: usize) -> Vec<u8> {
 /// Hands a buffer back for reuse (or frees it, if small).
 pub fn give(buf: Vec<u8>) {
     if buf.capacity() >= MIN_POOLED {
+        start_trimming();
         let freed = pool().give(buf, Instant::now(), RETAINED, IDLE_FOR);
         drop(freed);
     }
+}
+
+/// Starts, once, a thread that frees idle buffers every [`IDLE_FOR`], so that memory
+/// kept after a burst goes back even if no large buffer is asked for again.
+fn start_trimming() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("kelp-buffers".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(IDLE_FOR);
+                    let freed = pool().expire(Instant::now(), IDLE_FOR);
+                    drop(freed);
+                }
+            });
+        if let Err(e) = spawned {
+            // Idle buffers are then freed at the next use of the pool only.
+            tracing::warn!(error = %e, "cannot start the buffer pool's trimming thread");
+        }
+    });
 }
 
 /// `buf` as shared bytes whose memory returns to the pool when the last clone (or
