@@ -4,7 +4,7 @@
 //! page (on a virtual machine, often a fault in the host too): under a stream of 8 MiB
 //! GETs that cost more than reading the bytes. Here such buffers return to a pool when
 //! the last [`Bytes`] over them is dropped: at most [`RETAINED`] bytes of them, each
-//! freed once idle for [`IDLE_FOR`] (a thread started with the pool trims it).
+//! freed by a trimming thread once idle for [`IDLE_FOR`].
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,8 +17,8 @@ pub const MIN_POOLED: usize = 1 << 20;
 /// The most memory the pool keeps idle: the buffers of 16 concurrent 16 MiB PUTs and
 /// GETs in 8 MiB chunks fit. Past it the oldest idle buffers are freed.
 pub const RETAINED: usize = 512 << 20;
-/// An idle buffer not asked for in this long is freed (at the next use of the pool, or
-/// by the trimming thread within as long again).
+/// An idle buffer not asked for in this long is freed by the trimming thread (which
+/// looks every as long, so within twice this).
 pub const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// Idle buffers, oldest first, each with when it came back; and the bytes of capacity
@@ -53,17 +53,11 @@ impl Pool {
         Some(b)
     }
 
-    /// Keeps `buf`, returned at `now`. Returns what to free (outside the lock): buffers
-    /// idle for longer than `idle_for`, and the oldest ones as needed to hold at most
-    /// `bound` bytes, so sizes no longer asked for leave room for the ones in use.
-    fn give(
-        &mut self,
-        buf: Vec<u8>,
-        now: Instant,
-        bound: usize,
-        idle_for: Duration,
-    ) -> Vec<Vec<u8>> {
-        let mut freed = self.expire(now, idle_for);
+    /// Keeps `buf`, returned at `now`. Returns what to free (outside the lock): the
+    /// oldest idle buffers as needed to hold at most `bound` bytes, so sizes no longer
+    /// asked for leave room for the ones in use.
+    fn give(&mut self, buf: Vec<u8>, now: Instant, bound: usize) -> Vec<Vec<u8>> {
+        let mut freed = Vec::new();
         let cap = buf.capacity();
         if cap > bound {
             freed.push(buf);
@@ -101,16 +95,10 @@ impl Pool {
 /// chunks of a file are all one size but the last). Its spare capacity holds old bytes
 /// (or none): write before reading, as with any `Vec::with_capacity`.
 pub fn take(capacity: usize) -> Vec<u8> {
-    if capacity >= MIN_POOLED {
-        let (found, freed) = {
-            let mut p = pool();
-            let freed = p.expire(Instant::now(), IDLE_FOR);
-            (p.take(capacity), freed)
-        };
-        drop(freed);
-        if let Some(b) = found {
-            return b;
-        }
+    if capacity >= MIN_POOLED
+        && let Some(b) = pool().take(capacity)
+    {
+        return b;
     }
     Vec::with_capacity(capacity)
 }
@@ -119,7 +107,7 @@ pub fn take(capacity: usize) -> Vec<u8> {
 pub fn give(buf: Vec<u8>) {
     if buf.capacity() >= MIN_POOLED {
         start_trimming();
-        let freed = pool().give(buf, Instant::now(), RETAINED, IDLE_FOR);
+        let freed = pool().give(buf, Instant::now(), RETAINED);
         drop(freed);
     }
 }
@@ -139,7 +127,7 @@ fn start_trimming() {
                 }
             });
         if let Err(e) = spawned {
-            // Idle buffers are then freed at the next use of the pool only.
+            // Idle buffers then stay, within the pool's bound.
             tracing::warn!(error = %e, "cannot start the buffer pool's trimming thread");
         }
     });
@@ -212,20 +200,20 @@ mod tests {
             idle: VecDeque::new(),
             bytes: 0,
         };
-        let (now, bound, idle) = (Instant::now(), 3 * MIN_POOLED, IDLE_FOR);
+        let (now, bound) = (Instant::now(), 3 * MIN_POOLED);
         for _ in 0..5 {
-            p.give(Vec::with_capacity(MIN_POOLED), now, bound, idle);
+            p.give(Vec::with_capacity(MIN_POOLED), now, bound);
         }
         assert_eq!((p.idle.len(), p.bytes), (3, 3 * MIN_POOLED));
         assert!(p.take(MIN_POOLED).is_some());
         assert_eq!(p.bytes, 2 * MIN_POOLED);
         assert!(p.take(2 * MIN_POOLED).is_none(), "none of that size");
         // A new size pushes out the oldest buffers, not itself.
-        let freed = p.give(Vec::with_capacity(2 * MIN_POOLED), now, bound, idle);
+        let freed = p.give(Vec::with_capacity(2 * MIN_POOLED), now, bound);
         assert_eq!(freed.len(), 1);
         assert_eq!((p.idle.len(), p.bytes), (2, 3 * MIN_POOLED));
         assert!(p.take(2 * MIN_POOLED).is_some());
-        let freed = p.give(Vec::with_capacity(4 * MIN_POOLED), now, bound, idle);
+        let freed = p.give(Vec::with_capacity(4 * MIN_POOLED), now, bound);
         assert_eq!(freed.len(), 1, "larger than the bound: freed");
         assert_eq!(p.bytes, MIN_POOLED);
     }
@@ -238,26 +226,16 @@ mod tests {
         };
         let t0 = Instant::now();
         let (bound, idle) = (64 * MIN_POOLED, Duration::from_secs(30));
-        p.give(Vec::with_capacity(MIN_POOLED), t0, bound, idle);
+        p.give(Vec::with_capacity(MIN_POOLED), t0, bound);
         p.give(
             Vec::with_capacity(MIN_POOLED),
             t0 + Duration::from_secs(20),
             bound,
-            idle,
         );
         assert!(p.expire(t0 + Duration::from_secs(30), idle).is_empty());
         let freed = p.expire(t0 + Duration::from_secs(31), idle);
         assert_eq!((freed.len(), p.idle.len(), p.bytes), (1, 1, MIN_POOLED));
-        let freed = p.give(
-            Vec::with_capacity(MIN_POOLED),
-            t0 + Duration::from_secs(60),
-            bound,
-            idle,
-        );
-        assert_eq!(
-            (freed.len(), p.idle.len()),
-            (1, 1),
-            "expired on the next use"
-        );
+        let freed = p.expire(t0 + Duration::from_secs(60), idle);
+        assert_eq!((freed.len(), p.idle.len(), p.bytes), (1, 0, 0));
     }
 }

@@ -467,7 +467,7 @@ async fn write_phase(
 ) {
     let payload = bytes::Bytes::from(vec![7u8; args.size]);
     let mut write = {
-        let (http, base, authorize) = (http.clone(), base.to_string(), authorize.clone());
+        let (http, base) = (http.clone(), base.to_string());
         run_phase(name, args.n, args.c, cpu, move |i| {
             let (http, base, payload, authorize) = (
                 http.clone(),
