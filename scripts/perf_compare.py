@@ -183,13 +183,17 @@ def run_bench(kelp, server, kind, flags, clients):
 
 
 def warm_up(kelp, server):
-    """Untimed small runs until both paths answer without failures: SeaweedFS grows the
-    bucket's volumes in the background after the first PUT into it."""
+    """Untimed runs until every path answers without failures (SeaweedFS grows the
+    bucket's volumes in the background after the first PUT into it), ending with 16 MiB
+    objects: both servers then have their large buffers before the first timed phase,
+    so that phase measures the steady state, not the process growing its memory."""
     end = time.time() + 120
-    for kind, flags in (("blob", ["-n=200", "-upload=raw", "-collection="]),
-                        ("s3", ["-n=200", "-size=4096", "-s3.payload=signed"])):
+    for kind, clients, flags in (
+            ("blob", 4, ["-n=200", "-upload=raw", "-collection="]),
+            ("s3", 4, ["-n=200", "-size=4096", "-s3.payload=signed"]),
+            ("s3", 16, ["-n=32", f"-size={16 << 20}", "-s3.payload=signed"])):
         while True:
-            argv = [kelp, "benchmark", f"-master={server.master}", "-c=4"] + flags
+            argv = [kelp, "benchmark", f"-master={server.master}", f"-c={clients}"] + flags
             if kind == "s3":
                 argv += [f"-s3={server.s3}", f"-s3.accessKey={ACCESS}", f"-s3.secretKey={SECRET}"]
             p = subprocess.run(argv, capture_output=True, text=True, timeout=600)

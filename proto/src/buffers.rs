@@ -14,6 +14,10 @@ use bytes::Bytes;
 
 /// Buffers smaller than this are left to the allocator.
 pub const MIN_POOLED: usize = 1 << 20;
+/// A pooled buffer has up to this much more room than asked: one buffer then serves
+/// requests of a few sizes (an 8 MiB chunk, the same chunk read back with room to
+/// align it for a direct read), and a new one is made this much larger.
+pub const SLACK: usize = 64 << 10;
 /// The most memory the pool keeps idle: the buffers of 16 concurrent 16 MiB PUTs and
 /// GETs in 8 MiB chunks fit. Past it the oldest idle buffers are freed.
 pub const RETAINED: usize = 512 << 20;
@@ -40,13 +44,11 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 }
 
 impl Pool {
-    /// The most recently returned idle buffer of exactly `capacity` (the likeliest to
-    /// be still in the CPU's caches), emptied.
+    /// The most recently returned idle buffer with between `capacity` and `capacity +`
+    /// [`SLACK`] of room (the likeliest to be still in the CPU's caches), emptied.
     fn take(&mut self, capacity: usize) -> Option<Vec<u8>> {
-        let i = self
-            .idle
-            .iter()
-            .rposition(|(_, b)| b.capacity() == capacity)?;
+        let fits = |c: usize| c >= capacity && c - capacity <= SLACK;
+        let i = self.idle.iter().rposition(|(_, b)| fits(b.capacity()))?;
         let (_, mut b) = self.idle.remove(i)?;
         self.bytes -= b.capacity();
         b.clear();
@@ -90,17 +92,19 @@ impl Pool {
     }
 }
 
-/// An empty buffer of exactly `capacity` bytes of room: an idle one, else a new one.
-/// Exactly, so that reading into all its spare capacity reads no more than asked (the
-/// chunks of a file are all one size but the last). Its spare capacity holds old bytes
-/// (or none): write before reading, as with any `Vec::with_capacity`.
+/// An empty buffer with at least `capacity` bytes of room: an idle one, else a new
+/// one. Small ones have exactly `capacity`; pooled sizes up to [`SLACK`] more, so
+/// reading into all the spare capacity may read that much past what was asked. Its
+/// spare capacity holds old bytes (or none): write before reading, as with any
+/// `Vec::with_capacity`.
 pub fn take(capacity: usize) -> Vec<u8> {
-    if capacity >= MIN_POOLED
-        && let Some(b) = pool().take(capacity)
-    {
+    if capacity < MIN_POOLED {
+        return Vec::with_capacity(capacity);
+    }
+    if let Some(b) = pool().take(capacity) {
         return b;
     }
-    Vec::with_capacity(capacity)
+    Vec::with_capacity(capacity + SLACK)
 }
 
 /// Hands a buffer back for reuse (or frees it, if small).
@@ -167,7 +171,7 @@ mod tests {
     fn shared_buffers_come_back_for_reuse() {
         let size = 3 * MIN_POOLED + 12_345;
         let mut b = take(size);
-        assert_eq!(b.capacity(), size);
+        assert_eq!(b.capacity(), size + SLACK);
         b.extend_from_slice(&vec![9u8; size]);
         let addr = b.as_ptr() as usize;
         let bytes = share(b);
@@ -190,8 +194,14 @@ mod tests {
         let addr = big.as_ptr() as usize;
         give(big);
         let other = take(size - 1);
-        assert_ne!(other.as_ptr() as usize, addr);
-        assert_eq!(other.capacity(), size - 1);
+        assert_ne!(other.as_ptr() as usize, addr, "more than SLACK too large");
+        assert_eq!(other.capacity(), size - 1 + SLACK);
+        let within = take(size + SLACK);
+        assert_eq!(
+            within.as_ptr() as usize,
+            addr,
+            "a request up to SLACK larger fits"
+        );
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct Args {
     #[arg(long = "volume.fsync", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub volume_fsync: bool,
+    /// Large needles bypass the page cache (see `kelp volume -directIO`).
+    #[arg(long = "volume.directIO", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub volume_direct_io: bool,
     /// Run the filer.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -193,6 +197,7 @@ impl Args {
             rack: self.rack.clone(),
             file_size_limit_mb: VolumeServerConfig::DEFAULT_FILE_SIZE_LIMIT_MB,
             fsync: self.volume_fsync,
+            direct_io: self.volume_direct_io,
             volume_size_limit_mb: self.volume_size_limit_mb,
         }
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::direct::Direct;
 use crate::error::{IoContext, Result, VolumeError};
 use crate::needle::{
     HEADER_SIZE, MAX_SIZE_FIELD, Needle, NeedleHeader, NeedleMeta, Version, actual_size, be_u32,
@@ -31,10 +32,10 @@ pub trait RecordSource: Send + Sync + std::fmt::Debug {
     fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Result<()>;
 
     /// `len` bytes at `at` in a new buffer.
-    fn read_vec_at(&self, len: usize, at: u64) -> Result<Vec<u8>> {
+    fn read_bytes_at(&self, len: usize, at: u64) -> Result<Bytes> {
         let mut buf = vec![0u8; len];
         self.read_exact_at(&mut buf, at)?;
-        Ok(buf)
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -42,6 +43,8 @@ pub trait RecordSource: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 struct DatFile {
     file: Arc<File>,
+    /// The same file opened for direct I/O, for large reads ([`crate::direct`]).
+    direct: Option<Arc<Direct>>,
     path: Arc<Path>,
 }
 
@@ -52,10 +55,18 @@ impl RecordSource for DatFile {
             .ctx(|| format!("reading {} at offset {at}", self.path.display()))
     }
 
-    /// Reads straight into the buffer's spare capacity: no zero-filling first, which
-    /// cost as much as a copy on large reads. Large buffers come from the shared pool
-    /// (`kelp_proto::buffers`): fresh ones cost a page fault and a zero-fill per page.
-    fn read_vec_at(&self, len: usize, at: u64) -> Result<Vec<u8>> {
+    /// Large reads go around the page cache where the volume has a direct handle.
+    /// Others read straight into the buffer's spare capacity: no zero-filling first,
+    /// which cost as much as a copy on large reads. Large buffers come from the shared
+    /// pool (`kelp_proto::buffers`): fresh ones cost a page fault and a zero-fill per page.
+    fn read_bytes_at(&self, len: usize, at: u64) -> Result<Bytes> {
+        if let Some(d) = &self.direct
+            && let Some(b) = d
+                .read(&self.file, len, at)
+                .ctx(|| format!("reading {} at offset {at}", self.path.display()))?
+        {
+            return Ok(b);
+        }
         let mut buf = kelp_proto::buffers::take(len);
         while buf.len() < len {
             let pos = at + buf.len() as u64;
@@ -67,9 +78,10 @@ impl RecordSource for DatFile {
                     .ctx(|| format!("reading {} at offset {pos}", self.path.display()));
             }
         }
-        // `take` gives exactly `len` of room, so nothing past it is read; kept in case.
+        // A pooled buffer may have a little more room than `len`: the last read may
+        // take bytes past the needle, which are cut off here.
         buf.truncate(len);
-        Ok(buf)
+        Ok(kelp_proto::buffers::share(buf))
     }
 }
 
@@ -96,8 +108,21 @@ impl NeedleHandle {
         offset: u64,
         version: Version,
     ) -> Result<NeedleHandle> {
+        Self::open_in(dat, None, path, dat_len, offset, version)
+    }
+
+    /// [`Self::open_at`], reading large data around the page cache through `direct`.
+    pub(crate) fn open_in(
+        dat: Arc<File>,
+        direct: Option<Arc<Direct>>,
+        path: Arc<Path>,
+        dat_len: u64,
+        offset: u64,
+        version: Version,
+    ) -> Result<NeedleHandle> {
         let src = Arc::new(DatFile {
             file: dat,
+            direct,
             path: path.clone(),
         });
         Self::open_from(src, path, dat_len, offset, version)
@@ -283,11 +308,11 @@ impl NeedleHandle {
         }
         let buf = self
             .dat
-            .read_vec_at(self.meta.data_len as usize, self.data_offset)?;
+            .read_bytes_at(self.meta.data_len as usize, self.data_offset)?;
         if !self.crc_verified {
             self.accept_crc(crc32c::crc32c(&buf))?;
         }
-        Ok(kelp_proto::buffers::share(buf))
+        Ok(buf)
     }
 
     /// Reassembles a [`Needle`] (reads and verifies the data).

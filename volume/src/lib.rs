@@ -7,6 +7,7 @@
 //! formats are described in `docs/formats/volume.md`. None of those knows about HTTP: the
 //! API lives in [`http`].
 
+mod direct;
 pub mod ec;
 pub mod error;
 mod fsutil;

@@ -386,14 +386,21 @@ impl Volume {
             .ctx(|| format!("reading {}", idx_path.display()))?;
         let map = NeedleMap::load(&idx_bytes, width);
         let idx = Arc::new(idx_file);
+        let direct = if self.direct_io() {
+            crate::direct::Direct::open(&dat_path)
+        } else {
+            None
+        };
         {
             let _sync = lock(&self.sync_lock);
             let mut s = write(&self.state);
             s.map = map;
             s.dat = dat.clone();
             s.idx = idx.clone();
+            s.direct = direct.clone();
             s.revision = revision.wrapping_add(1);
             w.dat = dat;
+            w.direct = direct;
             w.idx = idx;
             w.dat_end = cpd_pos;
             w.idx_end = cpx_pos;

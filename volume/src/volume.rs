@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kelp_proto::master_api::VolumeInformation;
 use kelp_proto::{Cookie, NeedleKey, ReplicaPlacement, Ttl, VolumeId};
 
+use crate::direct::Direct;
 use crate::error::{IoContext, Result, VolumeError};
 use crate::handle::{CRC_CHUNK, NeedleHandle};
 use crate::idx::{IdxEntry, OffsetWidth, TOMBSTONE_SIZE};
@@ -45,6 +46,9 @@ pub struct VolumeOptions {
     pub size_limit: Option<u64>,
     /// fsync every write and delete (group-committed), whatever the caller asks.
     pub fsync_always: bool,
+    /// Write and read the aligned middle of large records around the page cache
+    /// (`O_DIRECT`), where the file system supports it: see `direct.rs`.
+    pub direct_io: bool,
 }
 
 impl Default for VolumeOptions {
@@ -54,6 +58,7 @@ impl Default for VolumeOptions {
             allow_other_offset_width: true,
             size_limit: None,
             fsync_always: false,
+            direct_io: true,
         }
     }
 }
@@ -90,7 +95,15 @@ pub(crate) struct State {
     pub map: NeedleMap,
     pub dat: Arc<File>,
     pub idx: Arc<File>,
+    /// `dat` opened for direct I/O, where available.
+    pub direct: Option<Arc<Direct>>,
     pub revision: u16,
+}
+
+/// A `.dat` and its direct-I/O handle, as a read finds them.
+struct DatFiles {
+    dat: Arc<File>,
+    direct: Option<Arc<Direct>>,
 }
 
 pub(crate) struct Writer {
@@ -99,6 +112,8 @@ pub(crate) struct Writer {
     pub dat_end: u64,
     pub idx_end: u64,
     pub last_append_ns: u64,
+    /// `dat` opened for direct writes of large records, where available.
+    pub direct: Option<Arc<Direct>>,
 }
 
 /// One volume. Share it as `Arc<Volume>`; every method takes `&self`.
@@ -115,6 +130,7 @@ pub struct Volume {
     ttl: Ttl,
     size_limit: u64,
     fsync_always: bool,
+    direct_io: bool,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) sync_lock: Mutex<()>,
@@ -335,6 +351,17 @@ impl Volume {
         s.map.get(key).map(|v| (v, s.dat.clone(), len))
     }
 
+    /// [`Self::lookup`] plus the `.dat`'s direct-I/O handle, for reads.
+    fn lookup_for_read(&self, key: NeedleKey) -> Option<(NeedleValue, DatFiles, u64)> {
+        let s = read(&self.state);
+        let len = self.written_upto.load(Ordering::Acquire);
+        let files = DatFiles {
+            dat: s.dat.clone(),
+            direct: s.direct.clone(),
+        };
+        s.map.get(key).map(|v| (v, files, len))
+    }
+
     fn read_exact(&self, dat: &File, buf: &mut [u8], at: u64) -> Result<()> {
         dat.read_exact_at(buf, at)
             .ctx(|| format!("reading {} at offset {at}", self.dat_path.display()))
@@ -352,12 +379,21 @@ impl Volume {
         opts: ReadOptions,
     ) -> Result<NeedleHandle> {
         self.check_open()?;
-        let (v, dat, dat_len) = self.lookup(key).ok_or(VolumeError::NotFound { key })?;
+        let (v, DatFiles { dat, direct }, dat_len) = self
+            .lookup_for_read(key)
+            .ok_or(VolumeError::NotFound { key })?;
         if v.deleted && !opts.allow_deleted {
             return Err(VolumeError::Deleted { key });
         }
         let at = v.offset * NEEDLE_ALIGN;
-        let h = NeedleHandle::open_at(dat, self.dat_path.clone(), dat_len, at, self.version)?;
+        let h = NeedleHandle::open_in(
+            dat,
+            direct,
+            self.dat_path.clone(),
+            dat_len,
+            at,
+            self.version,
+        )?;
         let m = h.meta();
         if m.key != key || m.size != v.size {
             return Err(VolumeError::corrupt(
@@ -422,13 +458,14 @@ impl Volume {
         self.append_parts(w, &[bytes], entry)
     }
 
-    /// [`Self::append`] of a record given in consecutive parts (one vectored write).
+    /// [`Self::append`] of a record given in consecutive parts: one vectored write, or
+    /// for a large record its aligned middle written around the page cache ([`crate::direct`]).
     fn append_parts(&self, w: &mut Writer, parts: &[&[u8]], entry: IdxEntry) -> Result<()> {
         let at = w.dat_end;
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let res = crate::fsutil::write_all_vectored_at(&w.dat, parts, at)
+        let res = Direct::write_record(&mut w.direct, &w.dat, parts, at)
             .ctx(|| format!("writing {} at offset {at}", self.dat_path.display()))
-            .and_then(|()| {
+            .and_then(|_direct| {
                 let e = entry.to_vec(self.width);
                 w.idx
                     .write_all_at(&e, w.idx_end)
@@ -458,6 +495,11 @@ impl Volume {
             });
         }
         Ok(())
+    }
+
+    /// Whether large records bypass the page cache ([`VolumeOptions::direct_io`]).
+    pub(crate) fn direct_io(&self) -> bool {
+        self.direct_io
     }
 
     /// Whether every write is fsynced before it is acknowledged.

@@ -197,6 +197,11 @@ impl Volume {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         let idx_file = Arc::new(idx_file);
+        let direct = if opts.direct_io {
+            crate::direct::Direct::open(&dat_path)
+        } else {
+            None
+        };
         let size_limit = opts
             .size_limit
             .unwrap_or(u64::MAX)
@@ -213,10 +218,12 @@ impl Volume {
             ttl: sb.ttl,
             size_limit,
             fsync_always: opts.fsync_always,
+            direct_io: opts.direct_io,
             state: RwLock::new(State {
                 map,
                 dat: dat.clone(),
                 idx: idx_file.clone(),
+                direct: direct.clone(),
                 revision: sb.compaction_revision,
             }),
             writer: Mutex::new(Writer {
@@ -225,6 +232,7 @@ impl Volume {
                 dat_end: recovered.dat_len,
                 idx_end: recovered.idx.len() as u64,
                 last_append_ns: recovered.last_append_ns,
+                direct,
             }),
             sync_lock: Mutex::new(()),
             written_upto: AtomicU64::new(recovered.dat_len),
