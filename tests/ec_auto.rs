@@ -293,10 +293,16 @@ fn stale_shards_after_a_decode_are_removed() {
     let (code, out, err) = common::ec::shell(&master, &format!("ec.decode -volumeId={vid}\n"));
     assert_eq!(code, 0, "ec.decode failed:\n{out}\n{err}");
     c.volumes[down].proc.restart();
+    // The master may still list the killed server (it has not missed enough
+    // heartbeats yet), so wait for the restarted one itself to answer too.
     wait_until(
         "the restarted server to report its old shards",
         Duration::from_secs(30),
-        || common::ec::lookup(&master, vid).1.contains_key(&down_url),
+        || {
+            admin_get(&down_url, &format!("/admin/ec/info?volume={vid}"))
+                .is_ok_and(|r| r.status == 200)
+                && common::ec::lookup(&master, vid).1.contains_key(&down_url)
+        },
     );
     let (code, out, err) = common::ec::shell(&master, &format!("ec.rebuild -volumeId={vid}\n"));
     assert_eq!(code, 0, "ec.rebuild failed:\n{out}\n{err}");
