@@ -45,13 +45,13 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 
 impl Pool {
     /// The most recently returned idle buffer with between `capacity` and `capacity +`
-    /// [`SLACK`] of room (the likeliest to be still in the CPU's caches), emptied.
+    /// [`SLACK`] of room (the likeliest to be still in the CPU's caches), as it was
+    /// handed back: its length is what its last user left.
     fn take(&mut self, capacity: usize) -> Option<Vec<u8>> {
         let fits = |c: usize| c >= capacity && c - capacity <= SLACK;
         let i = self.idle.iter().rposition(|(_, b)| fits(b.capacity()))?;
-        let (_, mut b) = self.idle.remove(i)?;
+        let (_, b) = self.idle.remove(i)?;
         self.bytes -= b.capacity();
-        b.clear();
         Some(b)
     }
 
@@ -101,10 +101,25 @@ pub fn take(capacity: usize) -> Vec<u8> {
     if capacity < MIN_POOLED {
         return Vec::with_capacity(capacity);
     }
-    if let Some(b) = pool().take(capacity) {
+    if let Some(mut b) = pool().take(capacity) {
+        b.clear();
         return b;
     }
     Vec::with_capacity(capacity + SLACK)
+}
+
+/// A buffer of exactly `len` bytes, for a caller that overwrites all of them (with
+/// positioned reads into slices of it): a pooled one holds whatever its last user
+/// left, so only the part beyond that is zero-filled, not the whole buffer again.
+pub fn take_filled(len: usize) -> Vec<u8> {
+    let mut b = match len >= MIN_POOLED {
+        true => pool()
+            .take(len)
+            .unwrap_or_else(|| Vec::with_capacity(len + SLACK)),
+        false => Vec::new(),
+    };
+    b.resize(len, 0);
+    b
 }
 
 /// Hands a buffer back for reuse (or frees it, if small).
@@ -183,6 +198,23 @@ mod tests {
         assert_eq!(again.as_ptr() as usize, addr, "the same memory, reused");
         assert!(again.is_empty(), "handed out empty");
         give(again);
+    }
+
+    #[test]
+    fn filled_buffers_have_the_asked_length_and_reuse_memory() {
+        let size = 5 * MIN_POOLED + 4321;
+        let mut b = take_filled(size);
+        assert_eq!(b.len(), size);
+        assert!(b.iter().all(|&x| x == 0), "new memory is zeroed");
+        b[..3].copy_from_slice(b"old");
+        let addr = b.as_ptr() as usize;
+        give(b);
+        let again = take_filled(size + 100);
+        assert_eq!(again.as_ptr() as usize, addr, "the same memory, reused");
+        assert_eq!(again.len(), size + 100);
+        assert_eq!(&again[..3], b"old", "not zeroed again");
+        give(again);
+        assert_eq!(take_filled(10).len(), 10);
     }
 
     #[test]

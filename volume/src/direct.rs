@@ -86,14 +86,15 @@ impl Direct {
             return Ok(None);
         };
         // Room for the shift that aligns the middle (within the pool's slack, so the
-        // buffer of a chunk the filer received serves reading it back).
-        let mut buf = kelp_proto::buffers::take(len + self.align);
+        // buffer of a chunk the filer received serves reading it back). Every byte of
+        // `shift..shift + len` is read into; the others are never looked at.
+        let mut buf = kelp_proto::buffers::take_filled(len + self.align);
         let shift = buf.as_ptr().wrapping_add(from).align_offset(self.align);
-        if shift >= self.align || shift + len > buf.capacity() {
+        if shift >= self.align {
             kelp_proto::buffers::give(buf);
             return Ok(None);
         }
-        buf.resize(shift + len, 0);
+        buf.truncate(shift + len);
         let res = read_exact_at(dat, &mut buf[shift..shift + from], at)
             .and_then(|()| {
                 read_exact_at(
