@@ -242,6 +242,7 @@ impl Volume {
             last_modified: AtomicU64::new(mtime),
             vif: Mutex::new(vif),
             compaction: Mutex::new(None),
+            recent_reads: Default::default(),
             recovery: recovered.report,
         })
     }
