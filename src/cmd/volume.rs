@@ -51,10 +51,10 @@ pub struct Args {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub fsync: bool,
-    /// Write the block-aligned middle of large needles (1 MiB or more) around the page
-    /// cache (O_DIRECT), where the file system supports it, and read it so the first
-    /// time lately (a repeated read goes through the cache). Saves the CPU of filling
-    /// the cache with bytes written once; `false` keeps every byte in the cache.
+    /// Write and read the block-aligned middle of large needles (1 MiB or more) around
+    /// the page cache (O_DIRECT), where the file system supports it. Saves the CPU of
+    /// filling the cache with bytes written once; `false` keeps large needles cached
+    /// for reads (hot large objects on a slow disk).
     #[arg(long = "directIO", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub direct_io: bool,

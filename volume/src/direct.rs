@@ -9,14 +9,13 @@
 //! the MD5 of the same bytes (`docs/performance.md`). A direct write skips the copy and
 //! the new pages: the device reads the staging buffer, which stays resident in the pool.
 //!
-//! The first whole-record read of such a record goes the same way: the middle, never
-//! cached, is read into a pooled buffer without a copy out of the page cache, and the
-//! ends come from the cache, where a record just written keeps them. A record read
-//! again soon after ([`RecentReads`]) is read through the cache, and so stays cached
-//! while it is hot. The kernel keeps the two paths
+//! Whole-record reads of such records go the same way: the middle, never cached, is read
+//! into a pooled buffer without a copy out of the page cache, and the ends come from
+//! the cache, where a record just written keeps them. The kernel keeps the two paths
 //! coherent (a direct transfer writes back and drops cached pages in its range); they
 //! never touch the same page at once here, since the ends are whole pages apart from
-//! the middle. `-directIO=false` keeps everything in the cache. Durability is
+//! the middle. The price: a large record is not cached for the next read, which is
+//! what `-directIO=false` is for (hot large objects on a slow disk). Durability is
 //! unchanged: a direct write has reached the device when it returns, and `fdatasync`
 //! flushes the device's cache for both kinds.
 //!
@@ -28,8 +27,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rustix::fs::{AtFlags, OFlags, StatxFlags};
@@ -157,37 +155,6 @@ impl Direct {
     }
 }
 
-/// Large records read lately, by offset. The first read of a record goes directly and
-/// leaves nothing in the page cache; a second one while the record is remembered goes
-/// through the cache, so that records read again and again end up cached and one-off
-/// reads (a backup, a copy) do not push them out.
-#[derive(Debug, Default)]
-pub(crate) struct RecentReads(Mutex<VecDeque<u64>>);
-
-impl RecentReads {
-    /// How many records a volume remembers.
-    const KEEP: usize = 256;
-
-    /// Whether the read of the record at `at` is its first lately (so goes directly);
-    /// either way the record is remembered.
-    pub(crate) fn first(&self, at: u64) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(&at) {
-            return false;
-        }
-        if seen.len() == Self::KEEP {
-            seen.pop_front();
-        }
-        seen.push_back(at);
-        true
-    }
-
-    /// Forgets every record (their offsets changed: a vacuum).
-    pub(crate) fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-}
-
 /// Whether `e` is the kernel refusing a direct transfer (rather than failing it).
 fn refused(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
@@ -310,19 +277,6 @@ mod tests {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
             .collect()
-    }
-
-    #[test]
-    fn a_record_goes_directly_on_its_first_read_only() {
-        let r = RecentReads::default();
-        assert!(r.first(8));
-        assert!(!r.first(8), "a second read goes through the cache");
-        for at in 0..RecentReads::KEEP as u64 {
-            assert!(r.first(1000 + at));
-        }
-        assert!(r.first(8), "forgotten after KEEP others");
-        r.clear();
-        assert!(r.first(1000));
     }
 
     #[test]

@@ -398,7 +398,6 @@ impl Volume {
             s.dat = dat.clone();
             s.idx = idx.clone();
             s.direct = direct.clone();
-            self.recent_reads.clear();
             s.revision = revision.wrapping_add(1);
             w.dat = dat;
             w.direct = direct;

@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kelp_proto::master_api::VolumeInformation;
 use kelp_proto::{Cookie, NeedleKey, ReplicaPlacement, Ttl, VolumeId};
 
-use crate::direct::{DIRECT_MIN, Direct, RecentReads};
+use crate::direct::Direct;
 use crate::error::{IoContext, Result, VolumeError};
 use crate::handle::{CRC_CHUNK, NeedleHandle};
 use crate::idx::{IdxEntry, OffsetWidth, TOMBSTONE_SIZE};
@@ -143,8 +143,6 @@ pub struct Volume {
     last_modified: AtomicU64,
     vif: Mutex<VolumeInfo>,
     pub(crate) compaction: Mutex<Option<Compaction>>,
-    /// Large records read lately: their next read goes through the page cache.
-    pub(crate) recent_reads: RecentReads,
     recovery: RecoveryReport,
 }
 
@@ -388,9 +386,6 @@ impl Volume {
             return Err(VolumeError::Deleted { key });
         }
         let at = v.offset * NEEDLE_ALIGN;
-        // Only a large record's first read lately goes around the page cache.
-        let direct = direct
-            .filter(|_| v.size as usize >= DIRECT_MIN && !v.deleted && self.recent_reads.first(at));
         let h = NeedleHandle::open_in(
             dat,
             direct,

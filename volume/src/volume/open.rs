@@ -242,7 +242,6 @@ impl Volume {
             last_modified: AtomicU64::new(mtime),
             vif: Mutex::new(vif),
             compaction: Mutex::new(None),
-            recent_reads: Default::default(),
             recovery: recovered.report,
         })
     }
