@@ -3,7 +3,7 @@
 //! unaligned ends through the page cache as before.
 //!
 //! Why: a buffered append copies every byte into page-cache pages that the kernel has
-//! to find, zero-free, for each new offset of the file. On a virtual machine whose free
+//! to allocate for each new offset of the file. On a virtual machine whose free
 //! memory goes back to the host (free page reporting), touching such a page often costs
 //! a fault in the host as well, and that cost, paid on the writer's CPU, was larger than
 //! the MD5 of the same bytes (`docs/performance.md`). A direct write skips the copy and
@@ -26,7 +26,6 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
