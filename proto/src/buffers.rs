@@ -112,11 +112,12 @@ pub fn take(capacity: usize) -> Vec<u8> {
 /// positioned reads into slices of it): a pooled one holds whatever its last user
 /// left, so only the part beyond that is zero-filled, not the whole buffer again.
 pub fn take_filled(len: usize) -> Vec<u8> {
-    let mut b = match len >= MIN_POOLED {
-        true => pool()
+    let mut b = if len < MIN_POOLED {
+        Vec::new()
+    } else {
+        pool()
             .take(len)
-            .unwrap_or_else(|| Vec::with_capacity(len + SLACK)),
-        false => Vec::new(),
+            .unwrap_or_else(|| Vec::with_capacity(len + SLACK))
     };
     b.resize(len, 0);
     b
