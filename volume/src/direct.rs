@@ -24,7 +24,7 @@
 //! byte goes through the page cache.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -53,8 +53,12 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// Opens `path` for direct reads and writes, if its file system supports them.
-    pub(crate) fn open(path: &Path) -> Option<Arc<Direct>> {
+    /// Opens `path` for direct reads and writes, if `wanted` (the volume's `direct_io`
+    /// option) and its file system supports them.
+    pub(crate) fn open(path: &Path, wanted: bool) -> Option<Arc<Direct>> {
+        if !wanted {
+            return None;
+        }
         match probe(path) {
             Ok(Some((file, align))) => Some(Arc::new(Direct { file, align })),
             Ok(None) => None,
@@ -94,15 +98,13 @@ impl Direct {
             return Ok(None);
         }
         buf.truncate(shift + len);
-        let res = read_exact_at(dat, &mut buf[shift..shift + from], at)
+        let res = dat
+            .read_exact_at(&mut buf[shift..shift + from], at)
             .and_then(|()| {
-                read_exact_at(
-                    &self.file,
-                    &mut buf[shift + from..shift + to],
-                    at + from as u64,
-                )
+                self.file
+                    .read_exact_at(&mut buf[shift + from..shift + to], at + from as u64)
             })
-            .and_then(|()| read_exact_at(dat, &mut buf[shift + to..], at + to as u64));
+            .and_then(|()| dat.read_exact_at(&mut buf[shift + to..], at + to as u64));
         match res {
             Ok(()) => Ok(Some(
                 kelp_proto::buffers::share(buf).slice(shift..shift + len),
@@ -159,12 +161,6 @@ fn refused(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
 }
 
-/// Fills `buf` from `at`; an end of file first is an error.
-fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.read_exact_at(buf, at)
-}
-
 /// `path` opened with `O_DIRECT` and the alignment its direct writes need, or `None`
 /// where the file system does not say (or asks for more than [`MAX_ALIGN`]).
 fn probe(path: &Path) -> std::io::Result<Option<(File, usize)>> {
@@ -192,8 +188,8 @@ fn probe(path: &Path) -> std::io::Result<Option<(File, usize)>> {
 }
 
 /// Writes bytes `from..to` of the record at `at` (`at + from` and `at + to` are
-/// multiples of `align`) with direct writes, through a staging buffer whose data starts at an
-/// address that is a multiple of `align`.
+/// multiples of `align`) with direct writes, through a staging buffer whose data starts
+/// at an address that is a multiple of `align`.
 fn write_direct(
     file: &File,
     align: usize,
@@ -218,29 +214,13 @@ fn write_direct(
             stage.extend_from_slice(p);
         }
         debug_assert!(stage.len() <= stage.capacity());
-        if let Err(e) = pwrite_all(file, &stage[pad..], at + pos as u64) {
+        if let Err(e) = write_all_vectored_at(file, &[&stage[pad..]], at + pos as u64) {
             break Err(e);
         }
         pos += n;
     };
     kelp_proto::buffers::give(stage);
     res
-}
-
-/// Writes all of `buf` at `at`, retrying short writes and `EINTR`.
-fn pwrite_all(file: &File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match rustix::io::pwrite(file, buf, at) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                buf = &buf[n..];
-                at += n as u64;
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// Bytes `from..to` of the concatenation of `parts`, as slices of them.
@@ -267,8 +247,6 @@ fn range<'a>(parts: &[&'a [u8]], from: usize, to: usize) -> Vec<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-
-    use std::os::unix::fs::FileExt;
 
     use super::*;
 
@@ -310,7 +288,7 @@ mod tests {
         let dat = new_file(&path);
         let mut expect = pattern(1000, 7);
         dat.write_all_at(&expect, 0).unwrap();
-        let mut direct = Direct::open(&path);
+        let mut direct = Direct::open(&path, true);
         let available = direct.is_some();
         let mut sent_direct = 0;
         let mut records = Vec::new();

@@ -386,11 +386,7 @@ impl Volume {
             .ctx(|| format!("reading {}", idx_path.display()))?;
         let map = NeedleMap::load(&idx_bytes, width);
         let idx = Arc::new(idx_file);
-        let direct = if self.direct_io() {
-            crate::direct::Direct::open(&dat_path)
-        } else {
-            None
-        };
+        let direct = crate::direct::Direct::open(&dat_path, self.direct_io());
         {
             let _sync = lock(&self.sync_lock);
             let mut s = write(&self.state);

@@ -355,11 +355,13 @@ impl Volume {
     fn lookup_for_read(&self, key: NeedleKey) -> Option<(NeedleValue, DatFiles, u64)> {
         let s = read(&self.state);
         let len = self.written_upto.load(Ordering::Acquire);
-        let files = DatFiles {
-            dat: s.dat.clone(),
-            direct: s.direct.clone(),
-        };
-        s.map.get(key).map(|v| (v, files, len))
+        s.map.get(key).map(|v| {
+            let files = DatFiles {
+                dat: s.dat.clone(),
+                direct: s.direct.clone(),
+            };
+            (v, files, len)
+        })
     }
 
     fn read_exact(&self, dat: &File, buf: &mut [u8], at: u64) -> Result<()> {

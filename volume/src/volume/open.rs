@@ -197,11 +197,7 @@ impl Volume {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         let idx_file = Arc::new(idx_file);
-        let direct = if opts.direct_io {
-            crate::direct::Direct::open(&dat_path)
-        } else {
-            None
-        };
+        let direct = crate::direct::Direct::open(&dat_path, opts.direct_io);
         let size_limit = opts
             .size_limit
             .unwrap_or(u64::MAX)
